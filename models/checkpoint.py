@@ -1,0 +1,158 @@
+"""The checkpoint format every stylecast model is saved in.
+
+A checkpoint is a plain dict of tensors, strings, numbers and lists, so it loads with
+`torch.load(..., weights_only=True)` and never unpickles a class. It carries what is needed to
+rebuild the module and to feed it:
+
+    {
+      "format": "stylecast", "version": 1,
+      "architecture": "johnson",            # key of models.ARCHITECTURES
+      "kwargs": {...},                      # constructor arguments
+      "state_dict": {...},
+      "input": {"range": [0.0, 1.0], "channel_order": "RGB", "size_multiple": 4},
+      "output": {"range": [0.0, 1.0]},
+      "family": "johnson",                  # how the runtime drives it (stylizer, multi-style, ...)
+      "styles": ["starry_night"],
+      "training": {...},                    # the training config, for the record
+    }
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.registry import ARCHITECTURES
+
+FORMAT = "stylecast"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable stylecast checkpoint."""
+
+
+@dataclass
+class InputContract:
+    """How to feed a model: value range, channel order, and the multiple H and W must be of."""
+
+    range: tuple[float, float] = (0.0, 1.0)
+    channel_order: str = "RGB"
+    size_multiple: int = 4
+    output_range: tuple[float, float] = (0.0, 1.0)
+
+
+@dataclass
+class Checkpoint:
+    architecture: str
+    kwargs: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    contract: InputContract = field(default_factory=InputContract)
+    family: str = "johnson"
+    styles: list[str] = field(default_factory=list)
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> nn.Module:
+        """The module with its weights loaded, in eval mode, fp32, on the CPU."""
+        module = ARCHITECTURES[self.architecture](**self.kwargs)
+        state = {k: v.float() if v.is_floating_point() else v for k, v in self.state_dict.items()}
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise CheckpointError(f"weights do not fit architecture {self.architecture!r}: {first}") from None
+        return module.eval()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "architecture": self.architecture,
+            "kwargs": dict(self.kwargs),
+            "state_dict": self.state_dict,
+            "input": {
+                "range": list(self.contract.range),
+                "channel_order": self.contract.channel_order,
+                "size_multiple": self.contract.size_multiple,
+            },
+            "output": {"range": list(self.contract.output_range)},
+            "family": self.family,
+            "styles": list(self.styles),
+            "training": _plain(self.training),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "checkpoint") -> Checkpoint:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise CheckpointError(f"{source} is not a stylecast checkpoint")
+        if data.get("version", 0) > VERSION:
+            raise CheckpointError(
+                f"{source} has format version {data['version']}; this stylecast reads up to {VERSION}"
+            )
+        arch = data.get("architecture")
+        if arch not in ARCHITECTURES:
+            raise CheckpointError(f"{source} has unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
+        inp, out = data["input"], data.get("output", {})
+        contract = InputContract(
+            range=tuple(inp["range"]),  # type: ignore[arg-type]
+            channel_order=inp["channel_order"],
+            size_multiple=int(inp["size_multiple"]),
+            output_range=tuple(out.get("range", (0.0, 1.0))),  # type: ignore[arg-type]
+        )
+        return cls(
+            architecture=arch,
+            kwargs=dict(data["kwargs"]),
+            state_dict=data["state_dict"],
+            contract=contract,
+            family=data.get("family", arch),
+            styles=list(data.get("styles", [])),
+            training=dict(data.get("training", {})),
+        )
+
+
+def save_checkpoint(ckpt: Checkpoint, path: str | Path, half: bool = False) -> None:
+    """Write atomically: a temporary file in the same folder, renamed when complete."""
+    data = ckpt.to_dict()
+    if half:
+        data["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in data["state_dict"].items()}
+    atomic_torch_save(data, path)
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
+    return Checkpoint.from_dict(data, source=str(path))
+
+
+def _plain(value: Any) -> Any:
+    """Config values reduced to what weights_only unpickling accepts."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
