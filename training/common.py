@@ -1,0 +1,110 @@
+"""What every trainer shares: device choice, seeding, run folders, resume state, logging."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from models.checkpoint import atomic_torch_save
+
+STATE_FILE = "state.pt"
+CONFIG_FILE = "config.json"
+
+
+def option(default: Any, help: str) -> Any:
+    """A config dataclass field with its help text (the command line is generated from it)."""
+    if isinstance(default, (list, tuple, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def required(help: str) -> Any:
+    """A config dataclass field without a default (a required flag on the command line)."""
+    return dataclasses.field(metadata={"help": help, "required": True})
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def autocast_for(device: torch.device, enabled: bool) -> tuple[AbstractContextManager, torch.amp.GradScaler | None]:
+    """Mixed precision on CUDA: bf16 where supported (no loss scaling needed), else fp16 + scaler."""
+    if not enabled or device.type != "cuda":
+        return nullcontext(), None
+    if torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16), None
+    return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
+
+
+def endless(loader: DataLoader) -> Iterator[Any]:
+    """Cycle a DataLoader forever (training is counted in steps, not epochs)."""
+    epoch = 0
+    while True:
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def save_config(config: Any, run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str) + "\n")
+
+
+def save_state(run_dir: Path, step: int, modules: dict[str, Any]) -> None:
+    """Everything needed to resume: step and the state dicts of model, optimizer, scaler..."""
+    state = {"step": step, **{name: m.state_dict() for name, m in modules.items() if m is not None}}
+    atomic_torch_save(state, run_dir / STATE_FILE)
+
+
+def load_state(run_dir: Path, modules: dict[str, Any]) -> int:
+    """Restore from run_dir/state.pt when present; returns the step to continue from."""
+    path = run_dir / STATE_FILE
+    if not path.is_file():
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for name, module in modules.items():
+        if module is not None and name in state:
+            module.load_state_dict(state[name])
+    return int(state["step"])
+
+
+class Scalars:
+    """TensorBoard scalars when tensorboard is installed; silently nothing otherwise."""
+
+    def __init__(self, log_dir: Path, enabled: bool = True):
+        self.writer = None
+        self.missing = False
+        if not enabled:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            self.missing = True
+            return
+        self.writer = SummaryWriter(str(log_dir))
+
+    def add(self, step: int, values: dict[str, float]) -> None:
+        if self.writer is not None:
+            for name, value in values.items():
+                self.writer.add_scalar(name, value, step)
+
+    def image(self, tag: str, step: int, chw: torch.Tensor) -> None:
+        if self.writer is not None:
+            self.writer.add_image(tag, chw.clamp(0, 1), step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,224 @@
+"""Train a Johnson feed-forward stylizer for one style (Johnson et al. 2016).
+
+loss = content_weight * ||phi_c(f(x)) - phi_c(x)||^2
+     + style_weight   * sum_l ||G_l(f(x)) - G_l(style)||_F^2
+     + tv_weight      * TV(f(x))
+
+with phi the VGG19 feature taps and G the Gram matrices. `stylecast train fast` is the
+command-line front; `train(config)` is the whole loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from models.checkpoint import Checkpoint, InputContract, save_checkpoint
+from models.johnson import TransformerNet
+from models.small import SmallTransformerNet
+from models.vgg import ENV_WEIGHTS, load_vgg
+from realtime.device import resolve_device
+from realtime.images import read_rgb
+from training.common import (
+    Scalars,
+    autocast_for,
+    endless,
+    load_state,
+    option,
+    required,
+    save_config,
+    save_state,
+    seed_everything,
+)
+from training.data import RandomCrops, resize_short_side, to_tensor
+from training.losses import ContentLoss, StyleLoss, gram_matrix, total_variation
+
+log = logging.getLogger("stylecast.train")
+
+# --net: architecture key in models.ARCHITECTURES, its class and constructor arguments
+NETS = {
+    "standard": ("johnson", TransformerNet, {"width": 32, "residual_blocks": 5, "outer_kernel": 9}),
+    "small": ("johnson_small", SmallTransformerNet, {"width": 16, "residual_blocks": 5, "stem_kernel": 5}),
+}
+# Johnson et al. use relu2_2 for content and relu1_2, relu2_2, relu3_3, relu4_3 for style.
+# Layers the VGG weights lack (the shared file stops at relu3_4) are dropped, and logged.
+PREFERRED_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+
+@dataclass
+class FastConfig:
+    """Every knob of a Johnson training run; saved to the run folder and into the checkpoint."""
+
+    style: str = required("the style image")
+    data: str = required("folder of training photos")
+    out: str = required("the trained model checkpoint (.pt) written at the end")
+    net: str = option("standard", "network size: standard | small")
+    steps: int = option(2000, "optimizer steps")
+    batch_size: int = option(4, "images per step")
+    scale_size: int = option(320, "photos are scaled so their short side is this (the resolution you will run at)")
+    crop_size: int = option(192, "random square crop taken from each scaled photo")
+    style_size: int = option(512, "the style image is scaled so its long side is this (bigger: bigger strokes)")
+    lr: float = option(1e-3, "Adam learning rate")
+    lr_final: float = option(1.0, "learning rate at the last step, as a fraction of --lr (cosine decay; 1 = constant)")
+    content_weight: float = option(1.0, "weight of the content (feature reconstruction) loss")
+    style_weight: float = option(4.0, "weight of the Gram style loss")
+    tv_weight: float = option(1e3, "weight of the total-variation smoothness loss")
+    content_layer: str = option("relu2_2", "VGG layer of the content loss")
+    style_layers: tuple[str, ...] = option(
+        PREFERRED_STYLE_LAYERS, "VGG layers of the style loss (missing ones are dropped)"
+    )
+    vgg_weights: str | None = option(None, f"local VGG19 weights; default ${ENV_WEIGHTS} or torchvision's download")
+    style_name: str | None = option(None, "style name recorded in the checkpoint; default: the style file's stem")
+    seed: int = option(0, "random seed")
+    device: str = option("auto", "auto | cpu | cuda | cuda:N")
+    amp: bool = option(True, "mixed precision on CUDA")
+    workers: int = option(0, "DataLoader worker processes")
+    checkpoint_every: int = option(100, "steps between resume states and model snapshots")
+    log_every: int = option(10, "steps between TensorBoard scalars")
+    run_dir: str | None = option(None, "resume state, config.json and TensorBoard logs; default: <out>.run/")
+    half: bool = option(True, "store the weights in fp16 (half the size; outputs differ by < 1/255)")
+
+
+def choose_layers(config: FastConfig, available: tuple[str, ...]) -> tuple[list[str], str]:
+    style = [name for name in config.style_layers if name in available]
+    if not style:
+        raise ValueError(f"none of the style layers {config.style_layers} exist in the VGG weights ({available})")
+    if config.content_layer not in available:
+        raise ValueError(f"content layer {config.content_layer} is not in the VGG weights ({available})")
+    return style, config.content_layer
+
+
+def learning_rate(config: FastConfig, step: int) -> float:
+    """Cosine decay from lr to lr * lr_final over the run; a function of the step, so a
+    resumed run continues on the same curve."""
+    progress = (step - 1) / max(1, config.steps - 1)
+    return config.lr * (config.lr_final + (1 - config.lr_final) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def style_image_tensor(path: str | Path, long_side: int) -> torch.Tensor:
+    rgb = read_rgb(path)
+    h, w = rgb.shape[:2]
+    short = round(min(h, w) * long_side / max(h, w))
+    return to_tensor(resize_short_side(rgb, short)).unsqueeze(0)  # 1 x 3 x H x W
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    steps: int  # steps run in this call (0 when resumed at the end)
+    history: list[dict[str, float]]  # weighted losses per step of this call
+    seconds: float
+
+
+def train(config: FastConfig, progress: bool = True) -> TrainResult:
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    out = Path(config.out)
+    run_dir = Path(config.run_dir) if config.run_dir else out.with_suffix(".run")
+    save_config(config, run_dir)
+
+    weights = load_vgg(config.vgg_weights)
+    style_layers, content_layer = choose_layers(config, weights.available)
+    dropped = [name for name in config.style_layers if name not in style_layers]
+    log.info(
+        "VGG from %s; style layers %s, content layer %s%s",
+        weights.source,
+        style_layers,
+        content_layer,
+        f" (not in these weights: {dropped})" if dropped else "",
+    )
+    vgg = weights.build(style_layers + [content_layer]).to(device)
+
+    with torch.no_grad():
+        style = style_image_tensor(config.style, config.style_size).to(device)
+        style_grams = {name: gram_matrix(f) for name, f in vgg(style).items() if name in style_layers}
+    style_loss = StyleLoss(style_grams)
+    content_loss = ContentLoss(content_layer)
+
+    dataset = RandomCrops(config.data, config.scale_size, config.crop_size)
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True, num_workers=config.workers)
+    batches = endless(loader)
+
+    architecture, net_class, net_kwargs = NETS[config.net]
+    net = net_class(**net_kwargs).to(device).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    autocast, scaler = autocast_for(device, config.amp)
+    resumables = {"model": net, "optimizer": optimizer, "scaler": scaler}
+    start = load_state(run_dir, resumables)
+    if start:
+        log.info("resumed from %s at step %d", run_dir, start)
+    scalars = Scalars(run_dir)
+    if scalars.missing:
+        log.info("tensorboard is not installed; install stylecast[train] for TensorBoard logs")
+
+    def snapshot() -> Checkpoint:
+        return Checkpoint(
+            architecture=architecture,
+            kwargs=dict(net_kwargs),
+            state_dict={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+            contract=InputContract(size_multiple=net_class.size_multiple),
+            family="johnson",
+            styles=[config.style_name or Path(config.style).stem],
+            training={
+                **vars(config),
+                "vgg_source": weights.source,
+                "style_layers_used": style_layers,
+                "device_used": str(device),
+            },
+        )
+
+    bar = tqdm(
+        total=config.steps, initial=start, disable=None if progress else True, desc=f"train {config.net}", unit="step"
+    )
+    started = time.perf_counter()
+    history: list[dict[str, float]] = []
+    for step in range(start + 1, config.steps + 1):
+        x = next(batches).to(device, non_blocking=True)  # N x 3 x crop x crop, [0, 1]
+        with autocast:
+            y = net(x)
+            features_y = vgg(y)
+            with torch.no_grad():
+                features_x = vgg(x)
+            losses = {
+                "content": config.content_weight * content_loss(features_y, features_x),
+                "style": config.style_weight * style_loss(features_y),
+                "tv": config.tv_weight * total_variation(y.float()),
+            }
+            total = sum(losses.values())
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(total).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            total.backward()
+            optimizer.step()
+
+        values = {name: float(v.detach()) for name, v in losses.items()}
+        history.append(values)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
+        bar.update(1)
+        if step % config.log_every == 0:
+            scalars.add(step, {f"loss/{k}": v for k, v in values.items()} | {"loss/total": sum(values.values())})
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            log.info("step %d/%d %s", step, config.steps, " ".join(f"{k}={v:.4g}" for k, v in values.items()))
+            save_state(run_dir, step, resumables)
+            save_checkpoint(snapshot(), run_dir / "latest.pt", half=config.half)
+            scalars.image("sample", step, torch.cat([x[0], y[0].detach().float()], dim=2))
+    bar.close()
+    scalars.close()
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(snapshot(), out, half=config.half)
+    seconds = time.perf_counter() - started
+    log.info("wrote %s after %d steps (%.0f s this run)", out, config.steps, seconds)
+    return TrainResult(out, len(history), history, seconds)
