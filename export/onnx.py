@@ -1,0 +1,103 @@
+"""ONNX export with dynamic height and width, the input contract in the model's metadata, and a
+cross-check against torch.
+
+The exported graph takes `input` N x 3 x H x W (H, W multiples of the checkpoint's size
+multiple, values in its declared range) and returns `output` of the same shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.checkpoint import Checkpoint
+
+OPSET = 18
+METADATA_KEY = "stylecast.contract"
+
+
+def checkpoint_digest(ckpt: Checkpoint) -> str:
+    """Stable hash of architecture, kwargs and weights: the cache key of exported files."""
+    h = hashlib.sha256()
+    h.update(json.dumps([ckpt.architecture, ckpt.kwargs], sort_keys=True).encode())
+    for name in sorted(ckpt.state_dict):
+        h.update(name.encode())
+        h.update(ckpt.state_dict[name].float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def contract_metadata(ckpt: Checkpoint) -> dict[str, str]:
+    c = ckpt.contract
+    return {
+        METADATA_KEY: json.dumps(
+            {
+                "architecture": ckpt.architecture,
+                "family": ckpt.family,
+                "styles": ckpt.styles,
+                "input_range": list(c.range),
+                "output_range": list(c.output_range),
+                "channel_order": c.channel_order,
+                "size_multiple": c.size_multiple,
+                "layout": "NCHW",
+            }
+        )
+    }
+
+
+def export_onnx(ckpt: Checkpoint, path: str | Path, sample_size: tuple[int, int] = (64, 96)) -> Path:
+    """Export `ckpt` to `path` (written atomically) with dynamic batch, height and width."""
+    import onnx
+
+    path = Path(path)
+    module = ckpt.build()
+    m = ckpt.contract.size_multiple
+    h, w = (max(m, sample_size[0] // m * m), max(m, sample_size[1] // m * m))
+    sample = torch.rand(1, 3, h, w)
+    height, width = torch.export.Dim("height", min=2) * m, torch.export.Dim("width", min=2) * m
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp) / "model.onnx"
+        torch.onnx.export(
+            module,
+            (sample,),
+            str(tmp_path),
+            input_names=["input"],
+            output_names=["output"],
+            opset_version=OPSET,
+            dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=64), 2: height, 3: width}},
+            external_data=False,
+            dynamo=True,
+            verbose=False,
+        )
+        model = onnx.load(str(tmp_path))
+        for key, value in contract_metadata(ckpt).items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+        fd, staged = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
+        os.close(fd)
+        try:
+            onnx.save(model, staged)
+            os.replace(staged, path)
+        finally:
+            Path(staged).unlink(missing_ok=True)
+    return path
+
+
+def max_difference(ckpt: Checkpoint, onnx_path: str | Path, size: tuple[int, int], seed: int = 0) -> float:
+    """Largest |torch - onnxruntime| on one random input of `size` (H, W), fp32 on the CPU."""
+    import onnxruntime as ort
+
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, 3, *size, generator=generator)
+    lo, hi = ckpt.contract.range
+    x = x * (hi - lo) + lo
+    with torch.inference_mode():
+        expected = ckpt.build()(x).numpy()
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (actual,) = session.run(None, {"input": x.numpy()})
+    return float(np.abs(expected - actual).max())
