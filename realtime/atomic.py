@@ -1,0 +1,51 @@
+"""Outputs appear complete or not at all: write a temporary file beside, rename when done."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from realtime.errors import InputError
+
+
+def check_output_folder(path: Path) -> None:
+    folder = path.parent
+    if not folder.is_dir():
+        raise InputError(f"output folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"output folder is not writable: {folder}")
+
+
+class AtomicFile:
+    """A temporary path beside `path` (same suffix) that becomes `path` on commit()."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        check_output_folder(self.path)
+        if self.path.is_dir():
+            raise InputError(f"output {self.path} is a folder; give a file name")
+        fd, name = tempfile.mkstemp(
+            prefix=f".{self.path.stem}.", suffix=f".part{self.path.suffix}", dir=self.path.parent
+        )
+        os.close(fd)
+        self.tmp = Path(name)
+
+    def commit(self) -> None:
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path; it is renamed to `path` if the block completes, else deleted."""
+    output = AtomicFile(path)
+    try:
+        yield output.tmp
+        output.commit()
+    finally:
+        output.discard()

@@ -1,0 +1,111 @@
+"""Inference backends: `backend(x) -> y` with one device, dtype and shape contract.
+
+- torch: the module itself (eager), fp32 on the CPU, fp16 on CUDA.
+- onnxruntime: the model exported to ONNX (cached by checkpoint hash), run by ONNX Runtime.
+- tensorrt: an engine built from the ONNX export (see export/tensorrt.py; needs the extra).
+
+`create_backend` is where the device and dtype are decided, once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from models.checkpoint import Checkpoint
+from realtime.device import resolve_device
+from realtime.errors import InputError
+
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+
+
+class Backend(Protocol):
+    name: str
+    device: torch.device
+    dtype: torch.dtype  # what the backend expects its input in
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, ckpt: Checkpoint, device: torch.device, dtype: torch.dtype):
+        self.device, self.dtype = device, dtype
+        self.module = ckpt.build().to(device=device, dtype=dtype)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.module(x)
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("STYLECAST_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "stylecast")
+    path = Path(root).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cached_onnx(ckpt: Checkpoint) -> Path:
+    """The checkpoint's ONNX export, made once and kept under the cache folder."""
+    from export.onnx import checkpoint_digest, export_onnx
+
+    path = cache_dir() / "onnx" / f"{ckpt.architecture}-{checkpoint_digest(ckpt)}.onnx"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(ckpt, path)
+    return path
+
+
+class OnnxRuntimeBackend:
+    """ONNX Runtime on the CPU (or CUDA with onnxruntime-gpu), fp32."""
+
+    name = "onnxruntime"
+
+    def __init__(self, ckpt: Checkpoint, device: torch.device, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.device, self.dtype = device, torch.float32
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise InputError("onnxruntime has no CUDA provider here; install onnxruntime-gpu or use --device cpu")
+            providers.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(cached_onnx(ckpt)), options, providers=providers)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        (y,) = self.session.run(None, {"input": x.detach().float().cpu().numpy()})
+        return torch.from_numpy(y).to(self.device)
+
+
+def installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def create_backend(name: str, ckpt: Checkpoint, device_name: str = "auto") -> Backend:
+    """The backend `name` for `ckpt` on `device_name`; 'auto' picks the fastest installed one."""
+    if name not in BACKENDS:
+        raise InputError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    device = resolve_device(device_name)
+    if name == "auto":
+        name = "torch" if device.type == "cuda" or not installed("onnxruntime") else "onnxruntime"
+    if name == "torch":
+        return TorchBackend(ckpt, device, torch.float16 if device.type == "cuda" else torch.float32)
+    if name == "onnxruntime":
+        if not installed("onnxruntime"):
+            raise InputError("backend onnxruntime is not installed; pip install onnxruntime")
+        return OnnxRuntimeBackend(ckpt, device)
+    if not installed("tensorrt"):
+        raise InputError(
+            "backend tensorrt is not installed; pip install 'stylecast[tensorrt]' on a machine with an NVIDIA GPU"
+        )
+    raise InputError("backend tensorrt is not available in this version yet; use --backend torch on CUDA")

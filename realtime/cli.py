@@ -1,0 +1,453 @@
+"""The `stylecast` command: video, image, webcam, demo, models, train, export.
+
+Every error the user can cause ends as one line on stderr and exit code 2; outputs are written
+to a temporary file and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from realtime.errors import InputError
+
+EXIT_USAGE = 2
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each flag's default in its help, and keeps the description's line breaks."""
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    from models.zoo import DEFAULT_MODEL
+    from realtime.backends import BACKENDS
+
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model", default=DEFAULT_MODEL, help="shipped model name (see `stylecast models`) or checkpoint path"
+    )
+    group.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend")
+    group.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    group.add_argument(
+        "--strength", type=float, default=1.0, help="blend with the input: 1 = stylized only, 0 = unchanged"
+    )
+    group.add_argument(
+        "--preserve-color", action="store_true", help="keep the input's colours, take the stylized luminance"
+    )
+    group.add_argument(
+        "--max-size", type=int, default=None, help="process with the longer side at most this many pixels"
+    )
+    group.add_argument("--scale", type=float, default=1.0, help="process at this fraction of the input size")
+
+
+def build_stylizer(args: argparse.Namespace):  # -> Stylizer (imported lazily: torch is slow to import)
+    from realtime.processing import StyleOptions
+    from realtime.stylizer import Stylizer
+
+    if not 0.0 <= args.strength <= 1.0:
+        raise InputError(f"--strength must be between 0 and 1, got {args.strength}")
+    if not 0.0 < args.scale <= 4.0:
+        raise InputError(f"--scale must be in (0, 4], got {args.scale}")
+    if args.max_size is not None and args.max_size < 16:
+        raise InputError(f"--max-size must be at least 16, got {args.max_size}")
+    options = StyleOptions(args.strength, args.preserve_color, args.max_size, args.scale)
+    return Stylizer.create(args.model, args.backend, args.device, options)
+
+
+def emit(args: argparse.Namespace, result: dict[str, Any], line: str) -> None:
+    print(json.dumps(result, indent=2) if args.json else line)
+
+
+# --- video -------------------------------------------------------------------------------------
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from realtime.pipeline import process_video
+    from realtime.video import VIDEO_SUFFIXES
+
+    output = Path(args.output)
+    if output.suffix.lower() not in VIDEO_SUFFIXES:
+        raise InputError(f"output {output} must end in one of {', '.join(sorted(VIDEO_SUFFIXES))}")
+    if Path(args.input).resolve() == output.resolve():
+        raise InputError("output would overwrite the input; choose another file name")
+    stylizer = build_stylizer(args)
+    result = process_video(args.input, output, stylizer, batch_size=args.batch_size, progress=not args.quiet)
+    data = dataclasses.asdict(result) | {
+        "model": args.model,
+        "backend": stylizer.backend.name,
+        "throughput_fps": result.throughput,
+    }
+    emit(
+        args,
+        data,
+        f"{result.input} -> {result.output}: {result.frames} frames {result.width}x{result.height} "
+        f"at {result.fps:.3g} fps{', audio kept' if result.audio else ''} "
+        f"in {result.seconds:.1f} s ({result.throughput:.1f} frames/s, {stylizer.backend.name} on {stylizer.backend.device})"
+        + (f"; {result.decode_errors} damaged packet(s) skipped" if result.decode_errors else ""),
+    )
+    return 0
+
+
+# --- image -------------------------------------------------------------------------------------
+
+
+def image_jobs(inputs: list[str], output: str) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: one file to one file, or many (or a folder) into a folder."""
+    from realtime.images import IMAGE_SUFFIXES
+
+    files: list[Path] = []
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise InputError(f"no images in folder {path}")
+            files += found
+        else:
+            files.append(path)
+    out = Path(output)
+    if len(files) == 1 and not out.is_dir() and out.suffix:
+        return [(files[0], out)]
+    if not out.is_dir():
+        if out.suffix:
+            raise InputError(f"{len(files)} inputs need an output folder, but {out} is a file name")
+        if not out.parent.is_dir():
+            raise InputError(f"output folder does not exist: {out.parent}")
+        out.mkdir()
+    return [(f, out / f"{f.stem}.png") for f in files]
+
+
+def cmd_image(args: argparse.Namespace) -> int:
+    import time
+
+    from realtime.images import read_rgb, write_rgb
+
+    jobs = image_jobs(args.inputs, args.output)
+    stylizer = build_stylizer(args)
+    results, failed = [], 0
+    for source, target in jobs:
+        started = time.perf_counter()
+        try:
+            image = read_rgb(source)
+            write_rgb(target, stylizer.one(image))
+        except InputError as exc:
+            failed += 1
+            print(f"stylecast: error: {exc}", file=sys.stderr)
+            results.append({"input": str(source), "error": str(exc)})
+            continue
+        h, w = image.shape[:2]
+        seconds = time.perf_counter() - started
+        results.append({"input": str(source), "output": str(target), "size": [w, h], "seconds": round(seconds, 3)})
+        if not args.json:
+            print(f"{source} -> {target} ({w}x{h}, {seconds:.2f} s)")
+    if args.json:
+        print(json.dumps({"model": args.model, "backend": stylizer.backend.name, "images": results}, indent=2))
+    return EXIT_USAGE if failed else 0
+
+
+# --- webcam / live -----------------------------------------------------------------------------
+
+
+def cmd_webcam(args: argparse.Namespace) -> int:
+    from realtime.live import run_live
+    from realtime.sinks import LiveVideoSink, NullSink, WindowSink
+    from realtime.sources import open_source
+
+    source = open_source(args.source if args.source is not None else str(args.camera))
+    stylizer = build_stylizer(args)
+    sinks: list[Any] = []
+    try:
+        if not args.no_window:
+            sinks.append(WindowSink())
+        if args.output:
+            sinks.append(LiveVideoSink(args.output, source.fps))
+        if not sinks:
+            sinks.append(NullSink())
+        stats = run_live(source, stylizer.one, sinks, seconds=args.seconds, overlay=not args.no_overlay)
+    except BaseException:
+        for sink in sinks:
+            getattr(sink, "abort", sink.close)()
+        raise
+    for sink in sinks:
+        sink.close()
+    data = dataclasses.asdict(stats) | {"model": args.model, "backend": stylizer.backend.name, "output": args.output}
+    emit(
+        args,
+        data,
+        f"{stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.1f} fps), {stats.dropped} dropped, "
+        f"latency p50 {stats.latency_ms_p50:.0f} ms, p95 {stats.latency_ms_p95:.0f} ms",
+    )
+    return 0
+
+
+# --- demo --------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from realtime.demo_run import run_demo
+
+    stylizer = build_stylizer(args)
+    summary = run_demo(
+        stylizer,
+        Path(args.output),
+        seconds=args.seconds,
+        size=parse_size(args.size),
+        camera=args.camera,
+        progress=not args.quiet,
+    )
+    emit(
+        args,
+        summary,
+        f"wrote {summary['video']} ({summary['frames']} frames, {summary['throughput_fps']:.1f} frames/s) and {summary['preview']}",
+    )
+    return 0
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise InputError(f"size must look like 640x360, got {text!r}") from None
+    if not (16 <= w <= 7680 and 16 <= h <= 4320):
+        raise InputError(f"size {text} is out of range (16x16 to 7680x4320)")
+    return w, h
+
+
+# --- sheet -------------------------------------------------------------------------------------
+
+
+def cmd_sheet(args: argparse.Namespace) -> int:
+    from models.zoo import SHIPPED
+    from realtime.demo import DemoScene
+    from realtime.images import read_rgb, write_rgb
+    from realtime.processing import StyleOptions
+    from realtime.sheet import contact_sheet
+    from realtime.stylizer import Stylizer
+
+    names = [m for m in SHIPPED if SHIPPED[m].path.is_file()] if args.models == ["all"] else args.models
+    if args.inputs:
+        images = [read_rgb(p) for p in args.inputs]
+    else:
+        scene = DemoScene(640, 360)
+        images = [scene.frame(i) for i in (0, 75, 150)]
+    options = StyleOptions(preserve_color=args.preserve_color)
+    stylizers = {name: Stylizer.create(name, args.backend, args.device, options) for name in names}
+    sheet = contact_sheet(images, stylizers, args.tile_height)
+    write_rgb(args.output, sheet)
+    emit(args, {"output": args.output, "models": names, "rows": len(images)}, f"wrote {args.output} ({len(images)} rows x {len(names)} models)")
+    return 0
+
+
+# --- models ------------------------------------------------------------------------------------
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from models.checkpoint import load_checkpoint
+    from models.zoo import DEFAULT_MODEL, SHIPPED
+
+    rows = []
+    for entry in SHIPPED.values():
+        if not entry.path.is_file():
+            continue
+        ckpt = load_checkpoint(entry.path)
+        parameters = sum(t.numel() for t in ckpt.state_dict.values())
+        rows.append(
+            {
+                "name": entry.name,
+                "family": ckpt.family,
+                "architecture": ckpt.architecture,
+                "net": entry.net,
+                "styles": ckpt.styles,
+                "painting": entry.painting,
+                "parameters": parameters,
+                "file_bytes": entry.path.stat().st_size,
+                "default": entry.name == DEFAULT_MODEL,
+                "path": str(entry.path),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':<24}{'family':<10}{'net':<10}{'params':>9}{'size':>9}  style")
+    for row in rows:
+        mark = " (default)" if row["default"] else ""
+        print(
+            f"{row['name']:<24}{row['family']:<10}{row['net']:<10}{row['parameters']:>9,}{row['file_bytes'] / 1e6:>8.2f}M  {row['painting']}{mark}"
+        )
+    return 0
+
+
+# --- train -------------------------------------------------------------------------------------
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:
+    """One hyphenated flag per dataclass field, with the field's type, default and help."""
+    for f in dataclasses.fields(config_cls):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        if f.metadata.get("required"):
+            parser.add_argument(flag, required=True, help=help_text)
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, nargs="+", default=default, help=help_text)
+        else:
+            kind = type(default) if default is not None else str
+            parser.add_argument(flag, type=kind, default=default, help=help_text)
+
+
+def config_from_args(config_cls: type, args: argparse.Namespace) -> Any:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)}
+    for key, value in values.items():
+        if isinstance(value, list):
+            values[key] = tuple(value)
+    return config_cls(**values)
+
+
+def cmd_train_fast(args: argparse.Namespace) -> int:
+    from training.fast import NETS, FastConfig, train
+
+    config = config_from_args(FastConfig, args)
+    if config.net not in NETS:
+        raise InputError(f"--net must be one of {', '.join(NETS)}, got {config.net!r}")
+    if not Path(config.style).is_file():
+        raise InputError(f"style image not found: {config.style}")
+    result = train(config, progress=not args.quiet)
+    print(f"wrote {result.checkpoint} ({result.steps} steps in {result.seconds:.0f} s)")
+    return 0
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from export.onnx import export_onnx, max_difference
+    from realtime.atomic import check_output_folder
+    from realtime.stylizer import load_model
+
+    ckpt = load_model(args.model)
+    output = Path(args.output)
+    check_output_folder(output)
+    if args.format != "onnx":
+        raise InputError(f"export format {args.format!r} is not available yet; use --format onnx")
+    export_onnx(ckpt, output)
+    m = ckpt.contract.size_multiple
+    sizes = [(64, 96), (23 * m, 31 * m)]
+    differences = {f"{h}x{w}": max_difference(ckpt, output, (h, w)) for h, w in sizes}
+    emit(
+        args,
+        {"model": args.model, "format": args.format, "output": str(output), "max_abs_difference": differences},
+        f"wrote {output}; largest |torch - onnxruntime| " + ", ".join(f"{k}: {v:.2e}" for k, v in differences.items()),
+    )
+    return 0
+
+
+# --- the parser --------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from training.fast import FastConfig
+
+    parser = argparse.ArgumentParser(
+        prog="stylecast", description="Live neural style transfer.", formatter_class=HelpFormatter
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens, with timings")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter)
+        sub.add_argument("--json", action="store_true", help="print a machine-readable result")
+        sub.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        return sub
+
+    p = command("video", "stylize a video file (every frame, timing and audio kept)")
+    p.add_argument("input", help="video file")
+    p.add_argument("-o", "--output", required=True, help="output video (.mp4, .mkv, .mov, .webm)")
+    p.add_argument("--batch-size", type=int, default=1, help="frames per model call")
+    add_model_flags(p)
+    p.set_defaults(run=cmd_video)
+
+    p = command("image", "stylize images")
+    p.add_argument("inputs", nargs="+", help="image files or folders")
+    p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
+    add_model_flags(p)
+    p.set_defaults(run=cmd_image)
+
+    p = command("webcam", "stylize a camera (or another live source) in a window")
+    p.add_argument("--camera", type=int, default=0, help="camera index")
+    p.add_argument("--source", default=None, help="instead of the camera: demo | VIDEO | IMAGE | camera INDEX")
+    p.add_argument("--output", default=None, help="also record the stylized stream to this video file")
+    p.add_argument("--no-window", action="store_true", help="do not open a window")
+    p.add_argument("--no-overlay", action="store_true", help="no fps / latency text on the frames")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    add_model_flags(p)
+    p.set_defaults(run=cmd_webcam)
+
+    p = command("demo", "stylize a generated demo clip (or the camera) with the default model")
+    p.add_argument(
+        "-o", "--output", default="stylecast-demo.mp4", help="stylized clip; a side-by-side PNG is written beside it"
+    )
+    p.add_argument("--seconds", type=float, default=4.0, help="clip length")
+    p.add_argument("--size", default="640x360", help="clip size WIDTHxHEIGHT")
+    p.add_argument(
+        "--camera", type=int, default=None, help="record from this camera index instead of the generated scene"
+    )
+    add_model_flags(p)
+    p.set_defaults(run=cmd_demo)
+
+    p = command("sheet", "a contact sheet: images x models")
+    p.add_argument("inputs", nargs="*", help="images (default: three frames of the generated demo scene)")
+    p.add_argument("-o", "--output", required=True, help="output image (.png or .jpg)")
+    p.add_argument("--models", nargs="+", default=["all"], help="model names or checkpoint paths, or 'all' shipped models")
+    p.add_argument("--tile-height", type=int, default=180, help="height of each tile in pixels")
+    p.add_argument("--backend", default="auto", help="inference backend")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--preserve-color", action="store_true", help="keep the input's colours")
+    p.set_defaults(run=cmd_sheet)
+
+    p = command("models", "list the shipped models")
+    p.set_defaults(run=cmd_models)
+
+    p = command("train", "train a model")
+    methods = p.add_subparsers(dest="method", required=True, metavar="METHOD")
+    fast = methods.add_parser("fast", help="Johnson feed-forward network for one style", formatter_class=HelpFormatter)
+    fast.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_config_arguments(fast, FastConfig)
+    fast.set_defaults(run=cmd_train_fast)
+
+    p = command("export", "export a model for deployment")
+    p.add_argument("model", help="shipped model name or checkpoint path")
+    p.add_argument("--format", default="onnx", choices=["onnx"], help="target format")
+    p.add_argument("-o", "--output", required=True, help="output file")
+    p.set_defaults(run=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or args.command == "train" else logging.WARNING, format="%(message)s"
+    )
+    from models.checkpoint import CheckpointError
+    from models.vgg import VGGUnavailable
+
+    try:
+        return args.run(args)
+    except (InputError, CheckpointError, VGGUnavailable) as exc:
+        print(f"stylecast: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("stylecast: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

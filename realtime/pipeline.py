@@ -1,0 +1,216 @@
+"""The file pipeline: decode -> stylize -> encode on three threads joined by bounded queues.
+
+Nothing is dropped and nothing is reordered: each queue is FIFO, each stage has one thread,
+and audio packets travel through the same queues as the frames around them, so the output
+keeps the input's interleaving, timestamps and audio. PyAV and torch release the GIL while
+they decode, run and encode, so the three stages overlap.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+from tqdm import tqdm
+
+from realtime.atomic import atomic_output
+from realtime.errors import InputError
+from realtime.video import Frame, VideoReader, VideoWriter
+
+_END = object()  # end-of-stream marker travelling through the queues
+
+
+@dataclass
+class VideoResult:
+    input: str
+    output: str
+    frames: int
+    width: int
+    height: int
+    fps: float  # frame rate of the file
+    audio: bool
+    decode_errors: int
+    seconds: float
+    stages: dict[str, float] = field(default_factory=dict)  # busy seconds per stage
+
+    @property
+    def throughput(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+
+class _Stop(Exception):
+    """Raised inside a stage when another stage failed."""
+
+
+class _Stages:
+    """Threads connected by bounded queues; the first exception in any stage stops them all."""
+
+    def __init__(self, depth: int):
+        self.depth = depth
+        self.failed = threading.Event()
+        self.error: BaseException | None = None
+        self.threads: list[threading.Thread] = []
+        self.busy: dict[str, float] = {}
+
+    def queue(self) -> queue.Queue:
+        return queue.Queue(maxsize=self.depth)
+
+    def put(self, q: queue.Queue, item: Any) -> None:
+        while True:
+            if self.failed.is_set():
+                raise _Stop
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def get(self, q: queue.Queue) -> Any:
+        while True:
+            if self.failed.is_set():
+                raise _Stop
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+
+    def drain(self, q: queue.Queue) -> Iterator[Any]:
+        while (item := self.get(q)) is not _END:
+            yield item
+
+    def start(self, name: str, work: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                work()
+            except _Stop:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller in join()
+                if self.error is None:
+                    self.error = exc
+                self.failed.set()
+
+        thread = threading.Thread(target=run, name=f"stylecast-{name}", daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def timed(self, name: str, items: Iterable[Any]) -> Iterator[Any]:
+        """Iterate `items`, adding the time spent producing them to busy[name]."""
+        iterator = iter(items)
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            finally:
+                self.busy[name] = self.busy.get(name, 0.0) + time.perf_counter() - start
+            yield item
+
+
+StylizeFn = Callable[[list[Any]], list[Any]]
+
+
+def process_video(
+    source: str | Path,
+    output: str | Path,
+    stylize: StylizeFn,
+    batch_size: int = 1,
+    progress: bool = True,
+    queue_depth: int = 8,
+) -> VideoResult:
+    """Stylize every frame of `source` into `output` (written atomically), keeping the audio.
+
+    `stylize` maps a list of same-size uint8 RGB frames to stylized frames.
+    """
+    started = time.perf_counter()
+    reader = VideoReader(source)
+    stages = _Stages(queue_depth)
+    decoded, stylized = stages.queue(), stages.queue()
+    frames_done = 0
+
+    def decode() -> None:
+        for item in stages.timed("decode", reader.items()):
+            stages.put(decoded, item)
+        stages.put(decoded, _END)
+
+    def infer() -> None:
+        pending: list[Frame] = []
+
+        def flush() -> None:
+            if pending:
+                t = time.perf_counter()
+                images = stylize([f.rgb for f in pending])
+                stages.busy["stylize"] = stages.busy.get("stylize", 0.0) + time.perf_counter() - t
+                for frame, image in zip(pending, images, strict=True):
+                    stages.put(stylized, Frame(image, frame.pts, frame.time_base, frame.index))
+                pending.clear()
+
+        for item in stages.drain(decoded):
+            if isinstance(item, Frame):
+                if pending and item.rgb.shape != pending[0].rgb.shape:
+                    flush()
+                pending.append(item)
+                if len(pending) >= batch_size:
+                    flush()
+            else:  # audio: everything before it goes out first, so the order is kept
+                flush()
+                stages.put(stylized, item)
+        flush()
+        stages.put(stylized, _END)
+
+    with atomic_output(output) as tmp:
+        writer = VideoWriter(
+            tmp, reader.width, reader.height, reader.rate, reader.time_base, reader.audio, Path(output).suffix
+        )
+        bar = tqdm(total=reader.frame_count, disable=None if progress else True, unit="frame", desc=Path(source).name)
+
+        def encode() -> None:
+            nonlocal frames_done
+            for item in stages.drain(stylized):
+                t = time.perf_counter()
+                if isinstance(item, Frame):
+                    writer.write(item.rgb, item.pts)
+                    frames_done += 1
+                    bar.update(1)
+                else:
+                    writer.write_audio(item)
+                stages.busy["encode"] = stages.busy.get("encode", 0.0) + time.perf_counter() - t
+            writer.close()
+
+        stages.start("decode", decode)
+        stages.start("stylize", infer)
+        stages.start("encode", encode)
+        try:
+            stages.join()
+        except av.error.FFmpegError as exc:
+            raise InputError(f"video processing failed: {exc}") from None
+        finally:
+            bar.close()
+            reader.close()
+        if frames_done == 0:
+            raise InputError(f"{source}: no frame could be decoded")
+
+    return VideoResult(
+        input=str(source),
+        output=str(output),
+        frames=frames_done,
+        width=reader.width,
+        height=reader.height,
+        fps=float(reader.rate),
+        audio=reader.audio is not None,
+        decode_errors=reader.decode_errors,
+        seconds=time.perf_counter() - started,
+        stages=dict(stages.busy),
+    )

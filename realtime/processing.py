@@ -1,0 +1,132 @@
+"""Pre- and post-processing on the model's device (contracts 2 and 4 of DESIGN.md).
+
+Preprocess: uint8 RGB frames (host) -> one upload (pinned, non-blocking on CUDA) -> N x 3 x H x W
+in the model's dtype and value range, scaled to the processing size and padded by reflection to
+the model's size multiple.
+Postprocess: crop the padding, back to [0, 1], upsample to the frame size, colour preservation
+and strength blending against the original, clamp, uint8 on the device, one copy to the host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models.checkpoint import InputContract
+
+
+@dataclass
+class StyleOptions:
+    strength: float = 1.0  # 1: stylized only, 0: the input unchanged
+    preserve_color: bool = False  # keep the input's colours, take the stylized luminance
+    max_size: int | None = None  # process with the longer side at most this many pixels
+    scale: float = 1.0  # process at this fraction of the frame size
+
+    def processing_size(self, height: int, width: int) -> tuple[int, int]:
+        factor = self.scale
+        if self.max_size is not None and max(height, width) * factor > self.max_size:
+            factor = self.max_size / max(height, width)
+        return max(1, round(height * factor)), max(1, round(width * factor))
+
+
+class HostBuffers:
+    """Pinned host tensors reused by (shape, dtype), so each frame costs no allocation."""
+
+    def __init__(self, pin: bool):
+        self.pin = pin
+        self._buffers: dict[tuple[tuple[int, ...], torch.dtype], torch.Tensor] = {}
+
+    def get(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        key = (shape, dtype)
+        if key not in self._buffers:
+            self._buffers[key] = torch.empty(shape, dtype=dtype, pin_memory=self.pin)
+        return self._buffers[key]
+
+
+def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
+    """N x 3 x H x W RGB in [0, 1] -> YCbCr (BT.601, full range, chroma centred on 0)."""
+    r, g, b = x.unbind(1)
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    return torch.stack([y, (b - y) / 1.772, (r - y) / 1.402], dim=1)
+
+
+def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    y, cb, cr = x.unbind(1)
+    r = y + 1.402 * cr
+    b = y + 1.772 * cb
+    g = (y - 0.299 * r - 0.114 * b) / 0.587
+    return torch.stack([r, g, b], dim=1)
+
+
+def preserve_color(stylized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """Luminance of the stylized image with the chroma of the original (Gatys et al. 2016b)."""
+    ycc = rgb_to_ycbcr(original)
+    ycc = torch.cat([rgb_to_ycbcr(stylized)[:, :1], ycc[:, 1:]], dim=1)
+    return ycbcr_to_rgb(ycc)
+
+
+class FrameProcessor:
+    """Converts frames to model inputs and model outputs back to frames, on `device`."""
+
+    def __init__(self, contract: InputContract, device: torch.device, dtype: torch.dtype, options: StyleOptions):
+        self.contract = contract
+        self.device = device
+        self.dtype = dtype
+        self.options = options
+        self.host = HostBuffers(pin=device.type == "cuda")
+
+    def upload(self, frames: list[np.ndarray]) -> torch.Tensor:
+        """N frames of H x W x 3 uint8 -> N x 3 x H x W float32 in [0, 1] on the device.
+
+        On CUDA the frames go through a reused pinned buffer; reusing it is safe because each
+        batch ends in `download`, which waits for the device, before the next upload.
+        """
+        if self.device.type == "cpu":
+            pixels = torch.from_numpy(np.stack(frames))
+        else:
+            staging = self.host.get((len(frames), *frames[0].shape), torch.uint8)
+            for i, frame in enumerate(frames):
+                staging[i].copy_(torch.from_numpy(frame))
+            pixels = staging.to(self.device, non_blocking=True)
+        return pixels.permute(0, 3, 1, 2).float().div_(255.0)
+
+    def to_model(self, rgb: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """[0, 1] RGB N x 3 x H x W -> model input and the (h, w) to crop its output back to."""
+        h, w = self.options.processing_size(rgb.shape[2], rgb.shape[3])
+        x = rgb
+        if (h, w) != tuple(rgb.shape[2:]):
+            x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        m = self.contract.size_multiple
+        pad_h, pad_w = (-h) % m, (-w) % m
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > max(pad_h, pad_w) else "replicate")
+        if self.contract.channel_order == "BGR":
+            x = x.flip(1)
+        lo, hi = self.contract.range
+        if (lo, hi) != (0.0, 1.0):
+            x = x * (hi - lo) + lo
+        return x.to(self.dtype).contiguous(), (h, w)
+
+    def from_model(self, y: torch.Tensor, crop: tuple[int, int], original: torch.Tensor) -> torch.Tensor:
+        """Model output -> uint8 N x H x W x 3 on the device, blended with `original` ([0, 1])."""
+        y = y[:, :, : crop[0], : crop[1]].float()
+        if self.contract.channel_order == "BGR":
+            y = y.flip(1)
+        lo, hi = self.contract.output_range
+        if (lo, hi) != (0.0, 1.0):
+            y = (y - lo) / (hi - lo)
+        if y.shape[2:] != original.shape[2:]:
+            y = F.interpolate(y, size=original.shape[2:], mode="bicubic", align_corners=False)
+        if self.options.preserve_color:
+            y = preserve_color(y, original)
+        if self.options.strength != 1.0:
+            y = torch.lerp(original, y, self.options.strength)
+        return y.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1)
+
+    def download(self, pixels: torch.Tensor) -> list[np.ndarray]:
+        """uint8 N x H x W x 3 on the device -> host arrays (one copy)."""
+        host = pixels.cpu() if self.device.type != "cpu" else pixels
+        return [np.ascontiguousarray(frame) for frame in host.numpy()]

@@ -1,0 +1,116 @@
+"""Where live frames go: a window, a video file, numbered images, or nowhere (benchmarks).
+
+A sink's `write` returns False when the user asked to stop (closed the window, pressed q).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from realtime.atomic import AtomicFile, check_output_folder
+from realtime.errors import InputError
+from realtime.images import write_rgb
+from realtime.video import VideoWriter
+
+
+class Sink(Protocol):
+    def write(self, rgb: np.ndarray, captured_at: float) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class NullSink:
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def write(self, rgb: np.ndarray, captured_at: float) -> bool:
+        self.frames += 1
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class WindowSink:
+    """An OpenCV window; q or Esc (or closing it) stops."""
+
+    def __init__(self, title: str = "stylecast"):
+        self.title = title
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error:
+            raise InputError(
+                "this OpenCV build cannot open windows (opencv-python-headless); "
+                "pip uninstall -y opencv-python-headless && pip install opencv-python, or use --output FILE"
+            ) from None
+
+    def write(self, rgb: np.ndarray, captured_at: float) -> bool:
+        cv2.imshow(self.title, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        key = cv2.waitKey(1) & 0xFF
+        visible = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
+        return key not in (ord("q"), 27) and visible
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.title)
+
+
+class LiveVideoSink:
+    """Records the live output with wall-clock timestamps (millisecond time base), so a
+    recording plays back at the speed it happened even when frames were dropped."""
+
+    def __init__(self, path: str | Path, fps: float):
+        self.output = AtomicFile(path)
+        self.fps = Fraction(fps).limit_denominator(1001)
+        self.writer: VideoWriter | None = None  # opened at the first frame, which gives the size
+        self.start = 0.0
+        self.last_pts = -1
+
+    def write(self, rgb: np.ndarray, captured_at: float) -> bool:
+        if self.writer is None:
+            h, w = rgb.shape[:2]
+            self.writer = VideoWriter(self.output.tmp, w, h, self.fps, Fraction(1, 1000), None, self.output.path.suffix)
+            self.start = captured_at
+        pts = max(self.last_pts + 1, round((captured_at - self.start) * 1000))
+        self.writer.write(rgb, pts)
+        self.last_pts = pts
+        return True
+
+    def close(self) -> None:
+        """End the recording and move the finished file into place."""
+        try:
+            if self.writer is not None:
+                self.writer.close()
+                self.output.commit()
+        finally:
+            self.output.discard()
+
+    def abort(self) -> None:
+        """Leave nothing behind (the live loop failed)."""
+        try:
+            if self.writer is not None:
+                self.writer.container.close()
+        finally:
+            self.output.discard()
+
+
+class ImageSequenceSink:
+    """Numbered image files in a folder: frame_000000.png, ..."""
+
+    def __init__(self, folder: str | Path, suffix: str = ".png"):
+        self.folder = Path(folder)
+        check_output_folder(self.folder / "x")
+        self.suffix = suffix
+        self.count = 0
+
+    def write(self, rgb: np.ndarray, captured_at: float) -> bool:
+        write_rgb(self.folder / f"frame_{self.count:06d}{self.suffix}", rgb)
+        self.count += 1
+        return True
+
+    def close(self) -> None:
+        pass

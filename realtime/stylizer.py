@@ -1,0 +1,59 @@
+"""A model, a backend and the frame processing around it: frames in, stylized frames out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from models.zoo import SHIPPED
+from realtime.backends import Backend, create_backend
+from realtime.errors import InputError
+from realtime.processing import FrameProcessor, StyleOptions
+
+
+def load_model(spec: str) -> Checkpoint:
+    """A shipped model name or a checkpoint path -> Checkpoint (InputError when neither)."""
+    if spec in SHIPPED:
+        path = SHIPPED[spec].path
+        if not path.is_file():
+            raise InputError(f"shipped model {spec!r} is missing from this installation ({path})")
+    else:
+        path = Path(spec)
+        if not path.exists():
+            raise InputError(f"unknown model {spec!r}: not a shipped model ({', '.join(SHIPPED)}) nor an existing file")
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as exc:
+        raise InputError(str(exc)) from None
+
+
+class Stylizer:
+    """Call with a list of same-size uint8 RGB H x W x 3 frames; returns stylized frames."""
+
+    def __init__(self, ckpt: Checkpoint, backend: Backend, options: StyleOptions):
+        self.checkpoint = ckpt
+        self.backend = backend
+        self.options = options
+        self.processor = FrameProcessor(ckpt.contract, backend.device, backend.dtype, options)
+
+    @classmethod
+    def create(
+        cls, model: str, backend: str = "auto", device: str = "auto", options: StyleOptions | None = None
+    ) -> Stylizer:
+        ckpt = load_model(model)
+        try:
+            engine = create_backend(backend, ckpt, device)
+        except CheckpointError as exc:
+            raise InputError(str(exc)) from None
+        return cls(ckpt, engine, options or StyleOptions())
+
+    def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        original = self.processor.upload(frames)
+        x, crop = self.processor.to_model(original)
+        y = self.backend(x)
+        return self.processor.download(self.processor.from_model(y, crop, original))
+
+    def one(self, frame: np.ndarray) -> np.ndarray:
+        return self([frame])[0]

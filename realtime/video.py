@@ -1,0 +1,209 @@
+"""Video files through PyAV: a reader that yields decoded RGB frames and raw audio packets in
+file order, and a writer that encodes H.264 with the input's timestamps and copies the audio.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from realtime.errors import InputError
+
+log = logging.getLogger("stylecast.video")
+
+# Audio codecs each container takes as they are; anything else is re-encoded.
+_AUDIO_COPY = {
+    ".mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"},
+    ".m4v": {"aac", "mp3", "alac", "ac3", "eac3"},
+    ".mov": {"aac", "mp3", "alac", "ac3", "eac3", "pcm_s16le", "pcm_s24le"},
+    ".mkv": None,  # Matroska takes every codec
+    ".webm": {"opus", "vorbis"},
+}
+_AUDIO_FALLBACK = {".webm": "libopus"}
+_VIDEO_CODEC = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9"}
+VIDEO_SUFFIXES = set(_VIDEO_CODEC)
+
+
+@dataclass
+class Frame:
+    """A decoded video frame: uint8 RGB H x W x 3 with its presentation time."""
+
+    rgb: np.ndarray
+    pts: int | None
+    time_base: Fraction | None
+    index: int
+
+
+class VideoReader:
+    """Opens a video file and yields Frames and audio `av.Packet`s in demux order.
+
+    Packets that fail to decode are skipped and counted, so a truncated or partly corrupt file
+    yields every frame that could be decoded.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise InputError(f"video not found: {self.path}")
+        if self.path.is_dir():
+            raise InputError(f"{self.path} is a folder, not a video")
+        try:
+            self.container = av.open(str(self.path))
+        except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+            raise InputError(f"{self.path} is not a readable video ({_reason(exc)})") from None
+        except OSError as exc:
+            raise InputError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        if not self.container.streams.video:
+            self.container.close()
+            raise InputError(f"{self.path} has no video stream")
+        self.video = self.container.streams.video[0]
+        self.video.thread_type = "AUTO"  # frame and slice threads in the decoder
+        self.audio = self.container.streams.audio[0] if self.container.streams.audio else None
+        ctx = self.video.codec_context
+        if not ctx.width or not ctx.height:
+            self.container.close()
+            raise InputError(f"{self.path} has a video stream without a frame size")
+        self.width, self.height = ctx.width, ctx.height
+        self.rate: Fraction = self.video.average_rate or self.video.guessed_rate or Fraction(30)
+        self.time_base: Fraction = self.video.time_base or Fraction(1, 90000)
+        self.frame_count = self.video.frames or None  # container's count; may be absent
+        if self.frame_count is None and self.video.duration:
+            self.frame_count = round(float(self.video.duration * self.time_base * self.rate))
+        self.decode_errors = 0
+
+    def items(self) -> Iterator[Frame | av.Packet]:
+        streams = [s for s in (self.video, self.audio) if s is not None]
+        index = 0
+        demuxed = self.container.demux(*streams)
+        while True:
+            try:
+                packet = next(demuxed)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as exc:  # a damaged container: keep what came before
+                log.warning("%s: stopped reading at a damaged packet (%s)", self.path, _reason(exc))
+                self.decode_errors += 1
+                break
+            if packet.stream.type == "audio":
+                if packet.dts is not None:
+                    yield packet
+                continue
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                self.decode_errors += 1
+                continue
+            for frame in frames:
+                yield Frame(frame.to_ndarray(format="rgb24"), frame.pts, frame.time_base, index)
+                index += 1
+
+    def close(self) -> None:
+        self.container.close()
+
+
+class VideoWriter:
+    """H.264 (or VP9 for .webm) at the input's frame rate and timestamps, audio copied."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        width: int,
+        height: int,
+        rate: Fraction,
+        time_base: Fraction | None = None,
+        audio: av.audio.stream.AudioStream | None = None,
+        container_suffix: str | None = None,
+        crf: int = 18,
+    ):
+        suffix = (container_suffix or Path(path).suffix).lower()
+        if suffix not in _VIDEO_CODEC:
+            raise InputError(f"cannot write video as {suffix!r}; use one of {', '.join(sorted(_VIDEO_CODEC))}")
+        self.container = av.open(str(path), mode="w", format=suffix.lstrip(".").replace("mkv", "matroska"))
+        codec = _VIDEO_CODEC[suffix]
+        self.stream = self.container.add_stream(codec, rate=rate)
+        self.stream.width, self.stream.height = width, height
+        # 4:2:0 needs even sizes; keep odd-sized input at its exact size with 4:4:4 instead.
+        self.stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        self.rate = rate
+        self.time_base = time_base or 1 / rate
+        # The encoder's own time base too: PyAV sets it to 1/rate, which would round
+        # variable-rate timestamps to the nearest frame slot.
+        self.stream.time_base = self.stream.codec_context.time_base = self.time_base
+        self.stream.options = (
+            {"crf": str(crf), "preset": "veryfast"} if codec == "libx264" else {"crf": str(crf + 14), "b": "0"}
+        )
+        self.audio_in = audio
+        self.audio_out = None
+        self.transcoder: _AudioTranscoder | None = None
+        if audio is not None:
+            allowed = _AUDIO_COPY[suffix]
+            if allowed is None or audio.codec_context.name in allowed:
+                self.audio_out = self.container.add_stream_from_template(audio)
+            else:
+                self.transcoder = _AudioTranscoder(self.container, audio, _AUDIO_FALLBACK.get(suffix, "aac"))
+        self.frames_written = 0
+
+    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
+        """Encode one frame; `pts` in the writer's time base (None: evenly spaced at the rate)."""
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        if pts is None:
+            pts = round(self.frames_written / self.rate / self.time_base)
+        frame.pts, frame.time_base = pts, self.time_base
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.frames_written += 1
+
+    def write_audio(self, packet: av.Packet) -> None:
+        if self.audio_out is not None:
+            packet.stream = self.audio_out
+            self.container.mux(packet)
+        elif self.transcoder is not None:
+            self.transcoder.write(packet)
+
+    def close(self) -> None:
+        for packet in self.stream.encode(None):
+            self.container.mux(packet)
+        if self.transcoder is not None:
+            self.transcoder.flush()
+        self.container.close()
+
+
+class _AudioTranscoder:
+    """Decode the input's audio and encode it in a codec the output container takes."""
+
+    def __init__(self, container: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str):
+        self.container = container
+        rate = source.codec_context.sample_rate or 48000
+        self.stream = container.add_stream(codec, rate=rate)
+        self.stream.layout = source.codec_context.layout.name if source.codec_context.layout else "stereo"
+        self.decoder = av.CodecContext.create(source.codec_context.name, "r")
+        if source.codec_context.extradata:
+            self.decoder.extradata = source.codec_context.extradata
+        self.resampler = av.AudioResampler(format=self.stream.format.name, layout=self.stream.layout.name, rate=rate)
+
+    def write(self, packet: av.Packet | None) -> None:
+        try:
+            frames = self.decoder.decode(packet)
+        except av.error.FFmpegError:
+            return  # a damaged audio packet is dropped; the video is what matters
+        for frame in frames:
+            for resampled in self.resampler.resample(frame):
+                resampled.pts = None
+                for out in self.stream.encode(resampled):
+                    self.container.mux(out)
+
+    def flush(self) -> None:
+        self.write(None)
+        for out in self.stream.encode(None):
+            self.container.mux(out)
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.strip().rstrip(":") or type(exc).__name__
