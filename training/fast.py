@@ -38,7 +38,7 @@ from training.common import (
     seed_everything,
 )
 from training.data import RandomCrops, resize_short_side, to_tensor
-from training.losses import ContentLoss, StyleLoss, gram_matrix, total_variation
+from training.losses import ContentLoss, StyleLoss, TemporalLoss, gram_matrix, total_variation
 
 log = logging.getLogger("stylecast.train")
 
@@ -70,6 +70,7 @@ class FastConfig:
     content_weight: float = option(1.0, "weight of the content (feature reconstruction) loss")
     style_weight: float = option(4.0, "weight of the Gram style loss")
     tv_weight: float = option(1e3, "weight of the total-variation smoothness loss")
+    temporal_weight: float = option(0.0, "weight of the synthetic-motion stability loss (0: off); reduces flicker in video")
     content_layer: str = option("relu2_2", "VGG layer of the content loss")
     style_layers: tuple[str, ...] = option(
         PREFERRED_STYLE_LAYERS, "VGG layers of the style loss (missing ones are dropped)"
@@ -141,6 +142,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
         style_grams = {name: gram_matrix(f) for name, f in vgg(style).items() if name in style_layers}
     style_loss = StyleLoss(style_grams)
     content_loss = ContentLoss(content_layer)
+    temporal_loss = TemporalLoss()
 
     dataset = RandomCrops(config.data, config.scale_size, config.crop_size)
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True, num_workers=config.workers)
@@ -191,6 +193,8 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
                 "style": config.style_weight * style_loss(features_y),
                 "tv": config.tv_weight * total_variation(y.float()),
             }
+            if config.temporal_weight:
+                losses["temporal"] = config.temporal_weight * temporal_loss(net, x, y)
             total = sum(losses.values())
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)

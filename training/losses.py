@@ -5,6 +5,9 @@ Feature maps are N x C x H x W tensors from `models.vgg.VGGFeatures`.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -48,6 +51,54 @@ class StyleLoss:
             gram = gram_matrix(output[name])
             total = total + self.layer_weights[name] * F.mse_loss(gram, target.expand_as(gram))
         return total
+
+
+def random_affine(n: int, height: int, width: int, max_shift: float, max_degrees: float, max_zoom: float, device: torch.device) -> torch.Tensor:
+    """N x 2 x 3 affine matrices (normalized coordinates, as F.affine_grid takes them) for a
+    small camera motion: a shift of up to `max_shift` pixels, a rotation of up to `max_degrees`
+    and a zoom of up to 1 +- `max_zoom`."""
+    angle = (torch.rand(n, device=device) * 2 - 1) * math.radians(max_degrees)
+    zoom = 1 + (torch.rand(n, device=device) * 2 - 1) * max_zoom
+    shift = (torch.rand(n, 2, device=device) * 2 - 1) * max_shift
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    aspect = height / width  # rotate in pixel space, not in the stretched [-1, 1] square
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin * aspect, shift[:, 0] * 2 / width], dim=1),
+            torch.stack([sin / aspect, cos, shift[:, 1] * 2 / height], dim=1),
+        ],
+        dim=1,
+    )
+    return theta
+
+
+def warp(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Resample N x C x H x W images under the affine `theta`; outside samples are zero."""
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+class TemporalLoss:
+    """Synthetic-motion stability: stylize(warp(x)) should equal warp(stylize(x)).
+
+    A video's next frame is roughly the current one moved a little and re-noised; a stylizer
+    that commutes with such motions does not flicker. Random small affine warps stand in for
+    the motion (so no video dataset or optical flow is needed), Gaussian noise for the sensor.
+    The squared difference is averaged over pixels that both warps cover.
+    """
+
+    def __init__(self, max_shift: float = 4.0, max_degrees: float = 2.0, max_zoom: float = 0.03, noise: float = 0.02):
+        self.max_shift, self.max_degrees, self.max_zoom, self.noise = max_shift, max_degrees, max_zoom, noise
+
+    def __call__(self, stylize: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """x: N x 3 x H x W inputs, y = stylize(x) (already computed for the other losses)."""
+        n, _, h, w = x.shape
+        theta = random_affine(n, h, w, self.max_shift, self.max_degrees, self.max_zoom, x.device)
+        moved = warp(x, theta)
+        moved = moved + self.noise * torch.randn_like(moved)
+        valid = warp(torch.ones_like(x[:, :1]), theta) > 0.999  # N x 1 x H x W
+        difference = (stylize(moved).float() - warp(y.float(), theta)) ** 2
+        return (difference * valid).sum() / (valid.sum() * 3).clamp(min=1)
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:

@@ -34,6 +34,8 @@ COMMON = {
     "style_weight": 20.0,
     "tv_weight": 1e5,
     "content_weight": 1.0,
+    # synthetic-motion stability, about a third of the style term at the start: less flicker
+    "temporal_weight": 2e8,
 }
 
 

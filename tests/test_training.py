@@ -1,0 +1,98 @@
+"""Real training steps on the shared photos and VGG weights (skipped when those are absent)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from models.checkpoint import load_checkpoint
+from training.fast import FastConfig, train
+from training.losses import ContentLoss, StyleLoss, TemporalLoss, gram_matrix, random_affine, total_variation, warp
+
+
+def tiny_config(tmp_path, trainset, vgg_weights, **overrides) -> FastConfig:
+    values = dict(
+        style=str(trainset.parent / "media" / "styles" / "starry_night.jpg"),
+        data=str(trainset),
+        out=str(tmp_path / "model.pt"),
+        net="small",
+        steps=16,
+        batch_size=2,
+        scale_size=96,
+        crop_size=64,
+        style_size=128,
+        lr=5e-3,
+        vgg_weights=str(vgg_weights),
+        checkpoint_every=8,
+        device="cpu",
+    )
+    values.update(overrides)
+    return FastConfig(**values)
+
+
+def test_a_few_steps_on_real_photos_lower_the_loss(tmp_path, trainset, vgg_weights):
+    result = train(tiny_config(tmp_path, trainset, vgg_weights), progress=False)
+    totals = [sum(step.values()) for step in result.history]
+    assert len(totals) == 16
+    assert np.mean(totals[-4:]) < 0.7 * np.mean(totals[:4])
+    ckpt = load_checkpoint(result.checkpoint)
+    assert ckpt.styles == ["starry_night"] and ckpt.architecture == "johnson_small"
+    assert ckpt.training["style_layers_used"] == ["relu1_2", "relu2_2", "relu3_3"]  # relu4_3 is not in the file
+    assert all(t.dtype == torch.float16 for t in ckpt.state_dict.values() if t.is_floating_point())
+    run_dir = tmp_path / "model.run"
+    assert json.loads((run_dir / "config.json").read_text())["steps"] == 16
+    assert list(run_dir.glob("events.out.tfevents.*"))  # TensorBoard
+
+
+def test_training_resumes_where_it_stopped(tmp_path, trainset, vgg_weights):
+    first = train(tiny_config(tmp_path, trainset, vgg_weights, steps=8), progress=False)
+    assert first.steps == 8
+    resumed = train(tiny_config(tmp_path, trainset, vgg_weights, steps=12), progress=False)
+    assert resumed.steps == 4  # steps 9..12 only
+
+
+def test_same_seed_same_result(tmp_path, trainset, vgg_weights):
+    a = train(tiny_config(tmp_path / "a", trainset, vgg_weights, steps=3, out=str(tmp_path / "a.pt")), progress=False)
+    b = train(tiny_config(tmp_path / "b", trainset, vgg_weights, steps=3, out=str(tmp_path / "b.pt")), progress=False)
+    assert a.history == b.history
+
+
+def test_losses_on_hand_made_inputs():
+    x = torch.rand(2, 8, 5, 7)
+    g = gram_matrix(x)
+    assert g.shape == (2, 8, 8) and torch.allclose(g, g.transpose(1, 2))
+    assert torch.allclose(g[0], x[0].reshape(8, -1) @ x[0].reshape(8, -1).T / (8 * 5 * 7))
+    style = StyleLoss({"relu1_1": g[:1]})
+    assert style({"relu1_1": x[:1]}) == 0 and style({"relu1_1": x[1:]}) > 0
+    assert ContentLoss("relu1_1")({"relu1_1": x}, {"relu1_1": x}) == 0
+    flat = torch.full((1, 3, 8, 8), 0.5)
+    assert total_variation(flat) == 0
+    stripes = flat.clone()
+    stripes[..., ::2] = 0
+    assert total_variation(stripes) > 0.4
+
+
+def test_temporal_loss_is_zero_for_equivariant_functions_and_grows_with_flicker():
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 48, 64)
+    still = TemporalLoss(noise=0.0)
+    # stylizers that commute with moving the image (pointwise linear maps) cost nothing
+    assert float(still(lambda t: t, x, x)) == 0
+    assert float(still(lambda t: 0.5 * t + 0.1, x, 0.5 * x + 0.1)) < 1e-10
+    # one that flickers (output noise that does not move with the image) does
+    small = float(still(lambda t: t + 0.02 * torch.randn_like(t), x, x))
+    large = float(still(lambda t: t + 0.2 * torch.randn_like(t), x, x))
+    assert 0 < small < large
+    assert large == pytest.approx(0.2**2, rel=0.1)  # the mean squared flicker itself
+
+
+def test_random_affine_moves_by_at_most_the_bounds():
+    theta = random_affine(64, 100, 200, max_shift=4, max_degrees=0, max_zoom=0, device=torch.device("cpu"))
+    assert torch.allclose(theta[:, :, :2], torch.eye(2).expand(64, 2, 2))
+    shift_px = theta[:, :, 2] * torch.tensor([200 / 2, 100 / 2])
+    assert shift_px.abs().max() <= 4 + 1e-4 and shift_px.abs().max() > 2
+    image = torch.zeros(1, 1, 100, 200)
+    image[..., 50, 100] = 1
+    moved = warp(image, torch.tensor([[[1.0, 0, 10 * 2 / 200], [0, 1.0, 0]]]))
+    assert moved[0, 0, 50].argmax() == 90  # sampling 10 px to the right moves content 10 px left
