@@ -155,8 +155,9 @@ def cmd_image(args: argparse.Namespace) -> int:
 
 def cmd_webcam(args: argparse.Namespace) -> int:
     from realtime.live import run_live
-    from realtime.sinks import LiveVideoSink, NullSink, WindowSink
+    from realtime.sinks import ImageSequenceSink, LiveVideoSink, NullSink, WindowSink
     from realtime.sources import open_source
+    from realtime.video import VIDEO_SUFFIXES
 
     source = open_source(args.source if args.source is not None else str(args.camera))
     stylizer = build_stylizer(args)
@@ -164,8 +165,10 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     try:
         if not args.no_window:
             sinks.append(WindowSink())
-        if args.output:
+        if args.output and Path(args.output).suffix.lower() in VIDEO_SUFFIXES:
             sinks.append(LiveVideoSink(args.output, source.fps))
+        elif args.output:
+            sinks.append(ImageSequenceSink(args.output))
         if not sinks:
             sinks.append(NullSink())
         stats = run_live(source, stylizer.one, sinks, seconds=args.seconds, overlay=not args.no_overlay)
@@ -239,7 +242,11 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     stylizers = {name: Stylizer.create(name, args.backend, args.device, options) for name in names}
     sheet = contact_sheet(images, stylizers, args.tile_height)
     write_rgb(args.output, sheet)
-    emit(args, {"output": args.output, "models": names, "rows": len(images)}, f"wrote {args.output} ({len(images)} rows x {len(names)} models)")
+    emit(
+        args,
+        {"output": args.output, "models": names, "rows": len(images)},
+        f"wrote {args.output} ({len(images)} rows x {len(names)} models)",
+    )
     return 0
 
 
@@ -349,6 +356,44 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- serve -------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from models.zoo import DEFAULT_MODEL, SHIPPED
+    from realtime.stylizer import load_model
+
+    try:
+        from server.app import ServerConfig, run_server
+        from server.worker import InferenceWorker
+    except ImportError as exc:
+        raise InputError(
+            f"the server needs its extra: pip install 'stylecast[server]' ({exc.name} is missing)"
+        ) from None
+    models = args.model or [m for m in SHIPPED if SHIPPED[m].path.is_file()]
+    for name in models:
+        load_model(name)  # fail now, with a clear message, on an unknown model
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        models=models,
+        default_model=DEFAULT_MODEL if DEFAULT_MODEL in models else models[0],
+        max_peers=args.max_peers,
+        max_rooms=args.max_rooms,
+        max_room_size=args.max_room_size,
+        ice_loopback_only=args.ice_loopback_only,
+    )
+    worker = InferenceWorker(args.backend, args.device, args.target_fps, adaptive=not args.fixed_resolution)
+    worker.load(config.default_model)
+    worker.start()
+    try:
+        run_server(config, worker)
+    finally:
+        worker.stop()
+    return 0
+
+
 # --- the parser --------------------------------------------------------------------------------
 
 
@@ -383,7 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("webcam", "stylize a camera (or another live source) in a window")
     p.add_argument("--camera", type=int, default=0, help="camera index")
     p.add_argument("--source", default=None, help="instead of the camera: demo | VIDEO | IMAGE | camera INDEX")
-    p.add_argument("--output", default=None, help="also record the stylized stream to this video file")
+    p.add_argument(
+        "--output", default=None, help="also record the stylized stream: a video file, or a folder for numbered PNGs"
+    )
     p.add_argument("--no-window", action="store_true", help="do not open a window")
     p.add_argument("--no-overlay", action="store_true", help="no fps / latency text on the frames")
     p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
@@ -405,12 +452,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("sheet", "a contact sheet: images x models")
     p.add_argument("inputs", nargs="*", help="images (default: three frames of the generated demo scene)")
     p.add_argument("-o", "--output", required=True, help="output image (.png or .jpg)")
-    p.add_argument("--models", nargs="+", default=["all"], help="model names or checkpoint paths, or 'all' shipped models")
+    p.add_argument(
+        "--models", nargs="+", default=["all"], help="model names or checkpoint paths, or 'all' shipped models"
+    )
     p.add_argument("--tile-height", type=int, default=180, help="height of each tile in pixels")
     p.add_argument("--backend", default="auto", help="inference backend")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--preserve-color", action="store_true", help="keep the input's colours")
     p.set_defaults(run=cmd_sheet)
+
+    p = command("serve", "stream browser cameras back stylized over WebRTC (and host call rooms)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind; anything but loopback requires an access token"
+    )
+    p.add_argument("--port", type=int, default=8080, help="TCP port")
+    p.add_argument("--token", default=None, help="access token (generated and printed when binding beyond loopback)")
+    p.add_argument(
+        "--model", action="append", default=None, help="offer this model (repeatable); default: all shipped models"
+    )
+    p.add_argument("--backend", default="auto", help="inference backend")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--target-fps", type=float, default=30.0, help="frame rate the resolution governor aims for")
+    p.add_argument(
+        "--fixed-resolution", action="store_true", help="never change the processing resolution automatically"
+    )
+    p.add_argument("--max-peers", type=int, default=8, help="concurrent connections")
+    p.add_argument("--max-rooms", type=int, default=16, help="concurrent call rooms")
+    p.add_argument("--max-room-size", type=int, default=4, help="participants per room")
+    p.add_argument(
+        "--ice-loopback-only",
+        action="store_true",
+        help="keep WebRTC media on 127.0.0.1 (tests, local benchmarks; the browser needs --allow-loopback-in-peer-connection)",
+    )
+    p.set_defaults(run=cmd_serve)
 
     p = command("models", "list the shipped models")
     p.set_defaults(run=cmd_models)

@@ -124,7 +124,7 @@ class FrameProcessor:
             y = preserve_color(y, original)
         if self.options.strength != 1.0:
             y = torch.lerp(original, y, self.options.strength)
-        return y.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1)
+        return y.clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
 
     def download(self, pixels: torch.Tensor) -> list[np.ndarray]:
         """uint8 N x H x W x 3 on the device -> host arrays (one copy)."""

@@ -103,7 +103,9 @@ class ImageSequenceSink:
 
     def __init__(self, folder: str | Path, suffix: str = ".png"):
         self.folder = Path(folder)
-        check_output_folder(self.folder / "x")
+        if not self.folder.is_dir():
+            check_output_folder(self.folder)  # the parent must exist; the folder is made here
+            self.folder.mkdir()
         self.suffix = suffix
         self.count = 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from models.zoo import SHIPPED
@@ -49,6 +50,7 @@ class Stylizer:
             raise InputError(str(exc)) from None
         return cls(ckpt, engine, options or StyleOptions())
 
+    @torch.inference_mode()
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         original = self.processor.upload(frames)
         x, crop = self.processor.to_model(original)

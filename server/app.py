@@ -1,0 +1,417 @@
+"""`stylecast serve`: an aiohttp + aiortc server that stylizes browser cameras over WebRTC.
+
+Routes
+    GET  /                 the page: your camera and its stylized stream side by side
+    GET  /room/<name>      a call room: everyone sees the others stylized
+    GET  /static/...       the page's files (no path can leave the folder)
+    GET  /api/config       models, limits and defaults for the page
+    GET  /api/stats        server counters (peers, rooms, worker turns, processing size)
+    POST /offer            {"sdp", "type": "offer", "settings"?, "stamp_rows"?} -> {"sdp", "type"}
+    POST /room/<name>/offer  the same, joining the room
+
+Signalling is one HTTP round trip, as in aiortc's examples: the page gathers all its ICE
+candidates before sending the offer and aiortc gathers its own before answering (aiortc has
+no trickle ICE). Controls travel on a data channel named "control" as JSON messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from server.relay import NewestRelay
+from server.tracks import StylizedTrack
+from server.worker import ClientSettings, InferenceWorker
+
+log = logging.getLogger("stylecast.server")
+STATIC = Path(__file__).parent / "static"
+ROOM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+TOKEN_COOKIE = "stylecast_token"
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"  # loopback unless told otherwise
+    port: int = 8080
+    token: str | None = None  # required from clients when set; set automatically off loopback
+    models: list[str] = field(default_factory=list)  # what the style picker offers
+    default_model: str = ""
+    max_peers: int = 8
+    max_rooms: int = 16
+    max_room_size: int = 4
+    max_offer_bytes: int = 64 * 1024
+    max_frame_pixels: int = 1280 * 720  # larger camera frames are scaled down before the model
+    connect_timeout: float = 30.0  # a peer that does not connect in this time is closed
+    stats_interval: float = 0.5  # seconds between stats messages on the data channel
+    ice_loopback_only: bool = False  # media over 127.0.0.1 only (tests, local benchmarks)
+
+    def __post_init__(self) -> None:
+        if self.token is None and not is_loopback(self.host):
+            self.token = secrets.token_urlsafe(16)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class BadRequest(web.HTTPBadRequest):
+    def __init__(self, message: str):
+        super().__init__(text=json.dumps({"error": message}), content_type="application/json")
+
+
+@dataclass
+class Peer:
+    id: str
+    pc: RTCPeerConnection
+    settings: ClientSettings
+    stamp_rows: int
+    room: str | None = None
+    track: StylizedTrack | None = None
+    channel: Any = None
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+
+@dataclass
+class Room:
+    name: str
+    peers: dict[str, Peer] = field(default_factory=dict)
+    relays: dict[str, NewestRelay] = field(default_factory=dict)  # peer id -> its stylized video
+
+
+def restrict_ice_to_loopback() -> None:
+    """Make aiortc gather only 127.0.0.1 host candidates (aioice leaves loopback out)."""
+    import aioice.ice
+
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
+
+
+def loopback_candidates_only(sdp: str) -> str:
+    """Drop the offer's ICE candidates that are not on 127.0.0.0/8 or ::1."""
+
+    def keep(line: str) -> bool:
+        if not line.startswith("a=candidate:"):
+            return True
+        fields = line.split()
+        return len(fields) > 4 and is_loopback(fields[4])
+
+    return "\r\n".join(line for line in sdp.split("\r\n") if keep(line))
+
+
+class StylecastServer:
+    def __init__(self, config: ServerConfig, worker: InferenceWorker):
+        if config.ice_loopback_only:
+            restrict_ice_to_loopback()
+        self.config = config
+        self.worker = worker
+        self.peers: dict[str, Peer] = {}
+        self.rooms: dict[str, Room] = {}
+        self.closed_peers = 0
+
+    # --- the aiohttp application ---------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self.guard], client_max_size=self.config.max_offer_bytes)
+        app.router.add_get("/", self.page("index.html"))
+        app.router.add_get("/room/{name}", self.room_page)
+        app.router.add_get("/api/config", self.api_config)
+        app.router.add_get("/api/stats", self.api_stats)
+        app.router.add_post("/offer", self.offer)
+        app.router.add_post("/room/{name}/offer", self.offer)
+        app.router.add_static("/static", STATIC, follow_symlinks=False)
+        app.on_shutdown.append(self.shutdown)
+        return app
+
+    @web.middleware
+    async def guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Token check (when one is set) and security headers on every response."""
+        token = self.config.token
+        if token is not None:
+            given = (
+                request.query.get("token")
+                or request.headers.get("X-Stylecast-Token")
+                or request.cookies.get(TOKEN_COOKIE)
+            )
+            if not given or not secrets.compare_digest(given, token):
+                raise web.HTTPUnauthorized(
+                    text=json.dumps({"error": "access token required"}), content_type="application/json"
+                )
+        response = await handler(request)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        if token is not None and request.query.get("token"):
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
+        return response
+
+    def page(self, name: str) -> Any:
+        async def handler(request: web.Request) -> web.FileResponse:
+            return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-store"})
+
+        return handler
+
+    async def room_page(self, request: web.Request) -> web.StreamResponse:
+        if not ROOM_NAME.match(request.match_info["name"]):
+            raise BadRequest("room names are 1-32 letters, digits, '-' or '_'")
+        return await self.page("room.html")(request)
+
+    async def api_config(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "models": self.config.models,
+                "default_model": self.config.default_model,
+                "max_room_size": self.config.max_room_size,
+            }
+        )
+
+    async def api_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "peers": len(self.peers),
+                "rooms": {name: len(room.peers) for name, room in self.rooms.items()},
+                "closed_peers": self.closed_peers,
+                "worker_turns": self.worker.turns,
+                "worker_frames": self.worker.frames,
+                "processing_max_size": self.worker.processing_max_size,
+                "tracks": {pid: p.track.stats.as_dict() for pid, p in self.peers.items() if p.track is not None},
+            }
+        )
+
+    # --- signalling --------------------------------------------------------------------------
+
+    async def offer(self, request: web.Request) -> web.Response:
+        room_name = request.match_info.get("name")
+        if room_name is not None and not ROOM_NAME.match(room_name):
+            raise BadRequest("room names are 1-32 letters, digits, '-' or '_'")
+        body = await self.read_offer(request)
+        if len(self.peers) >= self.config.max_peers:
+            raise web.HTTPServiceUnavailable(
+                text=json.dumps({"error": "too many peers; try again later"}), content_type="application/json"
+            )
+        room = None
+        if room_name is not None:
+            room = self.rooms.get(room_name)
+            if room is None:
+                if len(self.rooms) >= self.config.max_rooms:
+                    raise web.HTTPServiceUnavailable(
+                        text=json.dumps({"error": "too many rooms"}), content_type="application/json"
+                    )
+                room = self.rooms[room_name] = Room(room_name)
+            if len(room.peers) >= self.config.max_room_size:
+                raise web.HTTPConflict(
+                    text=json.dumps({"error": f"room {room_name} is full"}), content_type="application/json"
+                )
+
+        settings = self.parse_settings(body.get("settings") or {}, ClientSettings(self.config.default_model))
+        stamp_rows = body.get("stamp_rows", 0)
+        if not isinstance(stamp_rows, int) or not 0 <= stamp_rows <= 64:
+            raise BadRequest("stamp_rows must be an integer from 0 to 64")
+        sdp = loopback_candidates_only(body["sdp"]) if self.config.ice_loopback_only else body["sdp"]
+        pc = RTCPeerConnection()
+        peer = Peer(uuid.uuid4().hex[:12], pc, settings, stamp_rows, room_name)
+        self.peers[peer.id] = peer
+        if room is not None:
+            room.peers[peer.id] = peer
+        self.wire(peer)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            self.attach_outgoing(peer)
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:  # noqa: BLE001 - aiortc raises many types for a bad SDP
+            await self.close_peer(peer)
+            raise BadRequest(f"malformed SDP offer: {type(exc).__name__}: {exc}".strip()[:300]) from None
+        peer.tasks.append(asyncio.ensure_future(self.expire_if_unconnected(peer)))
+        log.info("peer %s connected%s", peer.id, f" to room {room_name}" if room_name else "")
+        return web.json_response({"sdp": pc.localDescription.sdp, "type": pc.localDescription.type, "id": peer.id})
+
+    async def read_offer(self, request: web.Request) -> dict[str, Any]:
+        if request.content_length is not None and request.content_length > self.config.max_offer_bytes:
+            raise web.HTTPRequestEntityTooLarge(self.config.max_offer_bytes, request.content_length)
+        try:
+            body = json.loads(await request.text())
+        except web.HTTPRequestEntityTooLarge:
+            raise
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest('the body must be JSON: {"sdp": ..., "type": "offer"}') from None
+        if not isinstance(body, dict) or body.get("type") != "offer" or not isinstance(body.get("sdp"), str):
+            raise BadRequest('expected {"sdp": <string>, "type": "offer"}')
+        if not body["sdp"].startswith("v=0"):
+            raise BadRequest("malformed SDP offer: it must start with v=0")
+        return body
+
+    def parse_settings(self, data: Any, base: ClientSettings) -> ClientSettings:
+        """Validated settings from a client message; raises ValueError naming the bad field."""
+        if not isinstance(data, dict):
+            raise BadRequest("settings must be a JSON object")
+        try:
+            return apply_settings(base, data, self.config.models)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+
+    # --- media ---------------------------------------------------------------------------------
+
+    def wire(self, peer: Peer) -> None:
+        pc = peer.pc
+
+        @pc.on("track")
+        def on_track(track: Any) -> None:
+            if track.kind != "video" or peer.track is not None:
+                return
+            peer.track = StylizedTrack(track, self.worker, peer.settings, self.config.max_frame_pixels, peer.stamp_rows)
+            if peer.room is not None:
+                self.connect_room(self.rooms[peer.room], peer)
+
+        @pc.on("datachannel")
+        def on_datachannel(channel: Any) -> None:
+            peer.channel = channel
+
+            @channel.on("message")
+            def on_message(message: Any) -> None:
+                self.handle_control(peer, message)
+
+            peer.tasks.append(asyncio.ensure_future(self.send_stats(peer)))
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                await self.close_peer(peer)
+
+    def attach_outgoing(self, peer: Peer) -> None:
+        """Before answering: the stylized track goes back on the peer's own video transceiver
+        (its camera's); in a room, its other video transceivers are send slots that show the
+        other participants. Slots are filled as people join, with no renegotiation."""
+        videos = [t for t in peer.pc.getTransceivers() if t.kind == "video"]
+        if peer.track is None or not videos:
+            raise ValueError("the offer sends no camera video")
+        own, slots = videos[0], videos[1:]
+        own.direction = "sendrecv"
+        if peer.room is None:
+            own.sender.replaceTrack(peer.track)
+            return
+        own.sender.replaceTrack(self.rooms[peer.room].relays[peer.id].subscribe())
+        for slot in slots:
+            slot.direction = "sendonly"
+
+    def connect_room(self, room: Room, peer: Peer) -> None:
+        """Give `peer` everyone else's stylized track, and everyone else `peer`'s."""
+        assert peer.track is not None
+        room.relays[peer.id] = NewestRelay(peer.track)
+        for other in room.peers.values():
+            if other is peer or other.id not in room.relays:
+                continue
+            self.assign_slot(other, room.relays[peer.id].subscribe())
+            self.assign_slot(peer, room.relays[other.id].subscribe())
+
+    @staticmethod
+    def assign_slot(peer: Peer, track: Any) -> None:
+        for transceiver in [t for t in peer.pc.getTransceivers() if t.kind == "video"][1:]:
+            if transceiver.sender.track is None:
+                transceiver.sender.replaceTrack(track)
+                return
+
+    def handle_control(self, peer: Peer, message: Any) -> None:
+        try:
+            data = json.loads(message) if isinstance(message, str) else None
+            if not isinstance(data, dict) or data.get("type") != "settings":
+                raise ValueError('expected {"type": "settings", ...}')
+            updated = apply_settings(peer.settings, data, self.config.models)
+        except ValueError as exc:
+            reply = {"type": "error", "message": str(exc)}
+        else:
+            peer.settings.model, peer.settings.strength = updated.model, updated.strength
+            peer.settings.preserve_color, peer.settings.max_size = updated.preserve_color, updated.max_size
+            reply = {"type": "settings", **vars(peer.settings)}
+        if peer.channel is not None and peer.channel.readyState == "open":
+            peer.channel.send(json.dumps(reply))
+
+    async def send_stats(self, peer: Peer) -> None:
+        while peer.channel is not None and peer.channel.readyState != "closed":
+            await asyncio.sleep(self.config.stats_interval)
+            if peer.channel.readyState == "open" and peer.track is not None:
+                peer.channel.send(
+                    json.dumps(
+                        {
+                            "type": "stats",
+                            **peer.track.stats.as_dict(),
+                            "processing_max_size": self.worker.processing_max_size,
+                        }
+                    )
+                )
+
+    async def expire_if_unconnected(self, peer: Peer) -> None:
+        await asyncio.sleep(self.config.connect_timeout)
+        if peer.pc.connectionState != "connected":
+            log.info("peer %s did not connect in %.0f s; closing", peer.id, self.config.connect_timeout)
+            await self.close_peer(peer)
+
+    async def close_peer(self, peer: Peer) -> None:
+        if self.peers.pop(peer.id, None) is None:
+            return
+        self.closed_peers += 1
+        for task in peer.tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        if peer.track is not None:
+            peer.track.stop()
+        if peer.room is not None and peer.room in self.rooms:
+            room = self.rooms[peer.room]
+            room.peers.pop(peer.id, None)
+            relay = room.relays.pop(peer.id, None)
+            if relay is not None:
+                for other in room.peers.values():  # free the slots that showed this peer
+                    for transceiver in other.pc.getTransceivers()[1:]:
+                        if transceiver.sender.track in relay.consumers:
+                            transceiver.sender.replaceTrack(None)
+                relay.stop()
+            if not room.peers:
+                del self.rooms[peer.room]
+        await peer.pc.close()
+        log.info("peer %s closed", peer.id)
+
+    async def shutdown(self, app: web.Application) -> None:
+        await asyncio.gather(*(self.close_peer(p) for p in list(self.peers.values())))
+
+
+def apply_settings(base: ClientSettings, data: dict[str, Any], models: list[str]) -> ClientSettings:
+    """A copy of `base` with the fields of `data` applied; ValueError names a bad field."""
+    settings = ClientSettings(base.model, base.strength, base.preserve_color, base.max_size)
+    if "model" in data:
+        if data["model"] not in models:
+            raise ValueError(f"unknown model {data['model']!r}")
+        settings.model = data["model"]
+    if "strength" in data:
+        strength = data["strength"]
+        if not isinstance(strength, (int, float)) or isinstance(strength, bool) or not 0 <= strength <= 1:
+            raise ValueError("strength must be a number from 0 to 1")
+        settings.strength = float(strength)
+    if "preserve_color" in data:
+        if not isinstance(data["preserve_color"], bool):
+            raise ValueError("preserve_color must be true or false")
+        settings.preserve_color = data["preserve_color"]
+    if "max_size" in data:
+        size = data["max_size"]
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or not 64 <= size <= 4096):
+            raise ValueError("max_size must be null (automatic) or an integer from 64 to 4096")
+        settings.max_size = size
+    return settings
+
+
+def run_server(config: ServerConfig, worker: InferenceWorker) -> None:
+    server = StylecastServer(config, worker)
+    url = f"http://{config.host}:{config.port}/" + (f"?token={config.token}" if config.token else "")
+    print(f"stylecast: serving {len(config.models)} model(s) at {url}", flush=True)
+    web.run_app(server.app(), host=config.host, port=config.port, print=None, access_log=None)

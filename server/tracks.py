@@ -1,0 +1,143 @@
+"""The stylized video track: a browser's camera in, the worker's output out, latency bounded.
+
+aiortc queues every decoded frame of a remote track without limit and hands them out in
+order, so a consumer slower than the camera falls further behind each second (aiortc issue
+1192). Here a task drains the remote track as fast as frames arrive and keeps only the newest
+one; `recv()` stylizes whatever is newest when it is asked, and every frame it never took is
+dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+
+import cv2
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+from av import VideoFrame
+
+from server.worker import ClientSettings, InferenceWorker
+
+
+@dataclass
+class TrackStats:
+    received: int = 0  # frames that arrived from the browser
+    dropped: int = 0  # replaced by a newer frame before they were used
+    processed: int = 0  # stylized and sent
+    server_ms: float = 0.0  # last frame: taken from the slot -> stylized frame ready
+    width: int = 0
+    height: int = 0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return dict(vars(self))
+
+
+class NewestFrame:
+    """A one-frame mailbox on the event loop; put() replaces an unread frame (counted)."""
+
+    def __init__(self, stats: TrackStats):
+        self.stats = stats
+        self._frame: VideoFrame | None = None
+        self._event = asyncio.Event()
+        self.closed = False
+
+    def put(self, frame: VideoFrame) -> None:
+        self.stats.received += 1
+        if self._frame is not None:
+            self.stats.dropped += 1
+        self._frame = frame
+        self._event.set()
+
+    async def take(self) -> VideoFrame:
+        while self._frame is None:
+            if self.closed:
+                raise MediaStreamError
+            self._event.clear()
+            await self._event.wait()
+        frame, self._frame = self._frame, None
+        return frame
+
+    def close(self) -> None:
+        self.closed = True
+        self._event.set()
+
+
+def fit_pixels(rgb: np.ndarray, max_pixels: int) -> np.ndarray:
+    """Scale down (keeping the aspect) when a frame has more than `max_pixels` pixels."""
+    h, w = rgb.shape[:2]
+    if h * w <= max_pixels:
+        return rgb
+    scale = (max_pixels / (h * w)) ** 0.5
+    return cv2.resize(
+        rgb, (max(2, int(w * scale)) // 2 * 2, max(2, int(h * scale)) // 2 * 2), interpolation=cv2.INTER_AREA
+    )
+
+
+class StylizedTrack(MediaStreamTrack):
+    """Video track that stylizes the newest frame of `source` each time it is read."""
+
+    kind = "video"
+
+    def __init__(
+        self,
+        source: MediaStreamTrack,
+        worker: InferenceWorker,
+        settings: ClientSettings,
+        max_pixels: int = 1280 * 720,
+        stamp_rows: int = 0,
+    ):
+        super().__init__()
+        self.source = source
+        self.worker = worker
+        self.settings = settings
+        self.max_pixels = max_pixels
+        self.stamp_rows = stamp_rows  # rows at the bottom that carry the page's timestamp code
+        self.stats = TrackStats()
+        self._slot = NewestFrame(self.stats)
+        self._drain = asyncio.ensure_future(self._pull())
+        worker.register()
+
+    async def _pull(self) -> None:
+        try:
+            while True:
+                self._slot.put(await self.source.recv())
+        except MediaStreamError:
+            pass
+        finally:
+            self._slot.close()
+
+    async def recv(self) -> VideoFrame:
+        rgb, pts, time_base = await self.next_image()
+        out = VideoFrame.from_ndarray(rgb, format="rgb24")
+        out.pts, out.time_base = pts, time_base
+        return out
+
+    async def next_image(self) -> tuple[np.ndarray, int | None, Fraction | None]:
+        """The newest camera frame, stylized: uint8 RGB with the camera frame's pts and time base."""
+        if self.readyState != "live":
+            raise MediaStreamError
+        frame = await self._slot.take()
+        started = time.perf_counter()
+        full = frame.to_ndarray(format="rgb24")
+        rgb = fit_pixels(full, self.max_pixels)
+        rows = round(self.stamp_rows * rgb.shape[0] / full.shape[0])  # scaled with the frame
+        rows = rows if 0 < rows < rgb.shape[0] // 2 else 0
+        picture, stamp = (rgb[:-rows], rgb[-rows:]) if rows else (rgb, None)
+        stylized = await self.worker.submit(picture, self.settings)
+        if stamp is not None:  # the timestamp code travels back untouched
+            stylized = np.concatenate([stylized, stamp], axis=0)
+        self.stats.processed += 1
+        self.stats.server_ms = (time.perf_counter() - started) * 1000
+        self.stats.height, self.stats.width = stylized.shape[:2]
+        return stylized, frame.pts, frame.time_base
+
+    def stop(self) -> None:
+        if self.readyState == "live":
+            self.worker.unregister()
+        super().stop()
+        self._drain.cancel()
+        self._slot.close()

@@ -1,0 +1,207 @@
+"""One inference thread that owns the models (and the GPU) for every client of the server.
+
+Clients submit a frame with their settings and await the result on the asyncio loop; the
+event loop never runs a model. Each turn the worker takes every pending job, groups them by
+model and processing size, runs one batched model call per group, and post-processes each
+job with its own settings. A client has at most one job in flight (its track asks for the
+next frame only after the last one came back), so the worker's queue is bounded by the number
+of clients.
+
+When a turn takes longer than the frame budget, a governor steps the processing resolution
+down; when it runs well under budget, it steps back up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from models.checkpoint import Checkpoint
+from realtime.backends import Backend, create_backend
+from realtime.processing import FrameProcessor, StyleOptions
+from realtime.stylizer import load_model
+
+log = logging.getLogger("stylecast.server")
+
+# Longest processing side, from full size down; the governor moves along this ladder.
+RESOLUTION_LADDER: tuple[int | None, ...] = (None, 960, 720, 640, 480, 400, 320, 256, 192)
+
+
+@dataclass
+class ClientSettings:
+    model: str
+    strength: float = 1.0
+    preserve_color: bool = False
+    max_size: int | None = None  # the client's own cap; the governor may go lower
+
+
+@dataclass
+class Job:
+    frame: np.ndarray  # uint8 H x W x 3
+    settings: ClientSettings
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    submitted: float = field(default_factory=time.perf_counter)
+
+
+class ResolutionGovernor:
+    """Steps the processing size down when turns exceed the budget, up when well under it."""
+
+    def __init__(self, budget_s: float, window: int = 8):
+        self.budget = budget_s
+        self.level = 0
+        self.recent: deque[float] = deque(maxlen=window)
+
+    @property
+    def max_size(self) -> int | None:
+        return RESOLUTION_LADDER[self.level]
+
+    def observe(self, seconds: float) -> None:
+        self.recent.append(seconds)
+        if len(self.recent) < self.recent.maxlen:
+            return
+        typical = float(np.median(self.recent))
+        if typical > 1.15 * self.budget and self.level < len(RESOLUTION_LADDER) - 1:
+            self.level += 1
+            self.recent.clear()
+            log.info(
+                "turns take %.0f ms > %.0f ms budget: processing at %s px",
+                typical * 1e3,
+                self.budget * 1e3,
+                self.max_size,
+            )
+        elif typical < 0.45 * self.budget and self.level > 0:
+            self.level -= 1
+            self.recent.clear()
+            log.info("turns take %.0f ms: back up to %s px", typical * 1e3, self.max_size or "full size")
+
+
+class InferenceWorker:
+    """The thread that runs every model call of the server."""
+
+    def __init__(self, backend: str = "auto", device: str = "auto", target_fps: float = 30.0, adaptive: bool = True):
+        self.backend_name, self.device_name = backend, device
+        self.governor = ResolutionGovernor(1.0 / target_fps) if adaptive else None
+        self.models: dict[str, tuple[Checkpoint, Backend]] = {}
+        self._jobs: list[Job] = []
+        self._cond = threading.Condition()
+        self._load_lock = threading.Lock()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="stylecast-inference", daemon=True)
+        self.turns = 0
+        self.frames = 0
+        self.last_turn_s = 0.0
+        self.active = 0  # clients currently streaming (each has at most one job in flight)
+
+    def start(self) -> InferenceWorker:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        self._thread.join(timeout=10)
+
+    def load(self, name: str) -> None:
+        """Load a model now (on the caller's thread), so the first frame does not wait for it."""
+        with self._load_lock:
+            if name not in self.models:
+                ckpt = load_model(name)
+                self.models[name] = (ckpt, create_backend(self.backend_name, ckpt, self.device_name))
+
+    def register(self) -> None:
+        with self._cond:
+            self.active += 1
+
+    def unregister(self) -> None:
+        with self._cond:
+            self.active -= 1
+            self._cond.notify()
+
+    def submit(self, frame: np.ndarray, settings: ClientSettings) -> asyncio.Future:
+        """From the event loop: a future that resolves to the stylized frame."""
+        loop = asyncio.get_running_loop()
+        job = Job(frame, settings, loop.create_future(), loop)
+        with self._cond:
+            self._jobs.append(job)
+            self._cond.notify()
+        return job.future
+
+    @property
+    def processing_max_size(self) -> int | None:
+        return self.governor.max_size if self.governor else None
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._jobs or self._stop)
+                # Give the other streaming clients a moment to submit, so one call serves all;
+                # at most a quarter of a turn (and 10 ms), which bounds the added latency.
+                gather = min(0.010, 0.25 * self.last_turn_s)
+                self._cond.wait_for(lambda: len(self._jobs) >= self.active or self._stop, timeout=gather)
+                if self._stop:
+                    jobs, self._jobs = self._jobs, []
+                    for job in jobs:
+                        job.loop.call_soon_threadsafe(_cancel, job.future)
+                    return
+                jobs, self._jobs = self._jobs, []
+            started = time.perf_counter()
+            self._turn(jobs)
+            self.last_turn_s = time.perf_counter() - started
+            self.turns += 1
+            self.frames += len(jobs)
+            if self.governor is not None:
+                self.governor.observe(self.last_turn_s)
+
+    @torch.inference_mode()
+    def _turn(self, jobs: list[Job]) -> None:
+        groups: dict[tuple, list[tuple[Job, FrameProcessor, torch.Tensor, torch.Tensor, tuple[int, int]]]] = {}
+        for job in jobs:
+            try:
+                self.load(job.settings.model)
+                ckpt, backend = self.models[job.settings.model]
+                options = StyleOptions(job.settings.strength, job.settings.preserve_color, self._cap(job.settings))
+                processor = FrameProcessor(ckpt.contract, backend.device, backend.dtype, options)
+                original = processor.upload([job.frame])
+                x, crop = processor.to_model(original)
+            except Exception as exc:  # noqa: BLE001 - one client's bad request must not stop the others
+                job.loop.call_soon_threadsafe(_fail, job.future, exc)
+                continue
+            groups.setdefault((job.settings.model, tuple(x.shape)), []).append((job, processor, original, x, crop))
+        for (model, _), members in groups.items():
+            _, backend = self.models[model]
+            try:
+                y = backend(torch.cat([m[3] for m in members]))  # one batched call per group
+                for i, (job, processor, original, _, crop) in enumerate(members):
+                    out = processor.download(processor.from_model(y[i : i + 1], crop, original))[0]
+                    job.loop.call_soon_threadsafe(_resolve, job.future, out)
+            except Exception as exc:  # noqa: BLE001
+                for job, *_ in members:
+                    job.loop.call_soon_threadsafe(_fail, job.future, exc)
+
+    def _cap(self, settings: ClientSettings) -> int | None:
+        sizes = [s for s in (settings.max_size, self.processing_max_size) if s]
+        return min(sizes) if sizes else None
+
+
+def _resolve(future: asyncio.Future, value: object) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _fail(future: asyncio.Future, exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+def _cancel(future: asyncio.Future) -> None:
+    if not future.done():
+        future.cancel()

@@ -1,0 +1,360 @@
+"""The WebRTC server with real peers: aiortc clients over loopback, a real model, real limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import tracemalloc
+from fractions import Fraction
+
+import aiohttp
+import numpy as np
+import pytest
+from aiohttp.test_utils import TestServer
+from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from av import VideoFrame
+
+from server.app import ServerConfig, StylecastServer
+from server.worker import InferenceWorker, ResolutionGovernor
+
+STAMP_ROWS, STAMP_BITS = 16, 12
+
+
+def read_stamp(rgb: np.ndarray) -> int:
+    """The frame number written by SyntheticCamera into the bottom strip (as the page does)."""
+    row = rgb[-STAMP_ROWS // 2].mean(axis=1)
+    width = rgb.shape[1]
+    bits = [row[int((i + 0.5) * width / STAMP_BITS)] > 127 for i in range(STAMP_BITS)]
+    return int("".join("1" if b else "0" for b in bits), 2)
+
+
+class SyntheticCamera(VideoStreamTrack):
+    """A 30 fps camera: a gradient picture over a strip that encodes the frame number."""
+
+    def __init__(self, width=320, height=240, fps=30):
+        super().__init__()
+        self.width, self.height, self.fps = width, height, fps
+        self.sent: dict[int, tuple[float, int]] = {}  # frame number -> (send time, pts)
+        self.count = 0
+        self._start = None
+
+    async def recv(self):
+        if self._start is None:
+            self._start = time.perf_counter()
+        due = self._start + self.count / self.fps
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        gradient = np.linspace(0, 255, self.width, dtype=np.uint8)[None, :, None]
+        rgb = np.broadcast_to(gradient, (self.height + STAMP_ROWS, self.width, 3)).copy()
+        cell = self.width / STAMP_BITS
+        for i in range(STAMP_BITS):
+            bit = (self.count >> (STAMP_BITS - 1 - i)) & 1
+            rgb[self.height :, int(i * cell) : int((i + 1) * cell)] = 255 * bit
+        frame = VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts, frame.time_base = self.count * 3000 + (self.count % 3), Fraction(1, 90000)  # uneven spacing
+        self.sent[self.count] = (time.perf_counter(), frame.pts)
+        self.count += 1
+        return frame
+
+
+class SlowBackend:
+    """Wraps a backend and adds a fixed delay: a model slower than the camera."""
+
+    def __init__(self, backend, delay):
+        self.backend, self.delay = backend, delay
+        self.name, self.device, self.dtype = backend.name, backend.device, backend.dtype
+
+    def __call__(self, x):
+        time.sleep(self.delay)
+        return self.backend(x)
+
+
+def make_server(small_model, **config):
+    """A server whose WebRTC media stays on 127.0.0.1 (the in-process aiortc clients too)."""
+    worker = InferenceWorker(backend="torch", device="cpu", target_fps=30, adaptive=config.pop("adaptive", False))
+    worker.load(small_model)
+    worker.start()
+    settings = ServerConfig(models=[small_model], default_model=small_model, ice_loopback_only=True, **config)
+    return StylecastServer(settings, worker)
+
+
+async def connect(base_url, path="/offer", camera=None, token=None):
+    """An aiortc client: sends `camera`, returns (pc, received frames list, arrival times)."""
+    pc = RTCPeerConnection()
+    camera = camera or SyntheticCamera()
+    pc.addTransceiver(camera, direction="sendrecv")
+    channel = pc.createDataChannel("control")
+    received, messages = [], []
+    channel.on("message", lambda m: messages.append(json.loads(m)))
+
+    @pc.on("track")
+    def on_track(track):
+        async def pull():
+            while True:
+                try:
+                    frame = await track.recv()
+                except Exception:  # noqa: BLE001 - the track ended
+                    return
+                received.append((frame, time.perf_counter()))
+
+        asyncio.ensure_future(pull())
+
+    await pc.setLocalDescription(await pc.createOffer())
+    headers = {"X-Stylecast-Token": token} if token else {}
+    async with aiohttp.ClientSession() as session:
+        offer = {"sdp": pc.localDescription.sdp, "type": "offer", "stamp_rows": STAMP_ROWS}
+        async with session.post(f"{base_url}{path}", json=offer, headers=headers) as r:
+            answer = await r.json()
+            assert r.status == 200, answer
+    await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+    return pc, camera, received, messages, channel
+
+
+async def serve(server):
+    test_server = TestServer(server.app(), host="127.0.0.1")
+    await test_server.start_server()
+    return test_server, f"http://127.0.0.1:{test_server.port}"
+
+
+def test_stream_round_trip_stylizes_and_keeps_timestamps(small_model):
+    async def scenario():
+        server = make_server(small_model)
+        test_server, url = await serve(server)
+        try:
+            pc, camera, received, messages, channel = await connect(url)
+            await asyncio.sleep(3.0)
+            assert len(received) > 10
+            frames = [f.to_ndarray(format="rgb24") for f, _ in received]
+            numbers = [read_stamp(rgb) for rgb in frames]
+            assert numbers == sorted(numbers) and all(n in camera.sent for n in numbers)  # in order, stamps intact
+            # RTP adds a random offset on each hop, but every interval between frames is the
+            # input's (to within the VP8 encoder's rounding of timestamps: < 0.5 ms)
+            sent_pts = np.diff([camera.sent[n][1] for n in numbers])
+            got_pts = np.diff([f.pts for f, _ in received])
+            assert np.abs(got_pts - sent_pts).max() <= 45
+            out = frames[-1][:-STAMP_ROWS]
+            assert out.shape == (240, 320, 3)
+            gradient = np.linspace(0, 255, 320)[None, :]
+            assert np.abs(out[..., 0].astype(float) - gradient).mean() > 20  # stylized, not echoed
+            channel.send(json.dumps({"type": "settings", "strength": 0.0}))
+            await asyncio.sleep(1.0)
+            plain = received[-1][0].to_ndarray(format="rgb24")[:-STAMP_ROWS]
+            assert np.abs(plain[..., 0].astype(float) - gradient).mean() < 12  # strength 0: the input
+            assert any(m["type"] == "stats" and m["processed"] > 0 for m in messages)
+            assert any(m["type"] == "settings" and m["strength"] == 0.0 for m in messages)
+            channel.send(json.dumps({"type": "settings", "model": "nope"}))
+            channel.send("not json")
+            await asyncio.sleep(0.5)
+            errors = [m["message"] for m in messages if m["type"] == "error"]
+            assert "unknown model 'nope'" in errors[0] and len(errors) == 2
+            await pc.close()
+            for _ in range(50):  # the server notices and cleans up
+                if not server.peers:
+                    break
+                await asyncio.sleep(0.1)
+            assert not server.peers and server.closed_peers == 1
+        finally:
+            await test_server.close()
+            server.worker.stop()
+
+    asyncio.run(scenario())
+
+
+def test_slow_model_drops_frames_and_latency_stays_bounded(small_model):
+    """A 120 ms model behind a 30 fps camera for 8 s: latency must not grow (aiortc #1192)."""
+
+    async def scenario():
+        server = make_server(small_model)
+        ckpt, backend = server.worker.models[small_model]
+        server.worker.models[small_model] = (ckpt, SlowBackend(backend, 0.12))
+        test_server, url = await serve(server)
+        try:
+            pc, camera, received, _, _ = await connect(url)
+            tracemalloc.start()
+            await asyncio.sleep(2.0)
+            early_memory, _ = tracemalloc.get_traced_memory()
+            await asyncio.sleep(6.0)
+            late_memory, _ = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            latencies = [
+                (arrived - camera.sent[read_stamp(f.to_ndarray(format="rgb24"))][0]) * 1000 for f, arrived in received
+            ]
+            stats = next(iter(server.peers.values())).track.stats
+            first, last = np.median(latencies[5:15]), np.median(latencies[-10:])
+            assert stats.dropped > stats.processed  # ~30 fps in, ~8 fps out
+            assert max(latencies[5:]) < 600 and last < first + 100  # bounded, no upward trend
+            assert late_memory - early_memory < 5e6
+            await pc.close()
+        finally:
+            await test_server.close()
+            server.worker.stop()
+
+    asyncio.run(scenario())
+
+
+def test_two_clients_share_one_batched_worker(small_model):
+    async def scenario():
+        server = make_server(small_model)
+        ckpt, backend = server.worker.models[small_model]
+        server.worker.models[small_model] = (ckpt, SlowBackend(backend, 0.1))  # jobs meet in the queue
+        test_server, url = await serve(server)
+        try:
+            a = await connect(url, camera=SyntheticCamera(fps=15))
+            b = await connect(url, camera=SyntheticCamera(fps=15))
+            await asyncio.sleep(3.0)
+            assert len(a[2]) > 5 and len(b[2]) > 5
+            assert server.worker.frames > server.worker.turns  # some turns ran both clients at once
+            for pc, *_ in (a, b):
+                await pc.close()
+        finally:
+            await test_server.close()
+            server.worker.stop()
+
+    asyncio.run(scenario())
+
+
+def test_room_participants_receive_each_other(small_model):
+    async def scenario():
+        server = make_server(small_model, max_room_size=3)
+        test_server, url = await serve(server)
+        try:
+            clients = []
+            for _ in range(2):
+                pc = RTCPeerConnection()
+                camera = SyntheticCamera(width=240, height=180, fps=15)
+                pc.addTransceiver(camera, direction="sendrecv")
+                pc.addTransceiver("video", direction="recvonly")
+                pc.addTransceiver("video", direction="recvonly")
+                counts = {}
+
+                @pc.on("track")
+                def on_track(track, pc=pc, counts=counts):
+                    index = [t.receiver.track for t in pc.getTransceivers()].index(track)
+
+                    async def pull():
+                        while True:
+                            try:
+                                await track.recv()
+                            except Exception:  # noqa: BLE001
+                                return
+                            counts[index] = counts.get(index, 0) + 1
+
+                    asyncio.ensure_future(pull())
+
+                await pc.setLocalDescription(await pc.createOffer())
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.post(f"{url}/room/tea/offer", json={"sdp": pc.localDescription.sdp, "type": "offer"}) as r,
+                ):
+                    answer = await r.json()
+                    assert r.status == 200, answer
+                await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+                clients.append((pc, counts))
+            await asyncio.sleep(4.0)
+            for _, counts in clients:
+                assert counts.get(0, 0) > 5  # themselves, stylized
+                assert counts.get(1, 0) > 5  # the other participant, stylized
+                assert counts.get(2, 0) == 0  # nobody in the third slot
+            async with aiohttp.ClientSession() as session, session.get(f"{url}/api/stats") as r:
+                assert (await r.json())["rooms"] == {"tea": 2}
+            await clients[0][0].close()
+            for _ in range(50):
+                if "tea" in server.rooms and len(server.rooms["tea"].peers) == 1:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(server.rooms["tea"].peers) == 1
+            await clients[1][0].close()
+            for _ in range(50):
+                if not server.rooms:
+                    break
+                await asyncio.sleep(0.1)
+            assert not server.rooms and not server.peers
+        finally:
+            await test_server.close()
+            server.worker.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"not json", 400, "must be JSON"),
+        (b'{"type": "answer", "sdp": "v=0"}', 400, "expected"),
+        (b'{"type": "offer", "sdp": "hello"}', 400, "must start with v=0"),
+        (b'{"type": "offer", "sdp": "v=0\\r\\nthis is not sdp"}', 400, "malformed SDP"),
+        (b'{"type": "offer", "sdp": "v=0", "settings": {"strength": 7}}', 400, "strength must be"),
+        (b'{"type": "offer", "sdp": "v=0", "stamp_rows": -1}', 400, "stamp_rows"),
+        (b'{"type": "offer", "sdp": "' + b"v" * 70000 + b'"}', 413, ""),
+    ],
+    ids=["not-json", "not-offer", "not-sdp", "garbage-sdp", "bad-settings", "bad-stamp", "too-large"],
+)
+def test_malformed_offers_get_4xx_and_the_server_keeps_serving(small_model, body, status, message):
+    async def scenario():
+        server = make_server(small_model)
+        test_server, url = await serve(server)
+        try:
+            headers = {"Content-Type": "application/json"}
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(f"{url}/offer", data=body, headers=headers) as r,
+            ):
+                assert r.status == status
+                assert message in await r.text()
+            assert not server.peers  # nothing left behind
+            pc, _, received, _, _ = await connect(url)  # and the next client is served
+            await asyncio.sleep(1.5)
+            assert received
+            await pc.close()
+        finally:
+            await test_server.close()
+            server.worker.stop()
+
+    asyncio.run(scenario())
+
+
+def test_limits_token_rooms_and_static_files(small_model):
+    async def scenario():
+        server = make_server(small_model, host="0.0.0.0", max_peers=1, max_rooms=1)
+        assert server.config.token  # off loopback a token is made up when none is given
+        test_server, url = await serve(server)
+        token = server.config.token
+        try:
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+                for path in ("/", "/api/config", "/static/client.js"):
+                    async with session.get(url + path) as r:
+                        assert r.status == 401
+                async with session.get(f"{url}/?token=wrong") as r:
+                    assert r.status == 401
+                async with session.get(f"{url}/?token={token}") as r:
+                    assert r.status == 200 and "stylecast_token" in r.cookies  # the page's own requests carry it
+                async with session.get(f"{url}/static/client.js") as r:
+                    assert r.status == 200
+                for path in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2fapp.py"):
+                    async with session.get(url + path) as r:
+                        assert r.status in (403, 404) and "StylecastServer" not in await r.text()
+                async with session.get(f"{url}/room/bad%20name") as r:
+                    assert r.status == 400
+            pc, *_ = await connect(url, token=token)
+            async with aiohttp.ClientSession() as session:
+                headers = {"X-Stylecast-Token": token}
+                async with session.post(f"{url}/offer", json={"sdp": "v=0\r\n", "type": "offer"}, headers=headers) as r:
+                    assert r.status == 503 and "too many peers" in await r.text()
+            await pc.close()
+        finally:
+            await test_server.close()
+            server.worker.stop()
+
+    asyncio.run(scenario())
+
+
+def test_governor_steps_down_when_slow_and_back_up():
+    governor = ResolutionGovernor(budget_s=1 / 30, window=4)
+    for _ in range(8):  # two full windows over budget: two steps down
+        governor.observe(0.080)
+    assert governor.level == 2 and governor.max_size == 720
+    for _ in range(3):  # not a full window yet
+        governor.observe(0.005)
+    assert governor.level == 2
+    governor.observe(0.005)  # a window well under budget: one step back up
+    assert governor.level == 1 and governor.max_size == 960
