@@ -36,4 +36,4 @@ for _style, _painting in _PAINTINGS.items():
     SHIPPED[_style] = ZooModel(_style, f"{_style}.pt", "standard", _painting)
     SHIPPED[f"{_style}-small"] = ZooModel(f"{_style}-small", f"{_style}-small.pt", "small", _painting)
 
-DEFAULT_MODEL = "starry_night"
+DEFAULT_MODEL = "starry_night-small"

@@ -175,11 +175,16 @@ const Stylecast = (() => {
   function addSlotVideo(index, track) {
     const figure = document.createElement("figure");
     figure.className = "stylized";
+    figure.hidden = true; // until the slot has someone in it
     figure.innerHTML = `<div class="clip"><video autoplay muted playsinline data-slot="${index}"></video></div><figcaption>participant ${index}</figcaption>`;
     $("grid").appendChild(figure);
     const video = figure.querySelector("video");
     video.srcObject = new MediaStream([track]);
-    onEachFrame(video, () => { hideStrip(video); video.dataset.frames = String(Number(video.dataset.frames || 0) + 1); });
+    onEachFrame(video, () => {
+      figure.hidden = false;
+      hideStrip(video);
+      video.dataset.frames = String(Number(video.dataset.frames || 0) + 1);
+    });
     stats.remoteSlots += 1;
   }
 

@@ -1,0 +1,63 @@
+"""Shared fixtures. Data from ../shared is optional: tests that need it skip when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("STYLECAST_SHARED", ROOT.parent / "shared"))
+VGG_FILE = "weights/vgg19_imagenet_caffe_to_relu3_4.pth"
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def shared_path(relative: str) -> Path:
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"{path} is not here (the shared data folder is optional)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def vgg_weights() -> Path:
+    env = os.environ.get("STYLECAST_VGG_WEIGHTS")
+    if env and Path(env).is_file():
+        return Path(env)
+    return shared_path(VGG_FILE)
+
+
+@pytest.fixture(scope="session")
+def trainset() -> Path:
+    return shared_path("trainset")
+
+
+TEST_MODEL = "starry_night-small"
+
+
+@pytest.fixture(scope="session")
+def small_model() -> str:
+    """A shipped small network (committed in models/zoo): real weights, fast on a CPU."""
+    from models.zoo import SHIPPED
+
+    assert SHIPPED[TEST_MODEL].path.is_file(), "shipped model missing from models/zoo"
+    return TEST_MODEL
+
+
+@pytest.fixture(scope="session")
+def demo_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1 s of the generated scene at 160x96, 30 fps, with an AAC audio track."""
+    from realtime.demo import write_demo_clip
+
+    path = tmp_path_factory.mktemp("clips") / "demo.mp4"
+    write_demo_clip(path, seconds=1.0, width=160, height=96, fps=30)
+    return path
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)

@@ -1,0 +1,174 @@
+"""The page in a real headless Chromium whose fake camera plays a shared video clip.
+
+Needs Debian's chromium (installed by .ci/run) and the playwright package; skips without them.
+WebRTC media stays on 127.0.0.1: the server gathers only loopback candidates and Chromium is
+told to offer loopback ones (--allow-loopback-in-peer-connection) with real addresses, not
+mDNS names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import shutil
+import threading
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from aiohttp import web
+from conftest import shared_path
+
+from server.app import ServerConfig, StylecastServer
+from server.worker import InferenceWorker
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+STAMP_ROWS = 16  # as in server/static/client.js
+
+BROWSER_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+def make_y4m(source: Path, target: Path, size=(320, 240), frames=90) -> Path:
+    """Chromium's fake camera plays a .y4m file in a loop."""
+    with av.open(str(source)) as src, av.open(str(target), "w", format="yuv4mpegpipe") as dst:
+        stream = dst.add_stream("rawvideo", rate=30)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for i, frame in enumerate(src.decode(video=0)):
+            if i >= frames:
+                break
+            rgb = cv2.resize(frame.to_ndarray(format="rgb24"), size, interpolation=cv2.INTER_AREA)
+            out = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            out.pts = i
+            dst.mux(stream.encode(out))
+        dst.mux(stream.encode(None))
+    return target
+
+
+class ServerThread:
+    """The real aiohttp app on an ephemeral loopback port, in a thread with its own loop."""
+
+    def __init__(self, server: StylecastServer):
+        self.server = server
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        runner = web.AppRunner(self.server.app())
+        self.loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        self.runner = runner
+        self.ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(runner.cleanup())
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        assert self.ready.wait(30)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=30)
+        self.server.worker.stop()
+
+
+@pytest.fixture(scope="module")
+def camera_file(tmp_path_factory) -> Path:
+    clip = shared_path("media/video/big_buck_bunny_640x360.mp4")
+    return make_y4m(clip, tmp_path_factory.mktemp("camera") / "camera.y4m")
+
+
+def decode_png(data_url: str) -> np.ndarray:
+    raw = base64.b64decode(data_url.split(",", 1)[1])
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def launch(playwright, camera_file: Path):
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, args=[*BROWSER_ARGS, f"--use-file-for-fake-video-capture={camera_file}"]
+    )
+
+
+def make_server(model: str, **config) -> StylecastServer:
+    worker = InferenceWorker(backend="auto", device="cpu", target_fps=15)
+    worker.load(model)
+    worker.start()
+    return StylecastServer(ServerConfig(models=[model], default_model=model, ice_loopback_only=True, **config), worker)
+
+
+def test_page_streams_the_fake_camera_back_stylized(camera_file, small_model):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from realtime.stylizer import Stylizer
+
+    with ServerThread(make_server(small_model)) as url, sync_api.sync_playwright() as p:
+        browser = launch(p, camera_file)
+        page = browser.new_page()
+        page.goto(f"{url}/?autostart=1")
+        page.wait_for_function(
+            "window.stylecastStats.framesShown > 60 && window.stylecastStats.latencies.length > 30"
+            " && window.stylecastStats.received > 0",
+            timeout=90_000,
+        )
+        stats = page.evaluate("window.stylecastStats")
+        local = decode_png(page.evaluate("Stylecast.grab('local')"))
+        remote = decode_png(page.evaluate("Stylecast.grab('remote')"))
+        overlay = page.inner_text("#stats")
+        browser.close()
+
+    assert not stats["errors"], stats["errors"]
+    assert stats["connected"] and stats["fps"] > 2
+    assert 0 < stats["latencyP50Ms"] <= stats["latencyP95Ms"] < 2000
+    assert stats["dropped"] >= 0 and stats["processed"] > 30
+    assert "fps" in overlay and "latency" in overlay and "dropped" in overlay
+    picture = remote[: remote.shape[0] - STAMP_ROWS]
+    assert picture.shape == local.shape == (240, 320, 3)
+    # The page shows what the model makes of the camera: compare with our own stylization of the
+    # camera frame grabbed at the same moment (the stream lags a few frames behind it).
+    expected = Stylizer.create(small_model, backend="torch", device="cpu").one(local)
+    to_input = np.abs(picture.astype(int) - local.astype(int)).mean()
+    to_model = np.abs(picture.astype(int) - expected.astype(int)).mean()
+    assert to_input > 20 and to_model < 0.6 * to_input, (to_input, to_model)
+
+
+def test_two_participants_in_a_room_see_each_other(camera_file, small_model):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with ServerThread(make_server(small_model, max_room_size=3)) as url, sync_api.sync_playwright() as p:
+        browser = launch(p, camera_file)
+        pages = [browser.new_page() for _ in range(2)]
+        for page in pages:
+            page.goto(f"{url}/room/tea?autostart=1")
+        for page in pages:  # each shows itself and the other participant, stylized
+            page.wait_for_function(
+                "window.stylecastStats.framesShown > 20 && [...document.querySelectorAll('video[data-slot]')]"
+                ".some(v => Number(v.dataset.frames || 0) > 20)",
+                timeout=90_000,
+            )
+        busiest = (
+            "[...document.querySelectorAll('video[data-slot]')].sort((a, b) => b.dataset.frames - a.dataset.frames)[0]"
+        )
+        frames = [page.evaluate(f"Stylecast.grab({busiest})") for page in pages]
+        browser.close()
+    for data_url in frames:
+        other = decode_png(data_url)
+        assert other.shape[1] == 320 and other[:-STAMP_ROWS].std() > 10  # a real picture
