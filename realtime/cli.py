@@ -155,7 +155,7 @@ def cmd_image(args: argparse.Namespace) -> int:
 
 def cmd_webcam(args: argparse.Namespace) -> int:
     from realtime.live import run_live
-    from realtime.sinks import ImageSequenceSink, LiveVideoSink, NullSink, WindowSink
+    from realtime.sinks import ImageSequenceSink, LiveVideoSink, NullSink, VirtualCameraSink, WindowSink
     from realtime.sources import open_source
     from realtime.video import VIDEO_SUFFIXES
 
@@ -163,6 +163,8 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     stylizer = build_stylizer(args)
     sinks: list[Any] = []
     try:
+        if args.virtual_cam:
+            sinks.append(VirtualCameraSink(source.fps, args.virtual_cam_device))
         if not args.no_window:
             sinks.append(WindowSink())
         if args.output and Path(args.output).suffix.lower() in VIDEO_SUFFIXES:
@@ -432,6 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", default=None, help="also record the stylized stream: a video file, or a folder for numbered PNGs"
     )
     p.add_argument("--no-window", action="store_true", help="do not open a window")
+    p.add_argument(
+        "--virtual-cam", action="store_true", help="also feed a virtual camera that video-call apps can pick"
+    )
+    p.add_argument(
+        "--virtual-cam-device",
+        default=None,
+        help="virtual camera device (e.g. /dev/video10); default: the first free one",
+    )
     p.add_argument("--no-overlay", action="store_true", help="no fps / latency text on the frames")
     p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     add_model_flags(p)

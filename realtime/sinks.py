@@ -116,3 +116,39 @@ class ImageSequenceSink:
 
     def close(self) -> None:
         pass
+
+
+VIRTUALCAM_HINT = (
+    "pip install 'stylecast[virtualcam]'; on Linux also load v4l2loopback "
+    "(sudo modprobe v4l2loopback devices=1 exclusive_caps=1), on Windows and macOS install OBS Studio"
+)
+
+
+class VirtualCameraSink:
+    """Feeds a virtual camera (pyvirtualcam: v4l2loopback on Linux, OBS on Windows and macOS)
+    that Zoom, Meet or Teams can select. Opened at the first frame, which gives the size."""
+
+    def __init__(self, fps: float, device: str | None = None):
+        try:
+            import pyvirtualcam
+        except ImportError:
+            raise InputError(f"--virtual-cam needs pyvirtualcam: {VIRTUALCAM_HINT}") from None
+        self.pyvirtualcam = pyvirtualcam
+        self.fps, self.device = fps, device
+        self.camera = None
+
+    def write(self, rgb: np.ndarray, captured_at: float) -> bool:
+        if self.camera is None:
+            h, w = rgb.shape[:2]
+            try:
+                self.camera = self.pyvirtualcam.Camera(
+                    width=w, height=h, fps=self.fps, fmt=self.pyvirtualcam.PixelFormat.RGB, device=self.device
+                )
+            except RuntimeError as exc:
+                raise InputError(f"no virtual camera available ({exc}); {VIRTUALCAM_HINT}") from None
+        self.camera.send(np.ascontiguousarray(rgb))
+        return True
+
+    def close(self) -> None:
+        if self.camera is not None:
+            self.camera.close()
