@@ -1,96 +1,26 @@
 """The page in a real headless Chromium whose fake camera plays a shared video clip.
 
 Needs Debian's chromium (installed by .ci/run) and the playwright package; skips without them.
-WebRTC media stays on 127.0.0.1: the server gathers only loopback candidates and Chromium is
-told to offer loopback ones (--allow-loopback-in-peer-connection) with real addresses, not
-mDNS names.
+WebRTC media stays on 127.0.0.1 (see server/harness.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import shutil
-import threading
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
-from aiohttp import web
 from conftest import shared_path
 
 from server.app import ServerConfig, StylecastServer
+from server.harness import ServerThread, chromium_args, chromium_path, make_y4m
 from server.worker import InferenceWorker
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = chromium_path()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 STAMP_ROWS = 16  # as in server/static/client.js
-
-BROWSER_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--autoplay-policy=no-user-gesture-required",
-]
-
-
-def make_y4m(source: Path, target: Path, size=(320, 240), frames=90) -> Path:
-    """Chromium's fake camera plays a .y4m file in a loop."""
-    with av.open(str(source)) as src, av.open(str(target), "w", format="yuv4mpegpipe") as dst:
-        stream = dst.add_stream("rawvideo", rate=30)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for i, frame in enumerate(src.decode(video=0)):
-            if i >= frames:
-                break
-            rgb = cv2.resize(frame.to_ndarray(format="rgb24"), size, interpolation=cv2.INTER_AREA)
-            out = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-            out.pts = i
-            dst.mux(stream.encode(out))
-        dst.mux(stream.encode(None))
-    return target
-
-
-class ServerThread:
-    """The real aiohttp app on an ephemeral loopback port, in a thread with its own loop."""
-
-    def __init__(self, server: StylecastServer):
-        self.server = server
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        runner = web.AppRunner(self.server.app())
-        self.loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        self.loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        self.runner = runner
-        self.ready.set()
-        self.loop.run_forever()
-        self.loop.run_until_complete(runner.cleanup())
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        assert self.ready.wait(30)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=30)
-        self.server.worker.stop()
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +35,7 @@ def decode_png(data_url: str) -> np.ndarray:
 
 
 def launch(playwright, camera_file: Path):
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM, args=[*BROWSER_ARGS, f"--use-file-for-fake-video-capture={camera_file}"]
-    )
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=chromium_args(camera_file))
 
 
 def make_server(model: str, **config) -> StylecastServer:

@@ -1,0 +1,125 @@
+"""Camera-to-screen latency and delivered frame rate of `stylecast serve`, measured in a real
+headless Chromium over loopback, next to what the model alone can do, in one run.
+
+    python benchmarks/webrtc_latency.py --seconds 300 --model starry_night-small --size 320x240
+
+The page's fake camera plays a shared clip (../shared/media/video, or --clip) at 30 fps. Every
+--sample seconds the page's own figures are read: frames shown per second, and latency
+percentiles over the frames shown since the last sample (from the timestamp strip each frame
+carries, so both ends are the page's clock). "model alone" is the inference worker's backend
+timed on frames of the same size in the same process before the run. The trend is the slope of
+a straight line through the per-sample p95 latencies (milliseconds per minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from realtime.demo import DemoScene
+from server.app import ServerConfig, StylecastServer
+from server.harness import ServerThread, chromium_args, chromium_path, make_y4m
+from server.worker import InferenceWorker
+
+CLIP = Path(__file__).resolve().parent.parent.parent / "shared" / "media" / "video" / "big_buck_bunny_640x360.mp4"
+
+
+def model_alone_fps(worker: InferenceWorker, model: str, size: tuple[int, int], seconds: float = 5.0) -> float:
+    """Frames per second of the bare backend on a ready input of `size` (W, H)."""
+    ckpt, backend = worker.models[model]
+    m = ckpt.contract.size_multiple
+    w, h = size
+    frame = DemoScene(w, h).frame(30)
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float().div(255)
+    x = torch.nn.functional.pad(x, (0, -w % m, 0, -h % m), mode="reflect")
+    for _ in range(3):
+        backend(x)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        backend(x)
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--sample", type=float, default=10)
+    parser.add_argument("--model", default="starry_night-small")
+    parser.add_argument("--size", default="320x240", help="camera size WxH")
+    parser.add_argument("--clip", type=Path, default=CLIP)
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--json", type=Path, default=None, help="also write the samples here")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    browser_path = chromium_path()
+    if browser_path is None:
+        sys.exit("chromium is not installed (apt-get install chromium)")
+    size = tuple(int(v) for v in args.size.split("x"))
+    worker = InferenceWorker(backend=args.backend, device="cpu", target_fps=30)
+    worker.load(args.model)
+    alone = model_alone_fps(worker, args.model, size)
+    worker.start()
+    server = StylecastServer(ServerConfig(models=[args.model], default_model=args.model, ice_loopback_only=True), worker)
+    samples = []
+    with tempfile.TemporaryDirectory() as tmp, ServerThread(server) as url, sync_playwright() as p:
+        camera = make_y4m(args.clip, Path(tmp) / "camera.y4m", size, frames=240)
+        browser = p.chromium.launch(executable_path=browser_path, args=chromium_args(camera))
+        page = browser.new_page()
+        page.goto(f"{url}/?autostart=1")
+        page.wait_for_function("window.stylecastStats.framesShown > 30", timeout=120_000)
+        start = time.perf_counter()
+        shown_before = page.evaluate("window.stylecastStats.framesShown")
+        seen = len(page.evaluate("window.stylecastStats.latencies"))
+        while time.perf_counter() - start < args.seconds:
+            time.sleep(args.sample)
+            s = page.evaluate(
+                "(() => { const s = window.stylecastStats; return {shown: s.framesShown, fps: s.fps, dropped: s.dropped,"
+                " received: s.received, processed: s.processed, latencies: s.latencies.slice(-300), all: s.latencies.length} })()"
+            )
+            # the page keeps the last 300 latencies; take the ones that arrived since the last sample
+            fresh = s["latencies"][-min(len(s["latencies"]), s["all"] - seen) :] if s["all"] > seen else []
+            seen = s["all"]
+            elapsed = time.perf_counter() - start
+            sample = {
+                "t": round(elapsed, 1),
+                "fps": round(s["fps"], 1),
+                "p50": float(np.percentile(fresh, 50)) if fresh else None,
+                "p95": float(np.percentile(fresh, 95)) if fresh else None,
+                "dropped": s["dropped"],
+                "received": s["received"],
+            }
+            samples.append(sample)
+            print(json.dumps(sample), flush=True)
+        shown = page.evaluate("window.stylecastStats.framesShown") - shown_before
+        elapsed = time.perf_counter() - start
+        browser.close()
+    delivered = shown / elapsed
+    p95s = [s["p95"] for s in samples if s["p95"] is not None]
+    times = [s["t"] / 60 for s in samples if s["p95"] is not None]
+    slope = float(np.polyfit(times, p95s, 1)[0]) if len(p95s) > 2 else float("nan")
+    ceiling = min(30.0, alone)
+    print(f"\n# {args.model} at {args.size}, {elapsed:.0f} s, backend {worker.models[args.model][1].name}, {torch.get_num_threads()} threads")
+    print("| measure | value |\n|---|---|")
+    print(f"| model alone (frames/s) | {alone:.1f} |")
+    print(f"| delivered to the page (frames/s) | {delivered:.1f} |")
+    print(f"| delivered / min(camera 30, model alone) | {delivered / ceiling:.0%} |")
+    print(f"| latency p50 over the run (median of samples, ms) | {statistics.median(s['p50'] for s in samples if s['p50']):.0f} |")
+    print(f"| latency p95 (worst sample, ms) | {max(p95s):.0f} |")
+    print(f"| latency p95 trend (ms per minute) | {slope:+.1f} |")
+    print(f"| dropped / received | {samples[-1]['dropped']} / {samples[-1]['received']} |")
+    if args.json:
+        args.json.write_text(json.dumps({"model_alone_fps": alone, "delivered_fps": delivered, "samples": samples}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
