@@ -58,7 +58,7 @@ def export_onnx(ckpt: Checkpoint, path: str | Path, sample_size: tuple[int, int]
     module = ckpt.build()
     m = ckpt.contract.size_multiple
     h, w = (max(m, sample_size[0] // m * m), max(m, sample_size[1] // m * m))
-    sample = torch.rand(1, 3, h, w)
+    sample = torch.rand(2, 3, h, w)  # batch 2: a batch of 1 would be specialized to a constant
     height, width = torch.export.Dim("height", min=2) * m, torch.export.Dim("width", min=2) * m
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp) / "model.onnx"

@@ -337,23 +337,59 @@ def cmd_train_fast(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
     from export.onnx import export_onnx, max_difference
     from realtime.atomic import check_output_folder
+    from realtime.backends import installed
+    from realtime.device import resolve_device
     from realtime.stylizer import load_model
 
     ckpt = load_model(args.model)
     output = Path(args.output)
     check_output_folder(output)
-    if args.format != "onnx":
-        raise InputError(f"export format {args.format!r} is not available yet; use --format onnx")
-    export_onnx(ckpt, output)
     m = ckpt.contract.size_multiple
     sizes = [(64, 96), (23 * m, 31 * m)]
-    differences = {f"{h}x{w}": max_difference(ckpt, output, (h, w)) for h, w in sizes}
+    if args.format == "onnx":
+        export_onnx(ckpt, output)
+        differences = {f"{h}x{w}": max_difference(ckpt, output, (h, w)) for h, w in sizes}
+    elif args.format == "aot":
+        from export.aot import export_aot, load_aot
+
+        device = resolve_device(args.device)
+        dtype = torch.float16 if args.fp16 else torch.float32
+        export_aot(ckpt, output, device, dtype)
+        package, reference = load_aot(output), ckpt.build().to(device)
+        differences = {}
+        with torch.inference_mode():
+            for h, w in sizes:
+                x = torch.rand(1, 3, h, w, device=device)
+                differences[f"{h}x{w}"] = float((package(x.to(dtype)).float() - reference(x)).abs().max())
+    else:  # tensorrt
+        if not installed("tensorrt"):
+            raise InputError(
+                "export to tensorrt needs TensorRT: pip install 'stylecast[tensorrt]' on a machine with an NVIDIA GPU"
+            )
+        from export.tensorrt import ShapeProfile, TensorRTBackend
+
+        device = resolve_device(args.device if args.device != "auto" else "cuda")
+        try:
+            profile = ShapeProfile.parse(args.shapes, m) if args.shapes else ShapeProfile()
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        engine = TensorRTBackend(ckpt, device, fp16=args.fp16, profile=profile)
+        output.write_bytes(engine.engine.serialize())
+        reference = ckpt.build().to(device)
+        differences = {}
+        with torch.inference_mode():
+            for h, w in sizes:
+                x = torch.rand(1, 3, h, w, device=device)
+                differences[f"{h}x{w}"] = float((engine(x).float() - reference(x)).abs().max())
     emit(
         args,
         {"model": args.model, "format": args.format, "output": str(output), "max_abs_difference": differences},
-        f"wrote {output}; largest |torch - onnxruntime| " + ", ".join(f"{k}: {v:.2e}" for k, v in differences.items()),
+        f"wrote {output}; largest |torch - {args.format}| "
+        + ", ".join(f"{k}: {v:.2e}" for k, v in differences.items()),
     )
     return 0
 
@@ -508,8 +544,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("export", "export a model for deployment")
     p.add_argument("model", help="shipped model name or checkpoint path")
-    p.add_argument("--format", default="onnx", choices=["onnx"], help="target format")
-    p.add_argument("-o", "--output", required=True, help="output file")
+    p.add_argument("--format", default="onnx", choices=["onnx", "aot", "tensorrt"], help="target format")
+    p.add_argument("-o", "--output", required=True, help="output file (.onnx, .pt2 or .engine)")
+    p.add_argument("--fp16", action="store_true", help="half precision (aot, tensorrt)")
+    p.add_argument(
+        "--shapes", default=None, help="tensorrt: MIN,OPT,MAX input sizes as HxW (default 64x64,720x1280,1088x1920)"
+    )
+    p.add_argument("--device", default="auto", help="aot, tensorrt: the device to compile for")
     p.set_defaults(run=cmd_export)
     return parser
 

@@ -16,7 +16,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from av import VideoFrame
 
 from server.app import ServerConfig, StylecastServer
-from server.worker import InferenceWorker, ResolutionGovernor
+from server.worker import ClientSettings, InferenceWorker, Job, ResolutionGovernor
 
 STAMP_ROWS, STAMP_BITS = 16, 12
 
@@ -358,3 +358,32 @@ def test_governor_steps_down_when_slow_and_back_up():
     assert governor.level == 2
     governor.observe(0.005)  # a window well under budget: one step back up
     assert governor.level == 1 and governor.max_size == 960
+
+
+def test_batched_turn_gives_the_same_frames_as_one_client_at_a_time(small_model):
+    """Several streams in one model call must not change anyone's frames."""
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(3)]
+    settings = [
+        ClientSettings(small_model),
+        ClientSettings(small_model, strength=0.5),
+        ClientSettings(small_model, preserve_color=True),
+    ]
+    worker = InferenceWorker(backend="torch", device="cpu", adaptive=False)
+    worker.load(small_model)
+
+    async def run(batched: bool):
+        loop = asyncio.get_running_loop()
+        jobs = [Job(f, s, loop.create_future(), loop) for f, s in zip(frames, settings, strict=True)]
+        if batched:
+            worker._turn(jobs)
+        else:
+            for job in jobs:
+                worker._turn([job])
+        await asyncio.sleep(0)  # let the results land
+        return [job.future.result() for job in jobs]
+
+    together, alone = asyncio.run(run(True)), asyncio.run(run(False))
+    for a, b in zip(together, alone, strict=True):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    assert np.abs(together[0].astype(int) - together[1].astype(int)).mean() > 5  # settings applied per client

@@ -1,0 +1,160 @@
+"""TensorRT engines from the ONNX export, cached, and a backend that runs them on torch tensors.
+
+Written against the TensorRT 10 Python API (named tensors: `set_input_shape`,
+`set_tensor_address`, `execute_async_v3`). TensorRT is an optional extra
+(`pip install "stylecast[tensorrt]"`); nothing here is imported unless it is asked for.
+
+Traps handled here:
+- instance norm: the ONNX parser maps it to TensorRT's native normalization layer; in fp16 its
+  variance of large activations overflows, so normalization layers are pinned to fp32
+  (`OBEY_PRECISION_CONSTRAINTS`) while the convolutions run in fp16;
+- dynamic shapes: one optimization profile covers the (min, opt, max) input sizes asked for,
+  and a frame outside it is refused with a message instead of a CUDA error;
+- engines are specific to the GPU, the TensorRT version, the precision and the profile: the
+  cache key holds all of them and the ONNX file's hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from models.checkpoint import Checkpoint
+
+log = logging.getLogger("stylecast.tensorrt")
+
+
+@dataclass(frozen=True)
+class ShapeProfile:
+    """Input sizes (height, width) the engine accepts: smallest, tuned-for, largest."""
+
+    min: tuple[int, int] = (64, 64)
+    opt: tuple[int, int] = (720, 1280)
+    max: tuple[int, int] = (1088, 1920)
+    max_batch: int = 4
+
+    @classmethod
+    def parse(cls, text: str, multiple: int = 4) -> ShapeProfile:
+        """'HxW,HxW,HxW' (min, opt, max), each rounded up to `multiple`."""
+        try:
+            sizes = [tuple(int(v) for v in part.lower().split("x")) for part in text.split(",")]
+            low, opt, high = (tuple(-(-v // multiple) * multiple for v in size) for size in sizes)
+        except ValueError:
+            raise ValueError(
+                f"shapes must look like 64x64,720x1280,1088x1920 (min,opt,max as HxW), got {text!r}"
+            ) from None
+        if not all(a <= b <= c for a, b, c in zip(low, opt, high, strict=True)):
+            raise ValueError(f"shapes must grow from min to opt to max, got {text!r}")
+        return cls(low, opt, high)  # type: ignore[arg-type]
+
+    def contains(self, height: int, width: int) -> bool:
+        return self.min[0] <= height <= self.max[0] and self.min[1] <= width <= self.max[1]
+
+
+def engine_key(onnx_bytes: bytes, gpu_name: str, trt_version: str, fp16: bool, profile: ShapeProfile) -> str:
+    """The engine cache key: everything an engine depends on."""
+    h = hashlib.sha256()
+    h.update(hashlib.sha256(onnx_bytes).digest())
+    h.update(f"{gpu_name}|{trt_version}|fp16={fp16}|{profile}".encode())
+    return h.hexdigest()[:20]
+
+
+def build_engine(onnx_path: Path, fp16: bool, profile: ShapeProfile, timing_cache: Path | None = None) -> bytes:
+    """Serialized engine for the ONNX model at `onnx_path`."""
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 4 << 30)
+    if fp16:
+        config.set_flag(trt.BuilderFlag.FP16)
+        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+        for i in range(network.num_layers):
+            layer = network.get_layer(i)
+            if layer.type == trt.LayerType.NORMALIZATION:  # variance of big activations overflows fp16
+                layer.precision = trt.float32
+                layer.set_output_type(0, trt.float32)
+        network.get_input(0).dtype = trt.float16  # fp16 in and out: no casts around the engine
+        network.get_output(0).dtype = trt.float16
+    name = network.get_input(0).name
+    opt_profile = builder.create_optimization_profile()
+    opt_profile.set_shape(name, (1, 3, *profile.min), (1, 3, *profile.opt), (profile.max_batch, 3, *profile.max))
+    config.add_optimization_profile(opt_profile)
+    cache_data = timing_cache.read_bytes() if timing_cache and timing_cache.is_file() else b""
+    cache = config.create_timing_cache(cache_data)
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path}")
+    if timing_cache is not None:
+        timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+    return bytes(serialized)
+
+
+def cached_engine(ckpt: Checkpoint, fp16: bool, profile: ShapeProfile, cache: Path) -> Path:
+    """The engine for `ckpt` on this GPU, built once and kept under `cache`/engines."""
+    import tensorrt as trt
+
+    from realtime.backends import cached_onnx
+
+    onnx_path = cached_onnx(ckpt)
+    key = engine_key(onnx_path.read_bytes(), torch.cuda.get_device_name(), trt.__version__, fp16, profile)
+    path = cache / "engines" / f"{ckpt.architecture}-{key}.engine"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log.info("building a TensorRT engine for %s (a minute or two, once)", ckpt.styles or ckpt.architecture)
+        data = build_engine(onnx_path, fp16, profile, cache / "engines" / "timing.cache")
+        staged = path.with_suffix(".part")
+        staged.write_bytes(data)
+        staged.replace(path)
+    return path
+
+
+class TensorRTBackend:
+    """A drop-in for the torch model: CUDA tensor in, CUDA tensor out, on the current stream."""
+
+    name = "tensorrt"
+
+    def __init__(self, ckpt: Checkpoint, device: torch.device, fp16: bool = True, profile: ShapeProfile | None = None):
+        import tensorrt as trt
+
+        from realtime.backends import cache_dir
+
+        if device.type != "cuda":
+            raise ValueError("TensorRT runs on CUDA devices only")
+        self.device = device
+        self.dtype = torch.float16 if fp16 else torch.float32
+        self.profile = profile or ShapeProfile()
+        path = cached_engine(ckpt, fp16, self.profile, cache_dir())
+        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.input = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
+        self.output = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        if not self.profile.contains(h, w) or n > self.profile.max_batch:
+            raise ValueError(
+                f"input {n}x{h}x{w} is outside the engine's profile {self.profile}; "
+                "export again with --shapes covering it, or use --max-size"
+            )
+        x = x.to(self.dtype).contiguous()
+        self.context.set_input_shape(self.input, tuple(x.shape))
+        y = torch.empty(tuple(self.context.get_tensor_shape(self.output)), dtype=self.dtype, device=self.device)
+        self.context.set_tensor_address(self.input, x.data_ptr())
+        self.context.set_tensor_address(self.output, y.data_ptr())
+        if not self.context.execute_async_v3(torch.cuda.current_stream(self.device).cuda_stream):
+            raise RuntimeError("TensorRT execution failed")
+        return y

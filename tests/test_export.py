@@ -1,0 +1,109 @@
+"""Exporters and compiled backends agree with torch; engine-cache keys change when they must."""
+
+import importlib.util
+import json
+
+import onnx
+import pytest
+import torch
+
+from export.onnx import METADATA_KEY, export_onnx, max_difference
+from export.tensorrt import ShapeProfile, engine_key
+from models.checkpoint import Checkpoint, InputContract
+from realtime.backends import CompiledBackend, TorchBackend
+from training.fast import NETS
+
+HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+
+
+def random_checkpoint(net: str) -> Checkpoint:
+    torch.manual_seed(0)
+    architecture, net_class, kwargs = NETS[net]
+    module = net_class(**kwargs)
+    return Checkpoint(
+        architecture, dict(kwargs), module.state_dict(), InputContract(size_multiple=module.size_multiple), styles=["x"]
+    )
+
+
+@pytest.mark.parametrize("net", ["standard", "small"])
+def test_onnx_export_matches_torch_at_two_sizes_and_carries_the_contract(net, tmp_path):
+    ckpt = random_checkpoint(net)
+    path = export_onnx(ckpt, tmp_path / "m.onnx")
+    model = onnx.load(str(path))
+    contract = {p.key: p.value for p in model.metadata_props}[METADATA_KEY]
+    declared = json.loads(contract)
+    assert declared["size_multiple"] == ckpt.contract.size_multiple and declared["channel_order"] == "RGB"
+    assert declared["input_range"] == [0.0, 1.0] and declared["layout"] == "NCHW"
+    for size in ((64, 96), (184, 248)):
+        assert max_difference(ckpt, path, size) < 1e-3  # fp32: within 1e-3 of the output range
+
+
+def test_compiled_backend_matches_eager(small_model):
+    from realtime.stylizer import load_model
+
+    ckpt = load_model(small_model)
+    eager = TorchBackend(ckpt, torch.device("cpu"), torch.float32)
+    compiled = CompiledBackend(ckpt, torch.device("cpu"), torch.float32)
+    x = torch.rand(1, 3, 64, 96)
+    assert float((eager(x) - compiled(x)).abs().max()) < 1e-3
+
+
+@pytest.mark.slow
+def test_aot_package_round_trip_on_this_device(small_model, tmp_path):
+    from export.aot import export_aot, load_aot
+    from realtime.stylizer import load_model
+
+    ckpt = load_model(small_model)
+    package = load_aot(
+        export_aot(ckpt, tmp_path / "m.pt2", torch.device("cpu"), sample_size=(64, 64), max_size=(512, 512))
+    )
+    reference = ckpt.build()
+    with torch.inference_mode():
+        for size in ((64, 96), (120, 160)):  # dynamic height and width
+            x = torch.rand(2, 3, *size)
+            assert float((package(x) - reference(x)).abs().max()) < 1e-3
+
+
+def test_engine_cache_key_depends_on_everything_an_engine_depends_on():
+    base = dict(onnx_bytes=b"model", gpu_name="NVIDIA H100", trt_version="10.9", fp16=True, profile=ShapeProfile())
+    key = engine_key(**base)
+    assert key == engine_key(**base)  # stable
+    for change in (
+        {"onnx_bytes": b"other model"},
+        {"gpu_name": "NVIDIA H200"},
+        {"trt_version": "10.10"},
+        {"fp16": False},
+        {"profile": ShapeProfile(max=(2160, 3840))},
+    ):
+        assert engine_key(**{**base, **change}) != key, change
+
+
+def test_shape_profiles_parse_and_round_to_the_size_multiple():
+    profile = ShapeProfile.parse("60x60,719x1279,1080x1920", multiple=8)
+    assert profile.min == (64, 64) and profile.opt == (720, 1280) and profile.max == (1080, 1920)
+    assert profile.contains(720, 1280) and not profile.contains(2160, 3840)
+    with pytest.raises(ValueError, match="must grow"):
+        ShapeProfile.parse("720x1280,64x64,1080x1920")
+    with pytest.raises(ValueError, match="must look like"):
+        ShapeProfile.parse("big")
+
+
+@pytest.mark.skipif(
+    not HAS_TENSORRT,
+    reason="TensorRT is not installable here: its wheels fetch their libraries from NVIDIA's index at install time",
+)
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="TensorRT needs a CUDA GPU")
+@pytest.mark.trt
+def test_tensorrt_engine_matches_torch(small_model):
+    from export.tensorrt import TensorRTBackend
+    from realtime.stylizer import load_model
+
+    ckpt = load_model(small_model)
+    device = torch.device("cuda")
+    engine = TensorRTBackend(ckpt, device, fp16=True, profile=ShapeProfile((64, 64), (360, 640), (720, 1280)))
+    reference = ckpt.build().to(device)
+    x = torch.rand(1, 3, 360, 640, device=device)
+    with torch.inference_mode():
+        expected = reference(x)
+    span = float(expected.max() - expected.min())
+    assert float((engine(x).float() - expected).abs().max()) < 1e-2 * span  # fp16: within 1e-2 of the range
