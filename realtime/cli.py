@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -329,7 +330,8 @@ def cmd_train_fast(args: argparse.Namespace) -> int:
     if not Path(config.style).is_file():
         raise InputError(f"style image not found: {config.style}")
     result = train(config, progress=not args.quiet)
-    print(f"wrote {result.checkpoint} ({result.steps} steps in {result.seconds:.0f} s)")
+    if result.checkpoint is not None:
+        print(f"wrote {result.checkpoint} ({result.steps} steps in {result.seconds:.0f} s)")
     return 0
 
 
@@ -558,9 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose or args.command == "train" else logging.WARNING, format="%(message)s"
-    )
+    chatty = (args.verbose or args.command == "train") and os.environ.get("RANK", "0") == "0"  # torchrun: rank 0 logs
+    logging.basicConfig(level=logging.INFO if chatty else logging.WARNING, format="%(message)s")
     from models.checkpoint import CheckpointError
     from models.vgg import VGGUnavailable
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from models.checkpoint import atomic_torch_save
+from realtime.device import resolve_device
 
 STATE_FILE = "state.pt"
 CONFIG_FILE = "config.json"
@@ -30,6 +34,48 @@ def option(default: Any, help: str) -> Any:
 def required(help: str) -> Any:
     """A config dataclass field without a default (a required flag on the command line)."""
     return dataclasses.field(metadata={"help": help, "required": True})
+
+
+@dataclass
+class Distributed:
+    """This process's place in a torchrun job (rank 0 of 1 when run alone)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_name: str) -> tuple[Distributed, torch.device]:
+    """Join the torchrun job described by the environment (NCCL on GPUs, gloo on CPUs) and
+    pick this process's device; alone, just resolve `device_name`."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return Distributed(), resolve_device(device_name)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device_name != "cpu"
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    return Distributed(rank, world_size, local_rank), device
+
+
+def all_gather_floats(value: float, info: Distributed) -> list[float]:
+    """`value` from every rank (a list of one when not distributed)."""
+    if not info.enabled:
+        return [value]
+    gathered = [None] * info.world_size
+    dist.all_gather_object(gathered, value)
+    return [float(v) for v in gathered]
 
 
 def seed_everything(seed: int) -> None:

@@ -17,19 +17,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from models.checkpoint import Checkpoint, InputContract, save_checkpoint
 from models.johnson import TransformerNet
 from models.small import SmallTransformerNet
 from models.vgg import ENV_WEIGHTS, load_vgg
-from realtime.device import resolve_device
 from realtime.images import read_rgb
 from training.common import (
     Scalars,
+    all_gather_floats,
     autocast_for,
     endless,
+    init_distributed,
     load_state,
     option,
     required,
@@ -70,7 +73,9 @@ class FastConfig:
     content_weight: float = option(1.0, "weight of the content (feature reconstruction) loss")
     style_weight: float = option(4.0, "weight of the Gram style loss")
     tv_weight: float = option(1e3, "weight of the total-variation smoothness loss")
-    temporal_weight: float = option(0.0, "weight of the synthetic-motion stability loss (0: off); reduces flicker in video")
+    temporal_weight: float = option(
+        0.0, "weight of the synthetic-motion stability loss (0: off); reduces flicker in video"
+    )
     content_layer: str = option("relu2_2", "VGG layer of the content loss")
     style_layers: tuple[str, ...] = option(
         PREFERRED_STYLE_LAYERS, "VGG layers of the style loss (missing ones are dropped)"
@@ -85,6 +90,7 @@ class FastConfig:
     log_every: int = option(10, "steps between TensorBoard scalars")
     run_dir: str | None = option(None, "resume state, config.json and TensorBoard logs; default: <out>.run/")
     half: bool = option(True, "store the weights in fp16 (half the size; outputs differ by < 1/255)")
+    dry_run: bool = option(False, "run two steps to check the setup and time a step; write nothing")
 
 
 def choose_layers(config: FastConfig, available: tuple[str, ...]) -> tuple[list[str], str]:
@@ -112,18 +118,21 @@ def style_image_tensor(path: str | Path, long_side: int) -> torch.Tensor:
 
 @dataclass
 class TrainResult:
-    checkpoint: Path
+    checkpoint: Path | None  # None after a dry run, and on ranks other than 0
     steps: int  # steps run in this call (0 when resumed at the end)
     history: list[dict[str, float]]  # weighted losses per step of this call
     seconds: float
 
 
 def train(config: FastConfig, progress: bool = True) -> TrainResult:
-    device = resolve_device(config.device)
-    seed_everything(config.seed)
+    """Train (under torchrun: one process per device, DistributedDataParallel, rank 0 writes)."""
+    ranks, device = init_distributed(config.device)
+    seed_everything(config.seed)  # the same initial weights on every rank
     out = Path(config.out)
     run_dir = Path(config.run_dir) if config.run_dir else out.with_suffix(".run")
-    save_config(config, run_dir)
+    writes = ranks.is_main and not config.dry_run
+    if writes:
+        save_config(config, run_dir)
 
     weights = load_vgg(config.vgg_weights)
     style_layers, content_layer = choose_layers(config, weights.available)
@@ -145,7 +154,15 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     temporal_loss = TemporalLoss()
 
     dataset = RandomCrops(config.data, config.scale_size, config.crop_size)
-    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True, num_workers=config.workers)
+    sampler = DistributedSampler(dataset, ranks.world_size, ranks.rank, seed=config.seed) if ranks.enabled else None
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,  # per process: the global batch is world_size times this
+        shuffle=sampler is None,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=config.workers,
+    )
     batches = endless(loader)
 
     architecture, net_class, net_kwargs = NETS[config.net]
@@ -153,10 +170,12 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     autocast, scaler = autocast_for(device, config.amp)
     resumables = {"model": net, "optimizer": optimizer, "scaler": scaler}
-    start = load_state(run_dir, resumables)
+    start = 0 if config.dry_run else load_state(run_dir, resumables)
     if start:
         log.info("resumed from %s at step %d", run_dir, start)
-    scalars = Scalars(run_dir)
+    model = DDP(net, device_ids=[device.index] if device.type == "cuda" else None) if ranks.enabled else net
+    torch.manual_seed(config.seed + ranks.rank)  # different crops on every rank
+    scalars = Scalars(run_dir, enabled=writes)
     if scalars.missing:
         log.info("tensorboard is not installed; install stylecast[train] for TensorBoard logs")
 
@@ -173,18 +192,28 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
                 "vgg_source": weights.source,
                 "style_layers_used": style_layers,
                 "device_used": str(device),
+                "world_size": ranks.world_size,
             },
         )
 
+    last = min(config.steps, start + 2) if config.dry_run else config.steps
     bar = tqdm(
-        total=config.steps, initial=start, disable=None if progress else True, desc=f"train {config.net}", unit="step"
+        total=last,
+        initial=start,
+        disable=None if progress and ranks.is_main else True,
+        desc=f"train {config.net}",
+        unit="step",
     )
     started = time.perf_counter()
     history: list[dict[str, float]] = []
-    for step in range(start + 1, config.steps + 1):
+    for step in range(start + 1, last + 1):
         x = next(batches).to(device, non_blocking=True)  # N x 3 x crop x crop, [0, 1]
         with autocast:
-            y = net(x)
+            if config.temporal_weight:  # one call for both frames: DDP allows one forward per step
+                motion = temporal_loss.move(x)
+                y, y_moved = model(torch.cat([x, motion.moved])).chunk(2)
+            else:
+                y = model(x)
             features_y = vgg(y)
             with torch.no_grad():
                 features_x = vgg(x)
@@ -194,7 +223,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
                 "tv": config.tv_weight * total_variation(y.float()),
             }
             if config.temporal_weight:
-                losses["temporal"] = config.temporal_weight * temporal_loss(net, x, y)
+                losses["temporal"] = config.temporal_weight * temporal_loss(y, y_moved, motion)
             total = sum(losses.values())
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
@@ -213,16 +242,35 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
         bar.update(1)
         if step % config.log_every == 0:
             scalars.add(step, {f"loss/{k}": v for k, v in values.items()} | {"loss/total": sum(values.values())})
-        if step % config.checkpoint_every == 0 or step == config.steps:
+        if writes and (step % config.checkpoint_every == 0 or step == config.steps):
             log.info("step %d/%d %s", step, config.steps, " ".join(f"{k}={v:.4g}" for k, v in values.items()))
             save_state(run_dir, step, resumables)
             save_checkpoint(snapshot(), run_dir / "latest.pt", half=config.half)
             scalars.image("sample", step, torch.cat([x[0], y[0].detach().float()], dim=2))
     bar.close()
     scalars.close()
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(snapshot(), out, half=config.half)
     seconds = time.perf_counter() - started
+    # every rank must end with the same weights: DistributedDataParallel averaged the gradients
+    with torch.no_grad():
+        checksums = all_gather_floats(float(sum(p.double().sum() for p in net.parameters())), ranks)
+    if ranks.enabled:
+        dist.barrier()
+        dist.destroy_process_group()
+    if config.dry_run:
+        per_step = seconds / max(1, len(history))
+        log.info(
+            "dry run: %d steps fine, %.2f s per step; %d steps would take %.0f min",
+            len(history),
+            per_step,
+            config.steps,
+            per_step * config.steps / 60,
+        )
+        return TrainResult(None, len(history), history, seconds)
+    if not ranks.is_main:
+        return TrainResult(None, len(history), history, seconds)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    final = snapshot()
+    final.training["rank_checksums"] = checksums
+    save_checkpoint(final, out, half=config.half)
     log.info("wrote %s after %d steps (%.0f s this run)", out, config.steps, seconds)
     return TrainResult(out, len(history), history, seconds)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +54,9 @@ class StyleLoss:
         return total
 
 
-def random_affine(n: int, height: int, width: int, max_shift: float, max_degrees: float, max_zoom: float, device: torch.device) -> torch.Tensor:
+def random_affine(
+    n: int, height: int, width: int, max_shift: float, max_degrees: float, max_zoom: float, device: torch.device
+) -> torch.Tensor:
     """N x 2 x 3 affine matrices (normalized coordinates, as F.affine_grid takes them) for a
     small camera motion: a shift of up to `max_shift` pixels, a rotation of up to `max_degrees`
     and a zoom of up to 1 +- `max_zoom`."""
@@ -78,6 +81,16 @@ def warp(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+@dataclass
+class Motion:
+    """A synthetic camera motion applied to a batch: the moved (and re-noised) images, the
+    affine that moved them and the pixels both frames cover."""
+
+    moved: torch.Tensor  # N x 3 x H x W
+    theta: torch.Tensor  # N x 2 x 3
+    valid: torch.Tensor  # N x 1 x H x W, bool
+
+
 class TemporalLoss:
     """Synthetic-motion stability: stylize(warp(x)) should equal warp(stylize(x)).
 
@@ -85,20 +98,30 @@ class TemporalLoss:
     that commutes with such motions does not flicker. Random small affine warps stand in for
     the motion (so no video dataset or optical flow is needed), Gaussian noise for the sensor.
     The squared difference is averaged over pixels that both warps cover.
+
+    Use: `motion = loss.move(x)`, stylize x and motion.moved (one batch: instance norm keeps
+    the samples independent), then `loss(y, y_moved, motion)`.
     """
 
     def __init__(self, max_shift: float = 4.0, max_degrees: float = 2.0, max_zoom: float = 0.03, noise: float = 0.02):
         self.max_shift, self.max_degrees, self.max_zoom, self.noise = max_shift, max_degrees, max_zoom, noise
 
-    def __call__(self, stylize: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """x: N x 3 x H x W inputs, y = stylize(x) (already computed for the other losses)."""
+    def move(self, x: torch.Tensor) -> Motion:
         n, _, h, w = x.shape
         theta = random_affine(n, h, w, self.max_shift, self.max_degrees, self.max_zoom, x.device)
         moved = warp(x, theta)
         moved = moved + self.noise * torch.randn_like(moved)
-        valid = warp(torch.ones_like(x[:, :1]), theta) > 0.999  # N x 1 x H x W
-        difference = (stylize(moved).float() - warp(y.float(), theta)) ** 2
-        return (difference * valid).sum() / (valid.sum() * 3).clamp(min=1)
+        valid = warp(torch.ones_like(x[:, :1]), theta) > 0.999
+        return Motion(moved, theta, valid)
+
+    def __call__(self, y: torch.Tensor, y_moved: torch.Tensor, motion: Motion) -> torch.Tensor:
+        difference = (y_moved.float() - warp(y.float(), motion.theta)) ** 2
+        return (difference * motion.valid).sum() / (motion.valid.sum() * 3).clamp(min=1)
+
+    def of(self, stylize: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """The loss of `stylize` on a random motion of `x` (for evaluation and tests)."""
+        motion = self.move(x)
+        return self(stylize(x), stylize(motion.moved), motion)
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:
