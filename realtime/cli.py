@@ -335,6 +335,76 @@ def cmd_train_fast(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- optimize (Gatys) ---------------------------------------------------------------------------
+
+
+def parse_weighted(spec: str) -> tuple[str, float]:
+    """'painting.jpg:0.7' -> ('painting.jpg', 0.7); a path without a weight gets 1."""
+    path, _, weight = spec.rpartition(":")
+    if path:
+        try:
+            return path, float(weight)
+        except ValueError:
+            pass
+    return spec, 1.0
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    import time
+
+    from models.vgg import load_vgg
+    from realtime.device import resolve_device
+    from realtime.images import read_rgb, write_rgb
+    from training.gatys import COLOR_MODES, INITS, OPTIMIZERS, GatysConfig, stylize_image
+
+    config = config_from_args(GatysConfig, args)
+    for value, allowed, flag in (
+        (config.init, INITS, "--init"),
+        (config.optimizer, OPTIMIZERS, "--optimizer"),
+        (config.preserve_color, COLOR_MODES, "--preserve-color"),
+    ):
+        if value not in allowed:
+            raise InputError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
+    if (
+        config.content_weight < 0
+        or config.style_weight < 0
+        or (config.content_weight == 0 and config.style_weight == 0)
+    ):
+        raise InputError("--content-weight and --style-weight must be >= 0 and not both 0")
+    content = read_rgb(config.content)
+    styles = []
+    for spec in config.styles:
+        path, weight = parse_weighted(spec)
+        if weight <= 0:
+            raise InputError(f"style weight must be positive: {spec}")
+        styles.append((read_rgb(path), weight))
+    device = resolve_device(config.device)
+    weights = load_vgg(config.vgg_weights)
+    layers = [name for name in config.style_layers if name in weights.available]
+    missing = [name for name in config.style_layers if name not in weights.available]
+    if not layers or config.content_layer not in weights.available:
+        raise InputError(f"the VGG weights from {weights.source} have only {', '.join(weights.available)}")
+    logging.getLogger("stylecast.optimize").info(
+        "VGG from %s; style layers %s%s", weights.source, layers, f" (missing: {missing})" if missing else ""
+    )
+    vgg = weights.build(layers + [config.content_layer]).to(device)
+    started = time.perf_counter()
+    result = stylize_image(content, styles, vgg, config, device, show_progress=not args.quiet)
+    write_rgb(config.out, result)
+    h, w = result.shape[:2]
+    emit(
+        args,
+        {
+            "output": config.out,
+            "size": [w, h],
+            "seconds": round(time.perf_counter() - started, 1),
+            "device": str(device),
+        },
+        f"wrote {config.out} ({w}x{h}, {time.perf_counter() - started:.0f} s on {device})",
+    )
+    return 0
+
+
 # --- export ------------------------------------------------------------------------------------
 
 
@@ -439,6 +509,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from training.fast import FastConfig
+    from training.gatys import GatysConfig
 
     parser = argparse.ArgumentParser(
         prog="stylecast", description="Live neural style transfer.", formatter_class=HelpFormatter
@@ -544,6 +615,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(fast, FastConfig)
     fast.set_defaults(run=cmd_train_fast)
 
+    p = commands.add_parser(
+        "optimize", help="Gatys et al.: optimize one image (slow; the quality reference)", formatter_class=HelpFormatter
+    )
+    p.add_argument("--json", action="store_true", help="print a machine-readable result")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_config_arguments(p, GatysConfig)
+    p.set_defaults(run=cmd_optimize)
+
     p = command("export", "export a model for deployment")
     p.add_argument("model", help="shipped model name or checkpoint path")
     p.add_argument("--format", default="onnx", choices=["onnx", "aot", "tensorrt"], help="target format")
@@ -560,7 +639,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    chatty = (args.verbose or args.command == "train") and os.environ.get("RANK", "0") == "0"  # torchrun: rank 0 logs
+    chatty = (args.verbose or args.command in ("train", "optimize")) and os.environ.get(
+        "RANK", "0"
+    ) == "0"  # torchrun: rank 0 logs
     logging.basicConfig(level=logging.INFO if chatty else logging.WARNING, format="%(message)s")
     from models.checkpoint import CheckpointError
     from models.vgg import VGGUnavailable

@@ -1,0 +1,97 @@
+"""The Gatys optimizer on tiny images with the real VGG weights (skipped without them)."""
+
+import numpy as np
+import pytest
+import torch
+
+from models.vgg import weights_from_file
+from realtime.demo import DemoScene
+from training.data import to_tensor
+from training.gatys import GatysConfig, match_color, stylize_image
+from training.losses import ContentLoss, StyleLoss, gram_matrix
+
+LAYERS = ("relu1_2", "relu2_2", "relu3_3")
+
+
+@pytest.fixture(scope="module")
+def vgg(vgg_weights):
+    return weights_from_file(vgg_weights).build(list(LAYERS))
+
+
+@pytest.fixture(scope="module")
+def content():
+    return DemoScene(96, 64).frame(0)
+
+
+@pytest.fixture(scope="module")
+def stripes():
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[:, ::8] = image[:, 1::8] = (230, 40, 40)  # red stripes on black: an unmistakable texture
+    return image
+
+
+def run(vgg, content, styles, **overrides):
+    values = dict(content="-", styles=("-",), out="-", size=64, steps=30, style_layers=LAYERS, style_size=64)
+    return stylize_image(
+        content, styles, vgg, GatysConfig(**(values | overrides)), torch.device("cpu"), show_progress=False
+    )
+
+
+def tensor(rgb, size=None):
+    x = to_tensor(rgb)[None]
+    return torch.nn.functional.interpolate(x, size=size, mode="area") if size else x
+
+
+def style_loss(vgg, rgb, style):
+    with torch.no_grad():
+        grams = {k: gram_matrix(v) for k, v in vgg(tensor(style)).items()}
+        return float(StyleLoss(grams)(vgg(tensor(rgb))))
+
+
+def content_loss(vgg, rgb, content):
+    with torch.no_grad():
+        return float(ContentLoss("relu2_2")(vgg(tensor(rgb)), vgg(tensor(content, rgb.shape[:2]))))
+
+
+def test_optimization_transfers_the_style_and_keeps_the_content(vgg, content, stripes):
+    # the stripes' Gram matrices are huge next to the content features: balance with a small weight
+    result = run(vgg, content, [(stripes, 1.0)], style_weight=0.05)
+    assert result.shape == (43, 64, 3)  # long side 64, aspect kept
+    small = (tensor(content, (43, 64))[0].permute(1, 2, 0) * 255).round().byte().numpy()
+    assert style_loss(vgg, result, stripes) < 0.4 * style_loss(vgg, small, stripes)
+    # the scene's layout survives under the texture: coarse luminance still follows the content's
+    coarse = lambda rgb: tensor(rgb, (6, 9)).mean(dim=1).flatten().numpy()  # noqa: E731
+    assert np.corrcoef(coarse(result), coarse(small))[0, 1] > 0.6
+
+
+def test_style_weight_zero_inverts_features(vgg, content, stripes):
+    inverted = run(vgg, content, [(stripes, 1.0)], style_weight=0.0, init="noise", steps=60)
+    noise = np.random.default_rng(0).integers(0, 256, inverted.shape, dtype=np.uint8)
+    assert content_loss(vgg, inverted, content) < 0.3 * content_loss(vgg, noise, content)
+
+
+def test_content_weight_zero_synthesizes_the_texture(vgg, content, stripes):
+    texture = run(vgg, content, [(stripes, 1.0)], content_weight=0.0, init="noise", steps=60)
+    noise = np.random.default_rng(0).integers(0, 256, texture.shape, dtype=np.uint8)
+    assert style_loss(vgg, texture, stripes) < 0.2 * style_loss(vgg, noise, stripes)
+    assert texture[..., 0].mean() > texture[..., 1].mean() + 20  # red, whatever the content
+
+
+def test_two_styles_mix_by_their_weights(vgg, content, stripes):
+    blue = stripes[..., ::-1].copy()
+    red_only = run(vgg, content, [(stripes, 1.0)])
+    mostly_blue = run(vgg, content, [(stripes, 1.0), (blue, 3.0)])
+    assert mostly_blue[..., 2].mean() > red_only[..., 2].mean() + 10
+
+
+def test_colour_matching_gives_the_style_the_content_palette(content, stripes):
+    matched = match_color(tensor(stripes), tensor(content))
+    assert torch.allclose(matched.mean(dim=(2, 3)), tensor(content).mean(dim=(2, 3)), atol=0.05)
+
+
+def test_luminance_transfer_keeps_the_content_colours(vgg, content, stripes):
+    kept = run(vgg, content, [(stripes, 1.0)], preserve_color="luminance")
+    free = run(vgg, content, [(stripes, 1.0)])
+    small = (tensor(content, kept.shape[:2])[0].permute(1, 2, 0) * 255).numpy()
+    hue = lambda rgb: rgb.astype(float).mean(axis=(0, 1)) / max(1.0, rgb.astype(float).mean())  # noqa: E731
+    assert np.abs(hue(kept) - hue(small)).sum() < np.abs(hue(free) - hue(small)).sum()
