@@ -335,6 +335,41 @@ def cmd_train_fast(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- eval ------------------------------------------------------------------------------------------
+
+
+def cmd_eval_temporal(args: argparse.Namespace) -> int:
+    import itertools
+
+    from realtime.video import Frame, VideoReader
+    from training.metrics import warping_error
+
+    stylizer = build_stylizer(args)
+    reader = VideoReader(args.video)
+    try:
+        frames = itertools.islice((item.rgb for item in reader.items() if isinstance(item, Frame)), args.max_frames)
+        result = warping_error(frames, stylizer.one)
+    except ValueError as exc:
+        raise InputError(f"{args.video}: {exc}") from None
+    finally:
+        reader.close()
+    data = {
+        "video": args.video,
+        "model": args.model,
+        "pairs": result.pairs,
+        "warping_error": result.stylized,
+        "input_warping_error": result.input,
+        "ratio": result.ratio,
+        "visible_fraction": result.visible,
+    }
+    emit(
+        args,
+        data,
+        f"{args.video}: warping error {result.stylized:.5f} (input {result.input:.5f}, x{result.ratio:.1f}) over {result.pairs} frame pairs, {result.visible:.0%} of pixels visible",
+    )
+    return 0
+
+
 # --- optimize (Gatys) ---------------------------------------------------------------------------
 
 
@@ -622,6 +657,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_config_arguments(p, GatysConfig)
     p.set_defaults(run=cmd_optimize)
+
+    p = command("eval", "measure a model")
+    evaluations = p.add_subparsers(dest="evaluation", required=True, metavar="METRIC")
+    temporal = evaluations.add_parser(
+        "temporal", help="warping error between consecutive stylized frames (flicker)", formatter_class=HelpFormatter
+    )
+    temporal.add_argument("video", help="video file")
+    temporal.add_argument("--max-frames", type=int, default=120, help="frames to use from the start")
+    temporal.add_argument("--json", action="store_true", help="print a machine-readable result")
+    add_model_flags(temporal)
+    temporal.set_defaults(run=cmd_eval_temporal)
 
     p = command("export", "export a model for deployment")
     p.add_argument("model", help="shipped model name or checkpoint path")

@@ -1,0 +1,243 @@
+"""The command line on real files: results, --json, and one-line errors with exit code 2."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from models.checkpoint import Checkpoint, InputContract, save_checkpoint
+from models.small import SmallTransformerNet
+from realtime.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("stylecast: error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_models_json_lists_the_shipped_models(capsys):
+    code, out, _ = run(capsys, "models", "--json")
+    rows = json.loads(out)
+    assert code == 0 and len(rows) >= 8
+    for row in rows:
+        assert {"name", "family", "file_bytes", "styles", "parameters"} <= row.keys()
+        assert row["file_bytes"] <= 30e6 and row["styles"]
+    assert sum(row["default"] for row in rows) == 1
+
+
+def test_video_command_with_json(capsys, demo_clip, small_model, tmp_path):
+    out_path = tmp_path / "styled.mp4"
+    code, out, _ = run(
+        capsys, "video", demo_clip, "-o", out_path, "--model", small_model, "--json", "-q", "--backend", "torch"
+    )
+    result = json.loads(out)
+    assert code == 0 and result["frames"] == 30 and result["audio"] and result["width"] == 160
+    with av.open(str(out_path)) as container:
+        assert len(container.streams.audio) == 1
+        assert sum(1 for _ in container.decode(video=0)) == 30
+
+
+def test_image_command_handles_odd_gray_alpha_and_16bit(capsys, small_model, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(inputs / "odd.png"), rng.integers(0, 256, (59, 81, 3), dtype=np.uint8))
+    cv2.imwrite(str(inputs / "gray.png"), rng.integers(0, 256, (40, 40), dtype=np.uint8))
+    cv2.imwrite(str(inputs / "alpha.png"), rng.integers(0, 256, (40, 40, 4), dtype=np.uint8))
+    cv2.imwrite(str(inputs / "deep.png"), rng.integers(0, 65536, (40, 40, 3), dtype=np.uint16))
+    code, out, _ = run(capsys, "image", inputs, "-o", tmp_path / "out", "--model", small_model, "--json")
+    images = json.loads(out)["images"]
+    assert code == 0 and len(images) == 4
+    odd = cv2.imread(str(tmp_path / "out" / "odd.png"))
+    assert odd.shape == (59, 81, 3)
+
+
+def test_strength_zero_returns_the_input(capsys, small_model, tmp_path):
+    image = np.random.default_rng(1).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "in.png"), image)
+    code, _, _ = run(
+        capsys, "image", tmp_path / "in.png", "-o", tmp_path / "out.png", "--model", small_model, "--strength", "0"
+    )
+    assert code == 0 and (cv2.imread(str(tmp_path / "out.png")) == image).all()
+
+
+def other_architecture_checkpoint(path: Path) -> Path:
+    ckpt = Checkpoint(
+        "johnson_small", {"width": 8}, SmallTransformerNet(width=16).state_dict(), InputContract(size_multiple=8)
+    )
+    save_checkpoint(ckpt, path)
+    return path
+
+
+@pytest.fixture
+def bad(tmp_path):
+    """Bad inputs, made on demand."""
+    files = {
+        "text.mp4": b"this is not a video",
+        "empty.mp4": b"",
+        "text.png": b"this is not an image",
+        "empty.png": b"",
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    cv2.imwrite(str(tmp_path / "tiny.png"), np.zeros((1, 1, 3), np.uint8))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (["video", "{d}/missing.mp4", "-o", "{d}/o.mp4"], ["video not found"]),
+        (["video", "{d}/text.mp4", "-o", "{d}/o.mp4"], ["not a readable video"]),
+        (["video", "{d}/empty.mp4", "-o", "{d}/o.mp4"], ["not a readable video"]),
+        (["video", "{clip}", "-o", "{d}/nofolder/o.mp4"], ["output folder does not exist"]),
+        (["video", "{clip}", "-o", "{d}/o.avi"], ["must end in one of"]),
+        (["image", "{d}/text.png", "-o", "{d}/o.png"], ["not a readable image"]),
+        (["image", "{d}/empty.png", "-o", "{d}/o.png"], ["empty"]),
+        (["image", "{d}/tiny.png", "-o", "{d}/o.png"], ["1x1"]),
+        (["image", "{d}/missing.png", "-o", "{d}/o.png"], ["image not found"]),
+        (["image", "{clip}", "-o", "{d}/o.png"], ["not a readable image"]),
+        (["video", "{clip}", "-o", "{d}/o.mp4", "--model", "no_such_style"], ["unknown model 'no_such_style'"]),
+        (["video", "{clip}", "-o", "{d}/o.mp4", "--model", "{other}"], ["do not fit architecture"]),
+        (["video", "{clip}", "-o", "{d}/o.mp4", "--model", "{d}/text.png"], ["not a readable checkpoint"]),
+        (["video", "{clip}", "-o", "{d}/o.mp4", "--strength", "1.5"], ["--strength must be between 0 and 1"]),
+        (["video", "{clip}", "-o", "{d}/o.mp4", "--backend", "tensorrt"], ["tensorrt"]),
+        (["webcam", "--camera", "7", "--no-window", "--seconds", "1"], ["no camera at index 7"]),
+        (
+            ["webcam", "--source", "{d}/nothing.mp4", "--no-window"],
+            ["is not 'demo', a camera index or an existing file"],
+        ),
+        (["demo", "--size", "10x10", "-o", "{d}/demo.mp4"], ["out of range"]),
+    ],
+    ids=lambda v: "-".join(v) if isinstance(v, list) and v and v[0] in ("video", "image", "webcam", "demo") else None,
+)
+def test_bad_input_gives_one_line_and_exit_2(capsys, bad, demo_clip, small_model, argv, fragments, monkeypatch):
+    other = other_architecture_checkpoint(bad / "other.pt")
+    argv = [a.format(d=bad, clip=demo_clip, other=other) for a in argv]
+    if argv[0] in ("video", "image") and "--model" not in argv:
+        argv += ["--model", small_model]
+    before = set(bad.rglob("*"))
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, *fragments)
+    assert set(bad.rglob("*")) == before  # nothing half-written
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+def test_read_only_output_folder(capsys, demo_clip, small_model, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        code, _, err = run(capsys, "video", demo_clip, "-o", locked / "o.mp4", "--model", small_model)
+    finally:
+        locked.chmod(0o700)
+    assert_one_line_error(code, err, "not writable")
+
+
+def test_read_only_output_folder_as_root(capsys, demo_clip, small_model, tmp_path, monkeypatch):
+    """As root the permission bits do not stop writes, so simulate what os.access reports."""
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    code, _, err = run(capsys, "video", demo_clip, "-o", tmp_path / "o.mp4", "--model", small_model)
+    assert_one_line_error(code, err, "output folder is not writable")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    (tmp_path / "bad.mp4").write_bytes(b"garbage")
+    proc = subprocess.run(
+        [sys.executable, "-m", "realtime.cli", "video", str(tmp_path / "bad.mp4"), "-o", str(tmp_path / "o.mp4")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"stylecast: error: {tmp_path / 'bad.mp4'} is not a readable video (Invalid data found when processing input)"
+    ]
+
+
+def test_run_webcam_entry_point_records_the_demo_source(tmp_path, small_model):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "run_webcam.py",
+            "--source",
+            "demo",
+            "--no-window",
+            "--seconds",
+            "2",
+            "--output",
+            str(tmp_path / "live.mp4"),
+            "--model",
+            small_model,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads(proc.stdout)
+    assert stats["frames"] > 5
+    with av.open(str(tmp_path / "live.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == stats["frames"]
+
+
+def test_demo_command_writes_clip_and_preview(capsys, tmp_path, small_model):
+    code, out, _ = run(
+        capsys,
+        "demo",
+        "-o",
+        tmp_path / "demo.mp4",
+        "--seconds",
+        "0.5",
+        "--size",
+        "128x72",
+        "--model",
+        small_model,
+        "--json",
+        "-q",
+    )
+    summary = json.loads(out)
+    assert code == 0 and summary["frames"] == 15 and summary["audio"]
+    preview = cv2.imread(str(tmp_path / "demo.png"))
+    assert preview.shape == (3 * 72, 2 * 128, 3)
+    left, right = preview[:, :128].astype(int), preview[:, 128:].astype(int)
+    assert np.abs(left - right).mean() > 15  # the right column is stylized
+
+
+def test_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["video", "--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0
+    assert "--preserve-color" in out and "--max-size" in out and "(default: 1.0)" in out
+
+
+def test_eval_temporal_reports_the_models_error_next_to_the_inputs(capsys, demo_clip, small_model):
+    code, out, _ = run(capsys, "eval", "temporal", demo_clip, "--model", small_model, "--max-frames", "8", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["pairs"] == 7
+    assert result["warping_error"] > result["input_warping_error"] > 0  # stylizing adds some flicker
+    code, _, err = run(capsys, "eval", "temporal", demo_clip, "--model", small_model, "--max-frames", "1")
+    assert_one_line_error(code, err, "need at least two frames")

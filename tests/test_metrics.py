@@ -1,0 +1,64 @@
+"""Metrics behave as defined: warping error on real and synthetic motion, SSIM on known pairs."""
+
+import numpy as np
+import pytest
+import torch
+
+from realtime.demo import DemoScene
+from training.metrics import optical_flow, ssim, visible_mask, warp_by_flow, warping_error
+
+
+@pytest.fixture(scope="module")
+def moving_scene():
+    scene = DemoScene(160, 96, fps=30)
+    return [scene.frame(i) for i in range(8)]
+
+
+def test_flow_recovers_a_known_shift():
+    rng = np.random.default_rng(0)
+    base = (rng.random((96, 128, 3)) * 255).astype(np.uint8)
+    base = np.ascontiguousarray(np.repeat(np.repeat(base[::4, ::4], 4, 0), 4, 1))  # blocky, trackable
+    shifted = np.roll(base, 3, axis=1)  # content moves 3 px right
+    flow = optical_flow(base, shifted)  # shifted(x) = base(x - 3)
+    assert np.median(flow[8:-8, 8:-8, 0]) == pytest.approx(-3, abs=0.3)
+    assert np.abs(np.median(flow[8:-8, 8:-8, 1])) < 0.3
+    back = warp_by_flow(base, flow)
+    assert np.abs(back[8:-8, 8:-8].astype(int) - shifted[8:-8, 8:-8].astype(int)).mean() < 8
+
+
+def test_occlusion_check_masks_pixels_that_left_the_frame():
+    flow_back = np.zeros((20, 30, 2), np.float32)
+    flow_back[..., 0] = -5  # every pixel came from 5 px to the left
+    flow_fwd = -flow_back
+    mask = visible_mask(flow_back, flow_fwd)
+    assert not mask[:, :5].any() and mask[:, 6:].all()
+
+
+def test_static_scene_has_no_warping_error(moving_scene):
+    still = [moving_scene[0]] * 5
+    result = warping_error(still, lambda f: f)
+    assert result.stylized < 1e-6 and result.input < 1e-6 and result.pairs == 4
+
+
+def test_warping_error_grows_with_injected_flicker(moving_scene):
+    rng = np.random.default_rng(1)
+
+    def flicker(amount):
+        def stylize(frame):
+            noise = rng.normal(0, amount, frame.shape)
+            return np.clip(frame + noise, 0, 255).astype(np.uint8)
+
+        return warping_error(moving_scene, stylize).stylized
+
+    clean = warping_error(moving_scene, lambda f: f)
+    assert clean.stylized == pytest.approx(clean.input)  # the identity's error is the input's floor
+    small, large = flicker(5), flicker(25)
+    assert clean.stylized < small < large
+    assert large > 5 * clean.input
+
+
+def test_ssim_of_identical_and_unrelated_images():
+    a = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(ssim(a, a), torch.ones(2), atol=1e-5)
+    assert (ssim(a, torch.rand(2, 3, 32, 32)) < 0.2).all()
+    assert (ssim(a, (a + 0.05 * torch.randn_like(a)).clamp(0, 1)) > 0.7).all()

@@ -1,0 +1,102 @@
+"""Quality metrics: temporal warping error for video, and image metrics against a reference.
+
+Warping error (Lai et al. 2018, "Learning Blind Video Temporal Consistency"): for consecutive
+frames, the optical flow of the *input* video says where each pixel of frame t+1 was in frame
+t; the stylized frame t, warped along that flow, should equal the stylized frame t+1 wherever
+the pixel was visible in both (occlusions are found with a forward-backward flow check). The
+mean squared difference over visible pixels (RGB in [0, 1]) is the error; the same figure for
+the input video itself is the floor that lighting changes and flow errors leave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def optical_flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Dense flow H x W x 2 such that target(x) ~ source(x + flow(x)) (uint8 RGB inputs)."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    gray_target = cv2.cvtColor(target, cv2.COLOR_RGB2GRAY)
+    gray_source = cv2.cvtColor(source, cv2.COLOR_RGB2GRAY)
+    return dis.calc(gray_target, gray_source, None)
+
+
+def warp_by_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Sample `image` at x + flow(x) (bilinear, border replicated)."""
+    h, w = flow.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(
+        image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
+def visible_mask(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
+    """Pixels of frame t+1 whose flow into frame t comes back (Sundaram et al. 2010's check)."""
+    forward_there = warp_by_flow(forward, backward)  # forward flow at x + backward(x)
+    round_trip = backward + forward_there
+    limit = 0.01 * ((backward**2).sum(-1) + (forward_there**2).sum(-1)) + 0.5
+    h, w = backward.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(w), np.arange(h))
+    inside = (grid_x + backward[..., 0] >= 0) & (grid_x + backward[..., 0] <= w - 1)
+    inside &= (grid_y + backward[..., 1] >= 0) & (grid_y + backward[..., 1] <= h - 1)
+    return ((round_trip**2).sum(-1) < limit) & inside
+
+
+@dataclass
+class WarpingError:
+    stylized: float  # mean over frame pairs of the masked MSE between consecutive outputs
+    input: float  # the same figure for the input frames: the floor
+    pairs: int
+    visible: float  # mean fraction of pixels that passed the occlusion check
+
+    @property
+    def ratio(self) -> float:
+        return self.stylized / self.input if self.input else float("inf")
+
+
+def warping_error(frames: Iterable[np.ndarray], stylize: Callable[[np.ndarray], np.ndarray]) -> WarpingError:
+    """Warping error of `stylize` over consecutive `frames` (uint8 RGB), next to the input's."""
+    previous_in = previous_out = None
+    stylized_errors, input_errors, visible = [], [], []
+    for frame in frames:
+        out = stylize(frame)
+        if previous_in is not None:
+            backward = optical_flow(previous_in, frame)  # frame(x) ~ previous(x + backward(x))
+            forward = optical_flow(frame, previous_in)
+            mask = visible_mask(backward, forward)
+            visible.append(float(mask.mean()))
+            for errors, prev, cur in ((stylized_errors, previous_out, out), (input_errors, previous_in, frame)):
+                moved = warp_by_flow(prev.astype(np.float32) / 255, backward)
+                diff = ((cur.astype(np.float32) / 255 - moved) ** 2).sum(-1)
+                errors.append(float(diff[mask].mean() / 3) if mask.any() else 0.0)
+        previous_in, previous_out = frame, out
+    pairs = len(stylized_errors)
+    if pairs == 0:
+        raise ValueError("need at least two frames")
+    return WarpingError(float(np.mean(stylized_errors)), float(np.mean(input_errors)), pairs, float(np.mean(visible)))
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Structural similarity (Wang et al. 2004) of N x C x H x W images in [0, 1], per image."""
+    coords = torch.arange(window, dtype=a.dtype, device=a.device) - window // 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = (g / g.sum()).view(1, 1, 1, -1)
+    channels = a.shape[1]
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        x = F.conv2d(x, g.expand(channels, 1, 1, window), groups=channels)
+        return F.conv2d(x, g.transpose(2, 3).expand(channels, 1, window, 1), groups=channels)
+
+    c1, c2 = 0.01**2, 0.03**2
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    score = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return score.mean(dim=(1, 2, 3))
