@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from models.checkpoint import Checkpoint
+from models.registry import example_conditions
 
 OPSET = 18
 METADATA_KEY = "stylecast.contract"
@@ -59,17 +60,19 @@ def export_onnx(ckpt: Checkpoint, path: str | Path, sample_size: tuple[int, int]
     m = ckpt.contract.size_multiple
     h, w = (max(m, sample_size[0] // m * m), max(m, sample_size[1] // m * m))
     sample = torch.rand(2, 3, h, w)  # batch 2: a batch of 1 would be specialized to a constant
+    conditions = example_conditions(module, 2)  # e.g. the multi-style net's style weights
     height, width = torch.export.Dim("height", min=2) * m, torch.export.Dim("width", min=2) * m
+    batch = torch.export.Dim("batch", min=1, max=64)
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp) / "model.onnx"
         torch.onnx.export(
             module,
-            (sample,),
+            (sample, *conditions.values()),
             str(tmp_path),
-            input_names=["input"],
+            input_names=["input", *conditions],
             output_names=["output"],
             opset_version=OPSET,
-            dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=64), 2: height, 3: width}},
+            dynamic_shapes={"x": {0: batch, 2: height, 3: width}, **{name: {0: batch} for name in conditions}},
             external_data=False,
             dynamo=True,
             verbose=False,
@@ -96,8 +99,10 @@ def max_difference(ckpt: Checkpoint, onnx_path: str | Path, size: tuple[int, int
     x = torch.rand(1, 3, *size, generator=generator)
     lo, hi = ckpt.contract.range
     x = x * (hi - lo) + lo
+    module = ckpt.build()
+    conditions = example_conditions(module, 1, generator)
     with torch.inference_mode():
-        expected = ckpt.build()(x).numpy()
+        expected = module(x, *conditions.values()).numpy()
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    (actual,) = session.run(None, {"input": x.numpy()})
+    (actual,) = session.run(None, {"input": x.numpy(), **{k: v.numpy() for k, v in conditions.items()}})
     return float(np.abs(expected - actual).max())

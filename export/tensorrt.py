@@ -89,6 +89,10 @@ def build_engine(onnx_path: Path, fp16: bool, profile: ShapeProfile, timing_cach
     name = network.get_input(0).name
     opt_profile = builder.create_optimization_profile()
     opt_profile.set_shape(name, (1, 3, *profile.min), (1, 3, *profile.opt), (profile.max_batch, 3, *profile.max))
+    for i in range(1, network.num_inputs):  # conditions (style weights): only the batch varies
+        extra = network.get_input(i)
+        rest = tuple(extra.shape)[1:]
+        opt_profile.set_shape(extra.name, (1, *rest), (1, *rest), (profile.max_batch, *rest))
     config.add_optimization_profile(opt_profile)
     cache_data = timing_cache.read_bytes() if timing_cache and timing_cache.is_file() else b""
     cache = config.create_timing_cache(cache_data)
@@ -140,20 +144,21 @@ class TensorRTBackend:
         self.engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.input = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
+        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]  # image first
         self.output = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         if not self.profile.contains(h, w) or n > self.profile.max_batch:
             raise ValueError(
                 f"input {n}x{h}x{w} is outside the engine's profile {self.profile}; "
                 "export again with --shapes covering it, or use --max-size"
             )
-        x = x.to(self.dtype).contiguous()
-        self.context.set_input_shape(self.input, tuple(x.shape))
+        tensors = [x.to(self.dtype).contiguous(), *(c.float().contiguous() for c in conditions)]
+        for name, tensor in zip(self.inputs, tensors, strict=True):
+            self.context.set_input_shape(name, tuple(tensor.shape))
+            self.context.set_tensor_address(name, tensor.data_ptr())
         y = torch.empty(tuple(self.context.get_tensor_shape(self.output)), dtype=self.dtype, device=self.device)
-        self.context.set_tensor_address(self.input, x.data_ptr())
         self.context.set_tensor_address(self.output, y.data_ptr())
         if not self.context.execute_async_v3(torch.cuda.current_stream(self.device).cuda_stream):
             raise RuntimeError("TensorRT execution failed")

@@ -87,3 +87,57 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
+
+
+class ConditionalInstanceNorm(nn.Module):
+    """Dumoulin et al. 2017, "A Learned Representation for Artistic Style": instance norm whose
+    scale and shift are mixed from per-style ones by the style weights (N x S, rows sum to 1).
+    One-hot weights select a style; fractional weights blend styles."""
+
+    def __init__(self, channels: int, num_styles: int):
+        super().__init__()
+        self.norm = nn.InstanceNorm2d(channels, affine=False)
+        self.scale = nn.Parameter(torch.ones(num_styles, channels))
+        self.shift = nn.Parameter(torch.zeros(num_styles, channels))
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        gamma = (style @ self.scale)[:, :, None, None]  # N x C x 1 x 1
+        beta = (style @ self.shift)[:, :, None, None]
+        return self.norm(x) * gamma + beta
+
+
+class CondConvBlock(nn.Module):
+    """ConvBlock with conditional instance norm: [upsample] -> conv -> CIN(style) -> ReLU."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel: int,
+        num_styles: int,
+        stride: int = 1,
+        upsample: bool = False,
+        reflect: bool = True,
+    ):
+        super().__init__()
+        self.upsample = nn.Upsample(scale_factor=2, mode="nearest") if upsample else nn.Identity()
+        self.conv = conv(in_ch, out_ch, kernel, stride, reflect=reflect)
+        self.norm = ConditionalInstanceNorm(out_ch, num_styles)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.norm(self.conv(self.upsample(x)), style))
+
+
+class CondResidualBlock(nn.Module):
+    """ResidualBlock with conditional instance norm."""
+
+    def __init__(self, channels: int, num_styles: int, separable: bool = False, reflect: bool = True):
+        super().__init__()
+        self.conv1 = conv(channels, channels, 3, separable=separable, reflect=reflect)
+        self.norm1 = ConditionalInstanceNorm(channels, num_styles)
+        self.conv2 = conv(channels, channels, 3, separable=separable, reflect=reflect)
+        self.norm2 = ConditionalInstanceNorm(channels, num_styles)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.norm1(self.conv1(x), style))
+        return x + self.norm2(self.conv2(y), style)

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from models.johnson import TransformerNet
+from models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
 from models.small import SmallTransformerNet
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "johnson": TransformerNet,
     "johnson_small": SmallTransformerNet,
+    "multistyle": MultiStyleTransformerNet,
+    "multistyle_small": MultiStyleSmallNet,
 }
+
+
+def example_conditions(
+    module: nn.Module, batch: int, generator: torch.Generator | None = None
+) -> dict[str, torch.Tensor]:
+    """The inputs after the image that `module` takes (e.g. style weights), keyed by the name
+    of its forward argument: a fixed example, or random valid ones from `generator`; empty for
+    single-style stylizers."""
+    example = getattr(module, "example_conditions", None)
+    return example(batch, generator) if example is not None else {}

@@ -25,11 +25,14 @@ BACKENDS = ("auto", "torch", "compiled", "aot", "onnxruntime", "tensorrt")
 
 
 class Backend(Protocol):
+    """`backend(x, *conditions)`: x is N x 3 x H x W in `dtype` on `device`; conditions are the
+    architecture's extra inputs (the multi-style net's N x S style weights), fp32."""
+
     name: str
     device: torch.device
     dtype: torch.dtype  # what the backend expects its input in
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+    def __call__(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor: ...
 
 
 class TorchBackend:
@@ -39,9 +42,9 @@ class TorchBackend:
         self.device, self.dtype = device, dtype
         self.module = ckpt.build().to(device=device, dtype=dtype)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return self.module(x)
+            return self.module(x, *(c.to(self.device, self.dtype) for c in conditions))
 
 
 class CompiledBackend:
@@ -61,11 +64,11 @@ class CompiledBackend:
         mode = "reduce-overhead" if device.type == "cuda" else None
         self.module = torch.compile(module, mode=mode, dynamic=False)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            y = self.module(x)
+            y = self.module(x, *(c.to(self.device, self.dtype) for c in conditions))
         return y.clone() if self.device.type == "cuda" else y  # CUDA graphs reuse their output buffer
 
 
@@ -86,9 +89,9 @@ class AOTBackend:
             export_aot(ckpt, path, device, dtype)
         self.module = load_aot(path)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return self.module(x)
+            return self.module(x, *(c.to(self.device, self.dtype) for c in conditions))
 
 
 def cache_dir() -> Path:
@@ -128,9 +131,13 @@ class OnnxRuntimeBackend:
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(cached_onnx(ckpt)), options, providers=providers)
+        self.input_names = [i.name for i in self.session.get_inputs()]  # "input", then conditions
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        (y,) = self.session.run(None, {"input": x.detach().float().cpu().numpy()})
+    def __call__(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
+        feeds = {
+            name: t.detach().float().cpu().numpy() for name, t in zip(self.input_names, (x, *conditions), strict=True)
+        }
+        (y,) = self.session.run(None, feeds)
         return torch.from_numpy(y).to(self.device)
 
 

@@ -44,6 +44,9 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
         "--max-size", type=int, default=None, help="process with the longer side at most this many pixels"
     )
     group.add_argument("--scale", type=float, default=1.0, help="process at this fraction of the input size")
+    group.add_argument(
+        "--style", default=None, help="multi-style models: a style or a mix, e.g. starry_night:0.7,great_wave:0.3"
+    )
 
 
 def build_stylizer(args: argparse.Namespace):  # -> Stylizer (imported lazily: torch is slow to import)
@@ -57,7 +60,7 @@ def build_stylizer(args: argparse.Namespace):  # -> Stylizer (imported lazily: t
     if args.max_size is not None and args.max_size < 16:
         raise InputError(f"--max-size must be at least 16, got {args.max_size}")
     options = StyleOptions(args.strength, args.preserve_color, args.max_size, args.scale)
-    return Stylizer.create(args.model, args.backend, args.device, options)
+    return Stylizer.create(args.model, args.backend, args.device, options, args.style)
 
 
 def emit(args: argparse.Namespace, result: dict[str, Any], line: str) -> None:
@@ -327,8 +330,16 @@ def cmd_train_fast(args: argparse.Namespace) -> int:
     config = config_from_args(FastConfig, args)
     if config.net not in NETS:
         raise InputError(f"--net must be one of {', '.join(NETS)}, got {config.net!r}")
-    if not Path(config.style).is_file():
-        raise InputError(f"style image not found: {config.style}")
+    for path in config.style:
+        if not Path(path).is_file():
+            raise InputError(f"style image not found: {path}")
+    several = config.net.startswith("multistyle")
+    if several and len(config.style) < 2:
+        raise InputError(f"--net {config.net} learns several styles: give two or more --style images")
+    if not several and len(config.style) != 1:
+        raise InputError(f"--net {config.net} learns one style; for several use `stylecast train multistyle`")
+    if config.style_names is not None and len(config.style_names) != len(config.style):
+        raise InputError("--style-names needs one name per --style image")
     result = train(config, progress=not args.quiet)
     if result.checkpoint is not None:
         print(f"wrote {result.checkpoint} ({result.steps} steps in {result.seconds:.0f} s)")
@@ -649,6 +660,12 @@ def build_parser() -> argparse.ArgumentParser:
     fast.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_config_arguments(fast, FastConfig)
     fast.set_defaults(run=cmd_train_fast)
+    multi = methods.add_parser(
+        "multistyle", help="one network for several styles (conditional instance norm)", formatter_class=HelpFormatter
+    )
+    multi.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_config_arguments(multi, FastConfig)
+    multi.set_defaults(run=cmd_train_fast, net="multistyle")
 
     p = commands.add_parser(
         "optimize", help="Gatys et al.: optimize one image (slow; the quality reference)", formatter_class=HelpFormatter

@@ -23,6 +23,7 @@ import logging
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from typing import Any
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
+from realtime.errors import InputError
+from realtime.styles import parse_style_mix
 from server.relay import NewestRelay
 from server.tracks import StylizedTrack
 from server.worker import ClientSettings, InferenceWorker
@@ -173,6 +176,7 @@ class StylecastServer:
         return web.json_response(
             {
                 "models": self.config.models,
+                "styles": {name: self.worker.styles(name) for name in self.config.models},
                 "default_model": self.config.default_model,
                 "max_room_size": self.config.max_room_size,
             }
@@ -258,7 +262,7 @@ class StylecastServer:
         if not isinstance(data, dict):
             raise BadRequest("settings must be a JSON object")
         try:
-            return apply_settings(base, data, self.config.models)
+            return apply_settings(base, data, self.config.models, self.worker.styles)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
 
@@ -328,12 +332,11 @@ class StylecastServer:
             data = json.loads(message) if isinstance(message, str) else None
             if not isinstance(data, dict) or data.get("type") != "settings":
                 raise ValueError('expected {"type": "settings", ...}')
-            updated = apply_settings(peer.settings, data, self.config.models)
+            updated = apply_settings(peer.settings, data, self.config.models, self.worker.styles)
         except ValueError as exc:
             reply = {"type": "error", "message": str(exc)}
         else:
-            peer.settings.model, peer.settings.strength = updated.model, updated.strength
-            peer.settings.preserve_color, peer.settings.max_size = updated.preserve_color, updated.max_size
+            vars(peer.settings).update(vars(updated))  # in place: the peer's track holds this object
             reply = {"type": "settings", **vars(peer.settings)}
         if peer.channel is not None and peer.channel.readyState == "open":
             peer.channel.send(json.dumps(reply))
@@ -386,13 +389,28 @@ class StylecastServer:
         await asyncio.gather(*(self.close_peer(p) for p in list(self.peers.values())))
 
 
-def apply_settings(base: ClientSettings, data: dict[str, Any], models: list[str]) -> ClientSettings:
+def apply_settings(
+    base: ClientSettings, data: dict[str, Any], models: list[str], styles_of: Callable[[str], list[str]]
+) -> ClientSettings:
     """A copy of `base` with the fields of `data` applied; ValueError names a bad field."""
-    settings = ClientSettings(base.model, base.strength, base.preserve_color, base.max_size)
+    settings = ClientSettings(base.model, base.strength, base.preserve_color, base.max_size, base.style)
     if "model" in data:
         if data["model"] not in models:
             raise ValueError(f"unknown model {data['model']!r}")
+        if data["model"] != settings.model:
+            settings.style = None  # styles belong to a model
         settings.model = data["model"]
+    if "style" in data:
+        style = data["style"]
+        names = styles_of(settings.model)
+        if style is not None and (not isinstance(style, str) or not names):
+            raise ValueError(f"model {settings.model!r} has one style; 'style' applies to multi-style models")
+        if style is not None:
+            try:
+                parse_style_mix(style, names)
+            except InputError as exc:
+                raise ValueError(str(exc)) from None
+        settings.style = style
     if "strength" in data:
         strength = data["strength"]
         if not isinstance(strength, (int, float)) or isinstance(strength, bool) or not 0 <= strength <= 1:

@@ -26,6 +26,7 @@ import torch
 from models.checkpoint import Checkpoint
 from realtime.backends import Backend, create_backend
 from realtime.processing import FrameProcessor, StyleOptions
+from realtime.styles import parse_style_mix
 from realtime.stylizer import load_model
 
 log = logging.getLogger("stylecast.server")
@@ -40,6 +41,7 @@ class ClientSettings:
     strength: float = 1.0
     preserve_color: bool = False
     max_size: int | None = None  # the client's own cap; the governor may go lower
+    style: str | None = None  # multi-style models: a style or a mix ("a:0.5,b:0.5")
 
 
 @dataclass
@@ -49,6 +51,18 @@ class Job:
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     submitted: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class Prepared:
+    """A job made ready for the model: its frame as model input, and how to turn the output back."""
+
+    job: Job
+    processor: FrameProcessor
+    original: torch.Tensor  # N x 3 x H x W in [0, 1]
+    x: torch.Tensor  # the model input
+    crop: tuple[int, int]
+    conditions: list[torch.Tensor]  # 1 x ... each (the style weights of a multi-style model)
 
 
 class ResolutionGovernor:
@@ -163,29 +177,43 @@ class InferenceWorker:
 
     @torch.inference_mode()
     def _turn(self, jobs: list[Job]) -> None:
-        groups: dict[tuple, list[tuple[Job, FrameProcessor, torch.Tensor, torch.Tensor, tuple[int, int]]]] = {}
+        groups: dict[tuple, list[Prepared]] = {}
         for job in jobs:
             try:
-                self.load(job.settings.model)
-                ckpt, backend = self.models[job.settings.model]
-                options = StyleOptions(job.settings.strength, job.settings.preserve_color, self._cap(job.settings))
-                processor = FrameProcessor(ckpt.contract, backend.device, backend.dtype, options)
-                original = processor.upload([job.frame])
-                x, crop = processor.to_model(original)
+                prepared = self._prepare(job)
             except Exception as exc:  # noqa: BLE001 - one client's bad request must not stop the others
                 job.loop.call_soon_threadsafe(_fail, job.future, exc)
                 continue
-            groups.setdefault((job.settings.model, tuple(x.shape)), []).append((job, processor, original, x, crop))
+            groups.setdefault((job.settings.model, tuple(prepared.x.shape)), []).append(prepared)
         for (model, _), members in groups.items():
             _, backend = self.models[model]
-            try:
-                y = backend(torch.cat([m[3] for m in members]))  # one batched call per group
-                for i, (job, processor, original, _, crop) in enumerate(members):
-                    out = processor.download(processor.from_model(y[i : i + 1], crop, original))[0]
-                    job.loop.call_soon_threadsafe(_resolve, job.future, out)
+            try:  # one batched call per model and size; conditions (style mixes) per sample
+                conditions = [torch.cat(parts) for parts in zip(*(m.conditions for m in members), strict=True)]
+                y = backend(torch.cat([m.x for m in members]), *conditions)
+                for i, m in enumerate(members):
+                    out = m.processor.download(m.processor.from_model(y[i : i + 1], m.crop, m.original))[0]
+                    m.job.loop.call_soon_threadsafe(_resolve, m.job.future, out)
             except Exception as exc:  # noqa: BLE001
-                for job, *_ in members:
-                    job.loop.call_soon_threadsafe(_fail, job.future, exc)
+                for m in members:
+                    m.job.loop.call_soon_threadsafe(_fail, m.job.future, exc)
+
+    def _prepare(self, job: Job) -> Prepared:
+        self.load(job.settings.model)
+        ckpt, backend = self.models[job.settings.model]
+        options = StyleOptions(job.settings.strength, job.settings.preserve_color, self._cap(job.settings))
+        processor = FrameProcessor(ckpt.contract, backend.device, backend.dtype, options)
+        original = processor.upload([job.frame])
+        x, crop = processor.to_model(original)
+        conditions = []
+        if ckpt.family == "multistyle":
+            conditions.append(parse_style_mix(job.settings.style or ckpt.styles[0], ckpt.styles)[None])
+        return Prepared(job, processor, original, x, crop, conditions)
+
+    def styles(self, model: str) -> list[str]:
+        """The style names a multi-style model offers (empty for single-style ones)."""
+        self.load(model)
+        ckpt, _ = self.models[model]
+        return list(ckpt.styles) if ckpt.family == "multistyle" else []
 
     def _cap(self, settings: ClientSettings) -> int | None:
         sizes = [s for s in (settings.max_size, self.processing_max_size) if s]

@@ -19,13 +19,23 @@ HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 def random_checkpoint(net: str) -> Checkpoint:
     torch.manual_seed(0)
     architecture, net_class, kwargs = NETS[net]
+    several = net.startswith("multistyle")
+    kwargs = {**kwargs, "num_styles": 3} if several else dict(kwargs)
     module = net_class(**kwargs)
+    for name, value in module.state_dict().items():  # distinct styles, so the style input matters
+        if name.endswith(("scale", "shift")):
+            value.uniform_(0.5, 1.5)
     return Checkpoint(
-        architecture, dict(kwargs), module.state_dict(), InputContract(size_multiple=module.size_multiple), styles=["x"]
+        architecture,
+        kwargs,
+        module.state_dict(),
+        InputContract(size_multiple=module.size_multiple),
+        family="multistyle" if several else "johnson",
+        styles=["a", "b", "c"] if several else ["x"],
     )
 
 
-@pytest.mark.parametrize("net", ["standard", "small"])
+@pytest.mark.parametrize("net", ["standard", "small", "multistyle", "multistyle_small"])
 def test_onnx_export_matches_torch_at_two_sizes_and_carries_the_contract(net, tmp_path):
     ckpt = random_checkpoint(net)
     path = export_onnx(ckpt, tmp_path / "m.onnx")

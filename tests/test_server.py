@@ -387,3 +387,24 @@ def test_batched_turn_gives_the_same_frames_as_one_client_at_a_time(small_model)
     for a, b in zip(together, alone, strict=True):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
     assert np.abs(together[0].astype(int) - together[1].astype(int)).mean() > 5  # settings applied per client
+
+
+def test_settings_validation_knows_each_models_styles():
+    from server.app import apply_settings
+
+    styles = {"mosaic": [], "paintings": ["night", "wave"]}.__getitem__
+    base = ClientSettings("paintings")
+    assert apply_settings(base, {"style": "wave"}, ["mosaic", "paintings"], styles).style == "wave"
+    assert (
+        apply_settings(base, {"style": "night:0.5,wave:0.5"}, ["mosaic", "paintings"], styles).style
+        == "night:0.5,wave:0.5"
+    )
+    with pytest.raises(ValueError, match="unknown style 'sun'"):
+        apply_settings(base, {"style": "sun"}, ["mosaic", "paintings"], styles)
+    with pytest.raises(ValueError, match="has one style"):
+        apply_settings(ClientSettings("mosaic"), {"style": "night"}, ["mosaic", "paintings"], styles)
+    switched = apply_settings(
+        ClientSettings("paintings", style="wave"), {"model": "mosaic"}, ["mosaic", "paintings"], styles
+    )
+    assert switched.model == "mosaic" and switched.style is None
+    assert base.style is None  # the original is untouched

@@ -161,3 +161,31 @@ def test_dry_run_writes_nothing(tmp_path, vgg_weights):
     )
     assert result.checkpoint is None and result.steps == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+
+
+def test_multistyle_training_lowers_the_loss_and_switches_styles_at_run_time(tmp_path, trainset, vgg_weights):
+    from realtime.processing import StyleOptions
+    from realtime.stylizer import Stylizer
+
+    styles = trainset.parent / "media" / "styles"
+    config = tiny_config(
+        tmp_path, trainset, vgg_weights, net="multistyle_small", steps=20,
+        style=(str(styles / "starry_night.jpg"), str(styles / "the_scream.jpg")), style_names=("night", "scream"),
+    )  # fmt: skip
+    result = train(config, progress=False)
+    totals = [sum(step.values()) for step in result.history]
+    assert np.mean(totals[-4:]) < 0.7 * np.mean(totals[:4])
+    ckpt = load_checkpoint(result.checkpoint)
+    assert ckpt.family == "multistyle" and ckpt.styles == ["night", "scream"] and ckpt.kwargs["num_styles"] == 2
+
+    frame = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
+    stylizer = Stylizer.create(
+        str(result.checkpoint), backend="torch", device="cpu", options=StyleOptions(), style="night"
+    )
+    night = stylizer.one(frame)
+    stylizer.set_style("scream")  # live switch: same stylizer, nothing reloaded
+    scream = stylizer.one(frame)
+    stylizer.set_style("night:0.5,scream:0.5")
+    blend = stylizer.one(frame)
+    assert np.abs(night.astype(int) - scream.astype(int)).mean() > 1
+    assert np.abs(blend.astype(int) - night.astype(int)).mean() < np.abs(scream.astype(int) - night.astype(int)).mean()

@@ -1,11 +1,12 @@
-"""Train a Johnson feed-forward stylizer for one style (Johnson et al. 2016).
+"""Train a feed-forward stylizer: Johnson et al. 2016 for one style, or the multi-style network
+(Dumoulin et al. 2017) for several, each training step drawing a style per sample.
 
 loss = content_weight * ||phi_c(f(x)) - phi_c(x)||^2
      + style_weight   * sum_l ||G_l(f(x)) - G_l(style)||_F^2
      + tv_weight      * TV(f(x))
 
-with phi the VGG19 feature taps and G the Gram matrices. `stylecast train fast` is the
-command-line front; `train(config)` is the whole loop.
+with phi the VGG19 feature taps and G the Gram matrices. `stylecast train fast` and
+`stylecast train multistyle` are the command-line fronts; `train(config)` is the whole loop.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from models.checkpoint import Checkpoint, InputContract, save_checkpoint
 from models.johnson import TransformerNet
+from models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
 from models.small import SmallTransformerNet
 from models.vgg import ENV_WEIGHTS, load_vgg
 from realtime.images import read_rgb
@@ -49,6 +52,9 @@ log = logging.getLogger("stylecast.train")
 NETS = {
     "standard": ("johnson", TransformerNet, {"width": 32, "residual_blocks": 5, "outer_kernel": 9}),
     "small": ("johnson_small", SmallTransformerNet, {"width": 16, "residual_blocks": 5, "stem_kernel": 5}),
+    # multi-style: the same sizes with conditional instance norm; num_styles comes from --style
+    "multistyle": ("multistyle", MultiStyleTransformerNet, {"width": 32, "residual_blocks": 5, "outer_kernel": 9}),
+    "multistyle_small": ("multistyle_small", MultiStyleSmallNet, {"width": 16, "residual_blocks": 5, "stem_kernel": 5}),
 }
 # Johnson et al. use relu2_2 for content and relu1_2, relu2_2, relu3_3, relu4_3 for style.
 # Layers the VGG weights lack (the shared file stops at relu3_4) are dropped, and logged.
@@ -59,7 +65,7 @@ PREFERRED_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 class FastConfig:
     """Every knob of a Johnson training run; saved to the run folder and into the checkpoint."""
 
-    style: str = required("the style image")
+    style: tuple[str, ...] = required("the style image (several for a multi-style net)")
     data: str = required("folder of training photos")
     out: str = required("the trained model checkpoint (.pt) written at the end")
     net: str = option("standard", "network size: standard | small")
@@ -71,8 +77,8 @@ class FastConfig:
     lr: float = option(1e-3, "Adam learning rate")
     lr_final: float = option(1.0, "learning rate at the last step, as a fraction of --lr (cosine decay; 1 = constant)")
     content_weight: float = option(1.0, "weight of the content (feature reconstruction) loss")
-    style_weight: float = option(4.0, "weight of the Gram style loss")
-    tv_weight: float = option(1e3, "weight of the total-variation smoothness loss")
+    style_weight: float = option(20.0, "weight of the Gram style loss")
+    tv_weight: float = option(1e5, "weight of the total-variation smoothness loss")
     temporal_weight: float = option(
         0.0, "weight of the synthetic-motion stability loss (0: off); reduces flicker in video"
     )
@@ -81,7 +87,9 @@ class FastConfig:
         PREFERRED_STYLE_LAYERS, "VGG layers of the style loss (missing ones are dropped)"
     )
     vgg_weights: str | None = option(None, f"local VGG19 weights; default ${ENV_WEIGHTS} or torchvision's download")
-    style_name: str | None = option(None, "style name recorded in the checkpoint; default: the style file's stem")
+    style_names: tuple[str, ...] | None = option(
+        None, "style names recorded in the checkpoint; default: the files' stems"
+    )
     seed: int = option(0, "random seed")
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
     amp: bool = option(True, "mixed precision on CUDA")
@@ -146,10 +154,12 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     )
     vgg = weights.build(style_layers + [content_layer]).to(device)
 
-    with torch.no_grad():
-        style = style_image_tensor(config.style, config.style_size).to(device)
-        style_grams = {name: gram_matrix(f) for name, f in vgg(style).items() if name in style_layers}
+    with torch.no_grad():  # S x C x C per layer: one Gram matrix per style
+        per_style = [vgg(style_image_tensor(path, config.style_size).to(device)) for path in config.style]
+        style_grams = {name: torch.cat([gram_matrix(f[name]) for f in per_style]) for name in style_layers}
     style_loss = StyleLoss(style_grams)
+    names = list(config.style_names or [Path(p).stem for p in config.style])
+    multistyle = config.net.startswith("multistyle")
     content_loss = ContentLoss(content_layer)
     temporal_loss = TemporalLoss()
 
@@ -166,6 +176,8 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     batches = endless(loader)
 
     architecture, net_class, net_kwargs = NETS[config.net]
+    if multistyle:
+        net_kwargs = {"num_styles": len(config.style), **net_kwargs}
     net = net_class(**net_kwargs).to(device).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     autocast, scaler = autocast_for(device, config.amp)
@@ -185,8 +197,8 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
             kwargs=dict(net_kwargs),
             state_dict={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
             contract=InputContract(size_multiple=net_class.size_multiple),
-            family="johnson",
-            styles=[config.style_name or Path(config.style).stem],
+            family="multistyle" if multistyle else "johnson",
+            styles=names,
             training={
                 **vars(config),
                 "vgg_source": weights.source,
@@ -208,18 +220,22 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     history: list[dict[str, float]] = []
     for step in range(start + 1, last + 1):
         x = next(batches).to(device, non_blocking=True)  # N x 3 x crop x crop, [0, 1]
+        # a style per sample: its index picks the Gram targets, its one-hot row the CIN weights
+        chosen = torch.randint(len(config.style), (x.shape[0],), device=device)
+        conditions = [F.one_hot(chosen, len(config.style)).float()] if multistyle else []
         with autocast:
             if config.temporal_weight:  # one call for both frames: DDP allows one forward per step
                 motion = temporal_loss.move(x)
-                y, y_moved = model(torch.cat([x, motion.moved])).chunk(2)
+                both = model(torch.cat([x, motion.moved]), *(torch.cat([c, c]) for c in conditions))
+                y, y_moved = both.chunk(2)
             else:
-                y = model(x)
+                y = model(x, *conditions)
             features_y = vgg(y)
             with torch.no_grad():
                 features_x = vgg(x)
             losses = {
                 "content": config.content_weight * content_loss(features_y, features_x),
-                "style": config.style_weight * style_loss(features_y),
+                "style": config.style_weight * style_loss(features_y, {k: g[chosen] for k, g in style_grams.items()}),
                 "tv": config.tv_weight * total_variation(y.float()),
             }
             if config.temporal_weight:

@@ -46,9 +46,10 @@ class StyleLoss:
         self.target_grams = target_grams
         self.layer_weights = layer_weights or {name: 1.0 for name in target_grams}
 
-    def __call__(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
+    def __call__(self, output: dict[str, torch.Tensor], targets: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """`targets` (N x C x C per layer) replaces the fixed targets, e.g. a style per sample."""
         total = torch.zeros((), device=next(iter(output.values())).device)
-        for name, target in self.target_grams.items():
+        for name, target in (targets or self.target_grams).items():
             gram = gram_matrix(output[name])
             total = total + self.layer_weights[name] * F.mse_loss(gram, target.expand_as(gram))
         return total

@@ -66,11 +66,11 @@ def main() -> None:
             continue
         style = model.name.removesuffix("-small")
         config = FastConfig(
-            style=str(Path(args.styles) / f"{style}.jpg"),
+            style=(str(Path(args.styles) / f"{style}.jpg"),),
             data=args.data,
             out=str(target),
             net=model.net,
-            style_name=style,
+            style_names=(style,),
             vgg_weights=args.vgg_weights,
             run_dir=str(Path(args.runs) / model.name),
             checkpoint_every=50,

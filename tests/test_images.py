@@ -1,0 +1,77 @@
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from realtime.errors import InputError
+from realtime.images import read_rgb, write_rgb
+
+
+def test_grayscale_alpha_and_16bit_come_out_as_8bit_rgb(tmp_path):
+    gray = np.tile(np.arange(64, dtype=np.uint8) * 4, (40, 1))
+    cv2.imwrite(str(tmp_path / "gray.png"), gray)
+    rgb = read_rgb(tmp_path / "gray.png")
+    assert rgb.shape == (40, 64, 3) and rgb.dtype == np.uint8
+    assert (rgb[..., 0] == gray).all() and (rgb[..., 2] == gray).all()
+
+    bgra = np.zeros((20, 30, 4), np.uint8)
+    bgra[..., 2] = 255  # red
+    bgra[:, :15, 3] = 255  # left half opaque, right half transparent
+    cv2.imwrite(str(tmp_path / "alpha.png"), bgra)
+    rgb = read_rgb(tmp_path / "alpha.png")
+    assert tuple(rgb[5, 5]) == (255, 0, 0)
+    assert tuple(rgb[5, 25]) == (255, 255, 255)  # transparent becomes white, not black
+
+    deep = np.zeros((16, 16, 3), np.uint16)
+    deep[..., 1] = 65535  # green at full 16-bit scale
+    deep[..., 0] = 32768
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    rgb = read_rgb(tmp_path / "deep.png")
+    assert rgb.dtype == np.uint8 and tuple(rgb[0, 0]) == (0, 255, 128)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    wide = np.zeros((20, 40, 3), np.uint8)
+    wide[:, :20] = 255  # white left half
+    image = Image.fromarray(wide)
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    image.save(tmp_path / "phone.jpg", exif=exif, quality=100)
+    rgb = read_rgb(tmp_path / "phone.jpg")
+    assert rgb.shape[:2] == (40, 20)
+    assert rgb[:18].mean() > 200 and rgb[22:].mean() < 50  # left half is now on top
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: None, "not found"),
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_text("hello, I am text"), "not a readable image"),
+        (lambda p: cv2.imwrite(str(p), np.zeros((1, 1, 3), np.uint8)), "is 1x1; images must be at least"),
+        (lambda p: p.write_bytes(open_png_prefix()), "not a readable image"),
+    ],
+    ids=["missing", "zero-bytes", "text", "1x1", "truncated-png"],
+)
+def test_bad_images_raise_one_line_errors(tmp_path, make, message):
+    path = tmp_path / "x.png"
+    make(path)
+    with pytest.raises(InputError, match=message) as info:
+        read_rgb(path)
+    assert "\n" not in str(info.value)
+
+
+def open_png_prefix() -> bytes:
+    ok, data = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    return data.tobytes()[:100]
+
+
+def test_write_is_atomic_and_checks_the_folder(tmp_path):
+    rgb = np.full((10, 12, 3), 200, np.uint8)
+    write_rgb(tmp_path / "a.png", rgb)
+    assert (read_rgb(tmp_path / "a.png") == rgb).all()
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]  # no temporary file left behind
+    with pytest.raises(InputError, match="output folder does not exist"):
+        write_rgb(tmp_path / "missing" / "a.png", rgb)
+    with pytest.raises(InputError, match="unknown image type"):
+        write_rgb(tmp_path / "a.txt", rgb)

@@ -1,0 +1,157 @@
+import pytest
+import torch
+
+from models.checkpoint import Checkpoint, CheckpointError, InputContract, load_checkpoint, save_checkpoint
+from models.johnson import TransformerNet
+from models.layers import ConditionalInstanceNorm
+from models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
+from models.registry import ARCHITECTURES
+from models.small import SmallTransformerNet
+from training.fast import NETS
+
+
+@pytest.mark.parametrize("net_class", [TransformerNet, SmallTransformerNet])
+@pytest.mark.parametrize("size", [(64, 96), (40, 56)])
+def test_nets_keep_size_for_multiples_of_their_size_multiple(net_class, size):
+    net = net_class().eval()
+    assert size[0] % net.size_multiple == 0 and size[1] % net.size_multiple == 0
+    x = torch.rand(2, 3, *size)
+    with torch.no_grad():
+        y = net(x)
+    assert y.shape == x.shape
+
+
+def multiply_adds_per_pixel(net: torch.nn.Module, size=(64, 64)) -> float:
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        k = module.kernel_size[0] * module.kernel_size[1]
+        total += output.numel() * k * module.in_channels // module.groups
+
+    hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        net(torch.rand(1, 3, *size))
+    for hook in hooks:
+        hook.remove()
+    return total / (size[0] * size[1])
+
+
+def test_small_net_needs_an_eighth_of_the_arithmetic():
+    standard = multiply_adds_per_pixel(TransformerNet())
+    small = multiply_adds_per_pixel(SmallTransformerNet())
+    assert 150_000 < standard < 170_000  # Johnson et al.'s network: ~160 k per pixel
+    assert small < standard / 8
+
+
+def test_forward_does_not_modify_the_input():
+    for net in (TransformerNet().eval(), SmallTransformerNet().eval()):
+        x = torch.rand(1, 3, 32, 32)
+        before = x.clone()
+        with torch.no_grad():
+            net(x)
+        assert torch.equal(x, before)
+
+
+def test_training_presets_match_the_registry():
+    for name, (architecture, net_class, kwargs) in NETS.items():
+        assert ARCHITECTURES[architecture] is net_class
+        extra = {"num_styles": 3} if name.startswith("multistyle") else {}
+        assert net_class(**kwargs, **extra) is not None
+
+
+@pytest.mark.parametrize("net_class", [MultiStyleTransformerNet, MultiStyleSmallNet])
+def test_multistyle_selects_and_blends_styles(net_class):
+    torch.manual_seed(0)
+    net = net_class(num_styles=2).eval()
+    for module in net.modules():  # give the two styles different scales and shifts
+        if isinstance(module, ConditionalInstanceNorm):
+            module.scale.data[1].uniform_(0.5, 1.5)
+            module.shift.data[1].uniform_(-0.5, 0.5)
+    x = torch.rand(3, 3, 40, 56)
+    one_hot = torch.eye(2)
+    with torch.no_grad():
+        first, second = net(x, one_hot[[0, 0, 0]]), net(x, one_hot[[1, 1, 1]])
+        mixed = net(x, torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]))  # a different mix per sample
+    assert first.shape == x.shape and (first - second).abs().mean() > 1e-2
+    assert torch.allclose(mixed[0], first[0], atol=1e-5) and torch.allclose(mixed[2], second[2], atol=1e-5)
+    # a 50/50 blend is the network whose norms carry the averaged scale and shift
+    averaged = net_class(num_styles=1).eval()
+    state = {
+        k: v[:1] * 0 + v.mean(dim=0, keepdim=True) if k.endswith(("scale", "shift")) else v
+        for k, v in net.state_dict().items()
+    }
+    averaged.load_state_dict(state)
+    with torch.no_grad():
+        assert torch.allclose(mixed[1], averaged(x[1:2], torch.ones(1, 1))[0], atol=1e-5)
+
+
+def make_checkpoint(net: str = "small") -> Checkpoint:
+    torch.manual_seed(0)
+    architecture, net_class, kwargs = NETS[net]
+    module = net_class(**kwargs)
+    return Checkpoint(
+        architecture,
+        dict(kwargs),
+        module.state_dict(),
+        InputContract(size_multiple=module.size_multiple),
+        styles=["test"],
+        training={"steps": 3, "lr": 1e-3, "path": None},
+    )
+
+
+def test_checkpoint_round_trip_is_exact_in_fp32(tmp_path):
+    ckpt = make_checkpoint()
+    path = tmp_path / "m.pt"
+    save_checkpoint(ckpt, path, half=False)
+    raw = torch.load(path, weights_only=True)  # plain data only: no classes are unpickled
+    assert raw["architecture"] == "johnson_small" and raw["input"]["size_multiple"] == 8
+    assert raw["input"]["channel_order"] == "RGB" and raw["input"]["range"] == [0.0, 1.0]
+    loaded = load_checkpoint(path)
+    assert loaded.styles == ["test"] and loaded.training["steps"] == 3 and loaded.training["path"] is None
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert torch.equal(ckpt.build()(x), loaded.build()(x))
+
+
+def test_fp16_checkpoint_is_half_the_size_and_close(tmp_path):
+    ckpt = make_checkpoint("standard")
+    save_checkpoint(ckpt, tmp_path / "full.pt", half=False)
+    save_checkpoint(ckpt, tmp_path / "half.pt", half=True)
+    assert (tmp_path / "half.pt").stat().st_size < 0.55 * (tmp_path / "full.pt").stat().st_size
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        a = ckpt.build()(x)
+        b = load_checkpoint(tmp_path / "half.pt").build()(x)
+    assert (a - b).abs().max() < 1e-2 * (a.max() - a.min())
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path):
+    ckpt = make_checkpoint("small")
+    ckpt.architecture, ckpt.kwargs = "johnson", dict(NETS["standard"][2])  # small weights, standard net
+    save_checkpoint(ckpt, tmp_path / "wrong.pt")
+    with pytest.raises(CheckpointError, match="do not fit architecture 'johnson'"):
+        load_checkpoint(tmp_path / "wrong.pt").build()
+
+
+def test_unknown_architecture_and_foreign_files_are_refused(tmp_path):
+    data = make_checkpoint().to_dict()
+    data["architecture"] = "vit"
+    torch.save(data, tmp_path / "vit.pt")
+    with pytest.raises(CheckpointError, match="unknown architecture 'vit'"):
+        load_checkpoint(tmp_path / "vit.pt")
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "plain.pt")
+    with pytest.raises(CheckpointError, match="not a stylecast checkpoint"):
+        load_checkpoint(tmp_path / "plain.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a zip file at all")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_registry_is_explicit():
+    assert ARCHITECTURES == {
+        "johnson": TransformerNet,
+        "johnson_small": SmallTransformerNet,
+        "multistyle": MultiStyleTransformerNet,
+        "multistyle_small": MultiStyleSmallNet,
+    }

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+import torch
+
+from models.checkpoint import InputContract
+from realtime.processing import FrameProcessor, StyleOptions, preserve_color, rgb_to_ycbcr, ycbcr_to_rgb
+
+
+def processor(**options) -> FrameProcessor:
+    return FrameProcessor(InputContract(size_multiple=4), torch.device("cpu"), torch.float32, StyleOptions(**options))
+
+
+def test_odd_sizes_are_padded_to_the_multiple_and_cropped_back(rng):
+    frame = rng.integers(0, 256, (359, 641, 3), dtype=np.uint8)
+    p = processor()
+    original = p.upload([frame])
+    x, crop = p.to_model(original)
+    assert x.shape == (1, 3, 360, 644) and crop == (359, 641)
+    # identity "model": the frame must come back bit-exact
+    out = p.download(p.from_model(x, crop, original))[0]
+    assert out.shape == frame.shape and (out == frame).all()
+
+
+def test_max_size_processes_smaller_and_returns_full_size(rng):
+    frame = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    p = processor(max_size=320)
+    original = p.upload([frame])
+    x, crop = p.to_model(original)
+    assert x.shape[2:] == (180, 320) and crop == (180, 320)
+    out = p.download(p.from_model(x, crop, original))[0]
+    assert out.shape == frame.shape
+
+
+def test_strength_blends_and_zero_strength_returns_the_input(rng):
+    frame = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    for strength, expected in ((0.0, frame.astype(float)), (0.5, (frame.astype(float) + 255) / 2)):
+        p = processor(strength=strength)
+        original = p.upload([frame])
+        x, crop = p.to_model(original)
+        white = torch.ones_like(x)
+        out = p.download(p.from_model(white, crop, original))[0]
+        assert np.abs(out.astype(float) - expected).max() <= 1
+
+
+def test_ycbcr_round_trip_and_preserve_color_keeps_chroma():
+    rgb = torch.rand(2, 3, 8, 8)
+    assert torch.allclose(ycbcr_to_rgb(rgb_to_ycbcr(rgb)), rgb, atol=1e-5)
+    stylized = torch.rand(2, 3, 8, 8)
+    kept = preserve_color(stylized, rgb)
+    assert torch.allclose(rgb_to_ycbcr(kept)[:, 0], rgb_to_ycbcr(stylized)[:, 0], atol=1e-5)
+    assert torch.allclose(rgb_to_ycbcr(kept)[:, 1:], rgb_to_ycbcr(rgb)[:, 1:], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("size", "options", "expected"),
+    [
+        ((360, 640), {}, (360, 640)),
+        ((360, 640), {"scale": 0.5}, (180, 320)),
+        ((1080, 1920), {"max_size": 960, "scale": 0.75}, (540, 960)),
+    ],
+)
+def test_processing_size(size, options, expected):
+    assert StyleOptions(**options).processing_size(*size) == expected
+
+
+def test_bgr_and_signed_range_contracts(rng):
+    frame = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    p = FrameProcessor(
+        InputContract(range=(-1.0, 1.0), channel_order="BGR", size_multiple=1, output_range=(-1.0, 1.0)),
+        torch.device("cpu"),
+        torch.float32,
+        StyleOptions(),
+    )
+    original = p.upload([frame])
+    x, crop = p.to_model(original)
+    assert x.min() >= -1 and torch.allclose(x[0, 0], original[0, 2] * 2 - 1)  # B first, in [-1, 1]
+    assert (p.download(p.from_model(x, crop, original))[0] == frame).all()

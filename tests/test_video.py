@@ -1,0 +1,125 @@
+"""The file pipeline on real encoded files: frames, order, timing and audio are kept."""
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from realtime.errors import InputError
+from realtime.pipeline import process_video
+from realtime.video import Frame, VideoReader, VideoWriter
+
+
+def probe(path):
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        frames = [(f.pts, f.time, f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+        info = {
+            "size": (video.codec_context.width, video.codec_context.height),
+            "rate": video.average_rate,
+            "audio_codec": audio.codec_context.name if audio else None,
+            "audio_rate": audio.codec_context.sample_rate if audio else None,
+        }
+    with av.open(str(path)) as container:
+        audio_packets = sum(1 for p in container.demux(audio=0) if p.size) if info["audio_codec"] else 0
+    return info, frames, audio_packets
+
+
+def test_identity_pipeline_keeps_frames_timing_and_audio(demo_clip, tmp_path):
+    out = tmp_path / "copy.mp4"
+    result = process_video(demo_clip, out, lambda frames: frames, progress=False)
+    src_info, src_frames, src_audio = probe(demo_clip)
+    out_info, out_frames, out_audio = probe(out)
+    assert result.frames == len(src_frames) == len(out_frames) == 30
+    assert out_info == src_info and out_info["audio_codec"] == "aac"
+    assert out_audio == src_audio > 0
+    assert [t for _, t, _ in out_frames] == pytest.approx([t for _, t, _ in src_frames], abs=1e-3)
+    # re-encoding at high quality keeps every frame close to its source, in the same order
+    errors = [
+        np.abs(a.astype(int) - b.astype(int)).mean()
+        for (_, _, a), (_, _, b) in zip(src_frames, out_frames, strict=True)
+    ]
+    assert max(errors) < 4
+    assert [p.name for p in tmp_path.iterdir()] == ["copy.mp4"]
+
+
+def test_frames_arrive_in_order_with_batches(demo_clip, tmp_path):
+    """Each frame is replaced by a flat image encoding its index: the output must count up."""
+    seen = []
+
+    def stamp(frames):
+        out = []
+        for frame in frames:
+            seen.append(frame)
+            out.append(np.full_like(frame, (len(seen) * 8) % 256))
+        return out
+
+    process_video(demo_clip, tmp_path / "o.mkv", stamp, batch_size=4, progress=False)
+    _, frames, _ = probe(tmp_path / "o.mkv")
+    levels = [int(round(f.mean() / 8)) for _, _, f in frames]  # YUV rounding moves a level by ~1
+    assert levels == list(range(1, 31))
+
+
+def test_variable_frame_rate_timestamps_survive(tmp_path):
+    src = tmp_path / "vfr.mkv"
+    writer = VideoWriter(src, 64, 48, Fraction(30), Fraction(1, 1000))
+    times_ms = [0, 33, 66, 200, 233, 500, 533]
+    for i, t in enumerate(times_ms):
+        writer.write(np.full((48, 64, 3), i * 30, np.uint8), t)
+    writer.close()
+    process_video(src, tmp_path / "out.mkv", lambda f: f, progress=False)
+    _, frames, _ = probe(tmp_path / "out.mkv")
+    assert [round(t * 1000) for _, t, _ in frames] == times_ms
+
+
+def test_odd_sized_video_keeps_its_size(tmp_path):
+    src = tmp_path / "odd.mkv"
+    writer = VideoWriter(src, 67, 45, Fraction(25))
+    for i in range(5):
+        writer.write(np.full((45, 67, 3), 40 * i, np.uint8))
+    writer.close()
+    result = process_video(src, tmp_path / "odd_out.mp4", lambda f: f, progress=False)
+    info, frames, _ = probe(tmp_path / "odd_out.mp4")
+    assert result.frames == 5 and info["size"] == (67, 45) and len(frames) == 5
+
+
+def test_truncated_video_yields_every_decodable_frame(demo_clip, tmp_path):
+    data = demo_clip.read_bytes()
+    # An mp4 cut in half loses its index at the end; a Matroska file cut in half keeps the
+    # frames before the cut decodable. Make an mkv, then cut it.
+    whole = tmp_path / "whole.mkv"
+    process_video(demo_clip, whole, lambda f: f, progress=False)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) * 6 // 10])
+    reader = VideoReader(cut)
+    decodable = sum(1 for item in reader.items() if isinstance(item, Frame))
+    reader.close()
+    assert 5 < decodable < 30
+    result = process_video(cut, tmp_path / "from_cut.mp4", lambda f: f, progress=False)
+    assert result.frames == decodable
+    assert data  # the source clip itself was not touched
+
+
+def test_failing_stylizer_leaves_no_output(demo_clip, tmp_path):
+    def explode(frames):
+        raise RuntimeError("model crashed")
+
+    with pytest.raises(RuntimeError, match="model crashed"):
+        process_video(demo_clip, tmp_path / "never.mp4", explode, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "video not found"), (b"", "not a readable video"), (b"\x00\x01garbage" * 100, "not a readable video")],
+    ids=["missing", "empty", "garbage"],
+)
+def test_unreadable_videos_are_refused(tmp_path, content, message):
+    path = tmp_path / "bad.mp4"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        process_video(path, tmp_path / "out.mp4", lambda f: f, progress=False)
+    assert not (tmp_path / "out.mp4").exists()
