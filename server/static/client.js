@@ -135,12 +135,24 @@ const Stylecast = (() => {
 
   function currentSettings() {
     const size = $("resolution") ? $("resolution").value : "";
-    return {
+    const settings = {
       model: $("model").value,
       strength: Number($("strength").value),
       preserve_color: $("preserve").checked,
       max_size: size ? Number(size) : null,
     };
+    if (!$("style-label").hidden) settings.style = $("stylepick").value;
+    return settings;
+  }
+
+  // A multi-style model offers its styles in a second picker (switching needs no reload).
+  let modelStyles = {};
+  function showStyles() {
+    const names = modelStyles[$("model").value] || [];
+    const pick = $("stylepick");
+    pick.innerHTML = "";
+    for (const name of names) pick.add(new Option(name, name));
+    $("style-label").hidden = names.length === 0;
   }
 
   function sendSettings() {
@@ -193,6 +205,9 @@ const Stylecast = (() => {
     const select = $("model");
     if (!select.options.length) {
       for (const name of config.models) select.add(new Option(name, name, false, name === config.default_model));
+      modelStyles = config.styles || {};
+      showStyles();
+      select.addEventListener("change", showStyles);
     }
     const camera = await navigator.mediaDevices.getUserMedia({
       video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } }, audio: false,
@@ -246,7 +261,7 @@ const Stylecast = (() => {
   }
 
   function bind(start) {
-    for (const id of ["model", "strength", "preserve", "resolution"]) if ($(id)) $(id).addEventListener("change", sendSettings);
+    for (const id of ["model", "stylepick", "strength", "preserve", "resolution"]) if ($(id)) $(id).addEventListener("change", sendSettings);
     $("start").addEventListener("click", () => { $("start").disabled = true; start().catch((e) => showError(String(e))); });
     if (params.get("autostart")) { $("start").disabled = true; start().catch((e) => showError(String(e))); }
   }
