@@ -207,7 +207,7 @@ const Stylecast = (() => {
       for (const name of config.models) select.add(new Option(name, name, false, name === config.default_model));
       modelStyles = config.styles || {};
       showStyles();
-      select.addEventListener("change", showStyles);
+      select.addEventListener("change", () => { showStyles(); sendSettings(); }); // the new model's styles first
     }
     const camera = await navigator.mediaDevices.getUserMedia({
       video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } }, audio: false,
@@ -261,7 +261,7 @@ const Stylecast = (() => {
   }
 
   function bind(start) {
-    for (const id of ["model", "stylepick", "strength", "preserve", "resolution"]) if ($(id)) $(id).addEventListener("change", sendSettings);
+    for (const id of ["stylepick", "strength", "preserve", "resolution"]) if ($(id)) $(id).addEventListener("change", sendSettings);
     $("start").addEventListener("click", () => { $("start").disabled = true; start().catch((e) => showError(String(e))); });
     if (params.get("autostart")) { $("start").disabled = true; start().catch((e) => showError(String(e))); }
   }
