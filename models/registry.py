@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.adain import ArbitraryStyleNet
 from models.johnson import TransformerNet
 from models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
 from models.small import SmallTransformerNet
@@ -14,6 +15,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "johnson_small": SmallTransformerNet,
     "multistyle": MultiStyleTransformerNet,
     "multistyle_small": MultiStyleSmallNet,
+    "arbitrary": ArbitraryStyleNet,
 }
 
 

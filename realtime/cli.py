@@ -47,6 +47,18 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--style", default=None, help="multi-style models: a style or a mix, e.g. starry_night:0.7,great_wave:0.3"
     )
+    group.add_argument(
+        "--style-image",
+        action="append",
+        default=None,
+        help="arbitrary-style models: any picture as the style, PATH or PATH:WEIGHT; repeat to interpolate styles",
+    )
+    group.add_argument(
+        "--alpha", type=float, default=1.0, help="arbitrary-style models: style strength in feature space"
+    )
+    group.add_argument(
+        "--transform", default=None, choices=["adain", "wct"], help="arbitrary-style models: feature transform"
+    )
 
 
 def build_stylizer(args: argparse.Namespace):  # -> Stylizer (imported lazily: torch is slow to import)
@@ -60,7 +72,19 @@ def build_stylizer(args: argparse.Namespace):  # -> Stylizer (imported lazily: t
     if args.max_size is not None and args.max_size < 16:
         raise InputError(f"--max-size must be at least 16, got {args.max_size}")
     options = StyleOptions(args.strength, args.preserve_color, args.max_size, args.scale)
-    return Stylizer.create(args.model, args.backend, args.device, options, args.style)
+    style_images = None
+    if args.style_image:
+        from realtime.images import read_rgb
+
+        style_images = []
+        for spec in args.style_image:
+            path, weight = parse_weighted(spec)
+            if weight <= 0:
+                raise InputError(f"style image weight must be positive: {spec}")
+            style_images.append((read_rgb(path), weight))
+    return Stylizer.create(
+        args.model, args.backend, args.device, options, args.style, style_images, args.alpha, args.transform
+    )
 
 
 def emit(args: argparse.Namespace, result: dict[str, Any], line: str) -> None:
@@ -346,6 +370,18 @@ def cmd_train_fast(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_arbitrary(args: argparse.Namespace) -> int:
+    from training.arbitrary import ArbitraryConfig, train_arbitrary
+
+    config = config_from_args(ArbitraryConfig, args)
+    if config.encoder not in ("compact", "vgg"):
+        raise InputError(f"--encoder must be compact or vgg, got {config.encoder!r}")
+    out = train_arbitrary(config, progress=not args.quiet)
+    if out is not None:
+        print(f"wrote {out}")
+    return 0
+
+
 # --- eval ------------------------------------------------------------------------------------------
 
 
@@ -554,6 +590,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from training.arbitrary import ArbitraryConfig
     from training.fast import FastConfig
     from training.gatys import GatysConfig
 
@@ -666,6 +703,14 @@ def build_parser() -> argparse.ArgumentParser:
     multi.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_config_arguments(multi, FastConfig)
     multi.set_defaults(run=cmd_train_fast, net="multistyle")
+    arbitrary = methods.add_parser(
+        "arbitrary",
+        help="arbitrary style: distil a compact encoder, train an AdaIN decoder",
+        formatter_class=HelpFormatter,
+    )
+    arbitrary.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_config_arguments(arbitrary, ArbitraryConfig)
+    arbitrary.set_defaults(run=cmd_train_arbitrary)
 
     p = commands.add_parser(
         "optimize", help="Gatys et al.: optimize one image (slow; the quality reference)", formatter_class=HelpFormatter

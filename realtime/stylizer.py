@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from models.adain import interpolate_statistics, style_statistics
 from models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from models.zoo import SHIPPED
 from realtime.backends import Backend, create_backend
 from realtime.errors import InputError
 from realtime.processing import FrameProcessor, StyleOptions
 from realtime.styles import parse_style_mix
+
+STYLE_IMAGE_SIZE = 512  # long side style images are scaled to before their statistics are taken
+
+
+def style_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """A style image as 1 x 3 x H x W in [0, 1], long side STYLE_IMAGE_SIZE."""
+    h, w = rgb.shape[:2]
+    scale = STYLE_IMAGE_SIZE / max(h, w)
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
+    size = (max(16, round(h * scale)), max(16, round(w * scale)))
+    return torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
 def load_model(spec: str) -> Checkpoint:
@@ -35,10 +48,19 @@ class Stylizer:
     """Call with a list of same-size uint8 RGB H x W x 3 frames; returns stylized frames.
 
     A multi-style model also takes a style mix (`style`, changeable at any time with
-    `set_style`: a live stream switches styles without reloading anything).
+    `set_style`: a live stream switches styles without reloading anything). An arbitrary-style
+    model takes style images with weights and a strength `alpha` (`set_style_images`).
     """
 
-    def __init__(self, ckpt: Checkpoint, backend: Backend, options: StyleOptions, style: str | None = None):
+    def __init__(
+        self,
+        ckpt: Checkpoint,
+        backend: Backend,
+        options: StyleOptions,
+        style: str | None = None,
+        style_images: list[tuple[np.ndarray, float]] | None = None,
+        alpha: float = 1.0,
+    ):
         self.checkpoint = ckpt
         self.backend = backend
         self.options = options
@@ -49,6 +71,23 @@ class Stylizer:
             self.conditions["style"] = torch.eye(len(ckpt.styles))[:1]  # the first style
         if style is not None:
             self.set_style(style)
+        if ckpt.family == "arbitrary":
+            if not style_images:
+                raise InputError("this model takes any style image: give --style-image PAINTING.jpg")
+            self.encoder = ckpt.build()  # on the CPU: style statistics are computed once per style
+            self.set_style_images(style_images, alpha)
+        elif style_images:
+            raise InputError("--style-image is for arbitrary-style models (stylecast models lists their family)")
+
+    def set_style_images(self, images: list[tuple[np.ndarray, float]], alpha: float = 1.0) -> None:
+        """Style statistics of the weighted style images (interpolated), and the strength."""
+        if not 0.0 <= alpha <= 1.0:
+            raise InputError(f"--alpha must be between 0 and 1, got {alpha}")
+        transform = self.checkpoint.kwargs.get("transform", "adain")
+        with torch.inference_mode():
+            stats = [style_statistics(self.encoder.encode(style_tensor(image)), transform) for image, _ in images]
+        mean, spread = interpolate_statistics(stats, [weight for _, weight in images])
+        self.conditions = {"style_mean": mean, "style_spread": spread, "alpha": torch.tensor([[alpha]])}
 
     def set_style(self, spec: str) -> None:
         if "style" not in self.conditions:
@@ -65,13 +104,20 @@ class Stylizer:
         device: str = "auto",
         options: StyleOptions | None = None,
         style: str | None = None,
+        style_images: list[tuple[np.ndarray, float]] | None = None,
+        alpha: float = 1.0,
+        transform: str | None = None,
     ) -> Stylizer:
         ckpt = load_model(model)
+        if transform is not None:  # the arbitrary model's feature transform: adain | wct
+            if ckpt.family != "arbitrary" or transform not in ("adain", "wct"):
+                raise InputError("--transform adain|wct applies to arbitrary-style models")
+            ckpt = dataclasses.replace(ckpt, kwargs={**ckpt.kwargs, "transform": transform})
         try:
             engine = create_backend(backend, ckpt, device)
         except CheckpointError as exc:
             raise InputError(str(exc)) from None
-        return cls(ckpt, engine, options or StyleOptions(), style)
+        return cls(ckpt, engine, options or StyleOptions(), style, style_images, alpha)
 
     @torch.inference_mode()
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:

@@ -1,0 +1,195 @@
+"""Arbitrary style transfer: any style image at run time.
+
+Huang & Belongie 2017 (AdaIN): encode content and style with VGG, give the content features the
+style features' channel means and standard deviations, decode:
+    AdaIN(x, y) = sigma(y) * (x - mu(x)) / sigma(x) + mu(y)
+Li et al. 2017 (WCT): whiten the content features' covariance and colour them with the style's:
+    WCT(x, y) = C_y^(1/2) C_x^(-1/2) (x - mu(x)) + mu(y)
+The matrix square roots use Newton-Schulz iterations (matrix products only), so WCT exports to
+ONNX and TensorRT like everything else.
+
+The encoder is either the VGG19 prefix (when its weights are present) or a compact encoder
+distilled to reproduce the VGG taps (Wang et al. 2020, collaborative distillation): it needs no
+VGG weights at run time and is several times cheaper. The decoder mirrors the encoder up to
+its deepest tap (relu3_1 with the shared weights, 256 channels at 1/4 resolution).
+
+The exported model takes the image and the style's statistics (computed once per style image):
+AdaIN: mean and std (N x C); WCT: mean (N x C) and the colouring matrix C_y^(1/2) (N x C x C).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.layers import ReflectConv
+from models.vgg import Preprocessing, VGGFeatures
+
+EPS = 1e-5
+
+
+def channel_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """N x C x H x W -> per-channel mean and standard deviation, N x C each."""
+    flat = features.flatten(2)
+    return flat.mean(dim=2), (flat.var(dim=2, unbiased=False) + EPS).sqrt()
+
+
+def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor) -> torch.Tensor:
+    mean, std = channel_stats(content)
+    normalized = (content - mean[:, :, None, None]) / std[:, :, None, None]
+    return normalized * style_std[:, :, None, None] + style_mean[:, :, None, None]
+
+
+def covariance(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """N x C x H x W -> mean (N x C) and covariance (N x C x C) of the channel vectors."""
+    flat = features.flatten(2)
+    mean = flat.mean(dim=2)
+    centred = flat - mean[:, :, None]
+    cov = centred @ centred.transpose(1, 2) / flat.shape[2]
+    return mean, cov + EPS * torch.eye(cov.shape[1], device=cov.device, dtype=cov.dtype)
+
+
+def sqrtm_newton_schulz(matrix: torch.Tensor, iterations: int = 15) -> tuple[torch.Tensor, torch.Tensor]:
+    """Square root and inverse square root of SPD matrices N x C x C by the coupled
+    Newton-Schulz iteration (Higham 2008), on the matrix scaled by its Frobenius norm."""
+    n, c, _ = matrix.shape
+    norm = matrix.flatten(1).norm(dim=1)[:, None, None]
+    y = matrix / norm
+    identity = torch.eye(c, device=matrix.device, dtype=matrix.dtype).expand(n, c, c)
+    z = identity
+    for _ in range(iterations):
+        t = 0.5 * (3.0 * identity - z @ y)
+        y, z = y @ t, t @ z
+    return y * norm.sqrt(), z / norm.sqrt()
+
+
+def wct(content: torch.Tensor, style_mean: torch.Tensor, style_colour: torch.Tensor) -> torch.Tensor:
+    """Whitening and colouring; `style_colour` is the style covariance's square root."""
+    n, c, h, w = content.shape
+    mean, cov = covariance(content)
+    _, whiten = sqrtm_newton_schulz(cov)
+    flat = content.flatten(2) - mean[:, :, None]
+    coloured = style_colour @ (whiten @ flat) + style_mean[:, :, None]
+    return coloured.reshape(n, c, h, w)
+
+
+def style_statistics(features: torch.Tensor, transform: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the decoder needs of a style: (mean, std) for AdaIN, (mean, sqrt(cov)) for WCT."""
+    if transform == "adain":
+        return channel_stats(features)
+    mean, cov = covariance(features)
+    root, _ = sqrtm_newton_schulz(cov)
+    return mean, root
+
+
+class CompactEncoder(nn.Module):
+    """A small CNN whose taps stand in for VGG19's relu1_1, relu2_1 and relu3_1 (same channels,
+    same resolutions), trained by distillation from VGG: RGB in [0, 1] -> dict of taps."""
+
+    taps = ("relu1_1", "relu2_1", "relu3_1")
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        w = width
+        self.stage1 = nn.Sequential(ReflectConv(3, w, 3), nn.ReLU(), ReflectConv(w, 64, 3), nn.ReLU())
+        self.stage2 = nn.Sequential(
+            ReflectConv(64, 2 * w, 3, stride=2), nn.ReLU(), ReflectConv(2 * w, 128, 3), nn.ReLU()
+        )
+        self.stage3 = nn.Sequential(
+            ReflectConv(128, 4 * w, 3, stride=2), nn.ReLU(), ReflectConv(4 * w, 256, 3), nn.ReLU()
+        )
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        relu1 = self.stage1(x)  # N x 64 x H x W
+        relu2 = self.stage2(relu1)  # N x 128 x H/2 x W/2
+        relu3 = self.stage3(relu2)  # N x 256 x H/4 x W/4
+        return {"relu1_1": relu1, "relu2_1": relu2, "relu3_1": relu3}
+
+
+class Decoder(nn.Module):
+    """relu3_1 features (256 x H/4 x W/4) -> RGB (3 x H x W), nearest upsampling + convolutions
+    with reflection padding and no normalization (Huang & Belongie 2017)."""
+
+    def __init__(self, channels: int = 256):
+        super().__init__()
+        c = channels
+        self.layers = nn.Sequential(
+            ReflectConv(c, c // 2, 3), nn.ReLU(),  # N x 128 x H/4 x W/4
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            ReflectConv(c // 2, c // 2, 3), nn.ReLU(),
+            ReflectConv(c // 2, c // 4, 3), nn.ReLU(),  # N x 64 x H/2 x W/2
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            ReflectConv(c // 4, c // 4, 3), nn.ReLU(),
+            ReflectConv(c // 4, 3, 3),  # N x 3 x H x W
+        )  # fmt: skip
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers(features)
+
+
+class ArbitraryStyleNet(nn.Module):
+    """Image (N x 3 x H x W, multiples of 4) + style statistics -> stylized image.
+
+    `alpha` (N x 1) mixes the transformed features with the content's own: 1 is the full style.
+    """
+
+    size_multiple = 4
+    tap = "relu3_1"
+
+    def __init__(
+        self, transform: str = "adain", encoder: str = "compact", width: int = 32, vgg_preprocessing: dict | None = None
+    ):
+        """`encoder`: "compact" (distilled, self-contained) or "vgg" (the VGG19 prefix, whose
+        weights then travel in the checkpoint; `vgg_preprocessing` as models.vgg.Preprocessing)."""
+        super().__init__()
+        if transform not in ("adain", "wct"):
+            raise ValueError(f"transform must be adain or wct, got {transform!r}")
+        self.transform = transform
+        if encoder == "compact":
+            self.encoder: nn.Module = CompactEncoder(width)
+        elif encoder == "vgg":
+            preprocessing = (
+                Preprocessing(**vgg_preprocessing)
+                if vgg_preprocessing
+                else Preprocessing("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+            )
+            self.encoder = VGGFeatures(list(CompactEncoder.taps), preprocessing)
+        else:
+            raise ValueError(f"encoder must be compact or vgg, got {encoder!r}")
+        self.decoder = Decoder()
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)[self.tap]
+
+    def forward(
+        self, x: torch.Tensor, style_mean: torch.Tensor, style_spread: torch.Tensor, alpha: torch.Tensor
+    ) -> torch.Tensor:
+        features = self.encode(x)  # N x 256 x H/4 x W/4
+        if self.transform == "adain":
+            moved = adain(features, style_mean, style_spread)
+        else:
+            moved = wct(features, style_mean, style_spread)
+        mixed = alpha[:, :, None, None] * moved + (1 - alpha[:, :, None, None]) * features
+        return self.decoder(mixed)
+
+    def example_conditions(self, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Style statistics of a random image (real enough for export and checks)."""
+        image = torch.rand(1, 3, 64, 64, generator=generator)
+        with torch.no_grad():
+            mean, spread = style_statistics(self.encode(image), self.transform)
+        alpha = torch.ones(batch, 1) if generator is None else torch.rand(batch, 1, generator=generator)
+        return {
+            "style_mean": mean.expand(batch, -1),
+            "style_spread": spread.expand(batch, *spread.shape[1:]),
+            "alpha": alpha,
+        }
+
+
+def interpolate_statistics(
+    stats: list[tuple[torch.Tensor, torch.Tensor]], weights: list[float]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A weighted mix of several styles' statistics (Huang & Belongie's style interpolation)."""
+    total = sum(weights)
+    mean = sum(w / total * m for (m, _), w in zip(stats, weights, strict=True))
+    spread = sum(w / total * s for (_, s), w in zip(stats, weights, strict=True))
+    return mean, spread  # type: ignore[return-value]

@@ -1,0 +1,121 @@
+"""Arbitrary style transfer: the transforms do what their papers say; training and running work."""
+
+import numpy as np
+import pytest
+import torch
+
+from export.onnx import export_onnx, max_difference
+from models.adain import (
+    ArbitraryStyleNet,
+    adain,
+    channel_stats,
+    covariance,
+    interpolate_statistics,
+    sqrtm_newton_schulz,
+    style_statistics,
+    wct,
+)
+from models.checkpoint import Checkpoint, InputContract
+
+
+def test_adain_gives_the_content_the_style_statistics():
+    torch.manual_seed(0)
+    content, style = torch.randn(2, 8, 10, 12) * 3 + 1, torch.randn(2, 8, 6, 6) * 0.5 - 2
+    moved = adain(content, *channel_stats(style))
+    mean, std = channel_stats(moved)
+    target_mean, target_std = channel_stats(style)
+    assert torch.allclose(mean, target_mean, atol=1e-4) and torch.allclose(std, target_std, atol=1e-3)
+
+
+def test_newton_schulz_square_roots_match_the_eigendecomposition():
+    torch.manual_seed(0)
+    a = torch.randn(3, 16, 40)
+    spd = a @ a.transpose(1, 2) / 40 + 0.1 * torch.eye(16)
+    root, inverse_root = sqrtm_newton_schulz(spd, iterations=25)
+    assert torch.allclose(root @ root, spd, atol=1e-3)
+    assert torch.allclose(inverse_root @ spd @ inverse_root, torch.eye(16).expand(3, 16, 16), atol=1e-2)
+
+
+def test_wct_gives_the_content_the_style_covariance():
+    torch.manual_seed(0)
+    mixing = torch.randn(6, 6)
+    content = torch.randn(1, 6, 16, 16)
+    style = (mixing @ torch.randn(1, 6, 256)).reshape(1, 6, 16, 16) + 3
+    mean, root = style_statistics(style, "wct")
+    moved = wct(content, mean, root)
+    got_mean, got_cov = covariance(moved)
+    want_mean, want_cov = covariance(style)
+    assert torch.allclose(got_mean, want_mean, atol=1e-3)
+    assert torch.allclose(got_cov, want_cov, rtol=0.05, atol=0.05)
+
+
+def test_style_interpolation_is_a_weighted_mix():
+    a = (torch.zeros(1, 4), torch.ones(1, 4))
+    b = (torch.ones(1, 4), 3 * torch.ones(1, 4))
+    mean, spread = interpolate_statistics([a, b], [3.0, 1.0])
+    assert torch.allclose(mean, torch.full((1, 4), 0.25)) and torch.allclose(spread, torch.full((1, 4), 1.5))
+
+
+def random_model(transform: str) -> Checkpoint:
+    torch.manual_seed(0)
+    net = ArbitraryStyleNet(transform=transform)
+    return Checkpoint(
+        "arbitrary",
+        {"transform": transform, "encoder": "compact", "width": 32, "vgg_preprocessing": None},
+        net.state_dict(),
+        InputContract(size_multiple=4),
+        family="arbitrary",
+    )
+
+
+@pytest.mark.parametrize("transform", ["adain", "wct"])
+def test_export_takes_the_style_statistics_as_inputs(transform, tmp_path):
+    ckpt = random_model(transform)
+    path = export_onnx(ckpt, tmp_path / "m.onnx")
+    import onnx
+
+    names = [i.name for i in onnx.load(str(path)).graph.input]
+    assert names == ["input", "style_mean", "style_spread", "alpha"]
+    assert max_difference(ckpt, path, (64, 96)) < 1e-3
+    assert max_difference(ckpt, path, (92, 60)) < 1e-3
+
+
+def test_alpha_zero_reconstructs_and_alpha_moves_towards_the_style():
+    net = ArbitraryStyleNet().eval()
+    x, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 48, 48) * 0.2
+    with torch.no_grad():
+        mean, std = style_statistics(net.encode(style), "adain")
+        zero = net(x, mean, std, torch.zeros(1, 1))
+        half = net(x, mean, std, torch.full((1, 1), 0.5))
+        full = net(x, mean, std, torch.ones(1, 1))
+        assert torch.allclose(zero, net.decoder(net.encode(x)), atol=1e-5)
+        assert (half - zero).abs().mean() < (full - zero).abs().mean()
+
+
+def test_training_phases_lower_their_losses_and_the_model_runs(tmp_path, trainset, vgg_weights):
+    from realtime.stylizer import Stylizer
+    from training.arbitrary import ArbitraryConfig, train_arbitrary
+
+    styles = trainset.parent / "media" / "styles"
+    config = ArbitraryConfig(
+        data=str(trainset), styles=str(styles), out=str(tmp_path / "a.pt"), distill_steps=12, decoder_steps=12,
+        batch_size=2, scale_size=96, crop_size=64, lr=1e-3, vgg_weights=str(vgg_weights), device="cpu",
+    )  # fmt: skip
+    out = train_arbitrary(config, progress=False)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "a.run"))
+    events.Reload()
+    distill = [e.value for e in events.Scalars("loss/distill")]
+    style = [e.value for e in events.Scalars("loss/style")]
+    assert np.mean(distill[-3:]) < np.mean(distill[:3]) and np.mean(style[-3:]) < np.mean(style[:3])
+
+    from realtime.images import read_rgb
+
+    painting = read_rgb(styles / "the_scream.jpg")
+    frame = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
+    for transform in ("adain", "wct"):
+        stylizer = Stylizer.create(
+            str(out), backend="torch", device="cpu", style_images=[(painting, 1.0)], transform=transform
+        )
+        assert stylizer.one(frame).shape == frame.shape

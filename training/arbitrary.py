@@ -1,0 +1,204 @@
+"""Train the arbitrary-style network: distil a compact encoder from VGG, then train the decoder.
+
+Phase 1, distillation (Wang et al. 2020): the compact encoder learns to reproduce VGG19's
+relu1_1, relu2_1 and relu3_1 on the training photos (mean squared error per tap, each divided
+by the tap's mean square so the three count alike).
+Phase 2, the decoder (Huang & Belongie 2017): for a content crop c and a style crop s,
+t = AdaIN(E(c), E(s)) with the compact encoder E, g = D(t), and with VGG as the loss network
+    loss = ||VGG_relu3_1(g) - t||^2 + style_weight * sum_l (||mu_l(g) - mu_l(s)||^2 + ||sigma_l(g) - sigma_l(s)||^2)
+so the decoder inverts the features the shipped model will actually compute, while the losses
+stay those of the real VGG. With `encoder="vgg"` there is no phase 1 and E is VGG itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from models.adain import ArbitraryStyleNet, adain, channel_stats
+from models.checkpoint import Checkpoint, InputContract, save_checkpoint
+from models.vgg import ENV_WEIGHTS, load_vgg
+from training.common import (
+    Scalars,
+    endless,
+    init_distributed,
+    load_state,
+    option,
+    required,
+    save_config,
+    save_state,
+    seed_everything,
+)
+from training.data import RandomCrops
+
+log = logging.getLogger("stylecast.train")
+TAPS = ("relu1_1", "relu2_1", "relu3_1")
+
+
+@dataclass
+class ArbitraryConfig:
+    data: str = required("folder of content photos")
+    styles: str = required("folder of style images (paintings) to train the decoder on")
+    out: str = required("the trained model checkpoint (.pt)")
+    encoder: str = option("compact", "compact (distilled from VGG, needs no VGG at run time) | vgg")
+    distill_steps: int = option(2000, "phase 1: encoder distillation steps (compact encoder only)")
+    decoder_steps: int = option(8000, "phase 2: decoder steps")
+    batch_size: int = option(8, "content and style crops per step")
+    scale_size: int = option(320, "photos and paintings are scaled so their short side is this")
+    crop_size: int = option(192, "random square crops of this side")
+    lr: float = option(1e-4, "Adam learning rate (Huang & Belongie)")
+    style_weight: float = option(10.0, "weight of the mean/std style loss")
+    width: int = option(32, "compact encoder width")
+    vgg_weights: str | None = option(None, f"local VGG19 weights; default ${ENV_WEIGHTS} or torchvision")
+    seed: int = option(0, "random seed")
+    device: str = option("auto", "auto | cpu | cuda | cuda:N")
+    workers: int = option(0, "DataLoader worker processes")
+    checkpoint_every: int = option(200, "steps between resume states")
+    run_dir: str | None = option(None, "resume state, config.json, TensorBoard; default <out>.run/")
+    half: bool = option(True, "store the weights in fp16")
+
+
+def distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> torch.Tensor:
+    return sum(F.mse_loss(student[t], teacher[t]) / teacher[t].pow(2).mean().clamp(min=1e-8) for t in TAPS)  # type: ignore[return-value]
+
+
+def moment_loss(output: dict[str, torch.Tensor], style: dict[str, torch.Tensor]) -> torch.Tensor:
+    total = torch.zeros((), device=next(iter(output.values())).device)
+    for tap in TAPS:
+        (mo, so), (ms, ss) = channel_stats(output[tap]), channel_stats(style[tap])
+        total = total + F.mse_loss(mo, ms) + F.mse_loss(so, ss)
+    return total
+
+
+def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | None:
+    ranks, device = init_distributed(config.device)
+    seed_everything(config.seed)
+    out = Path(config.out)
+    run_dir = Path(config.run_dir) if config.run_dir else out.with_suffix(".run")
+    if ranks.is_main:
+        save_config(config, run_dir)
+    weights = load_vgg(config.vgg_weights)
+    missing = [t for t in TAPS if t not in weights.available]
+    if missing:
+        raise ValueError(f"the VGG weights from {weights.source} lack {missing}")
+    vgg = weights.build(list(TAPS)).to(device)
+    log.info(
+        "VGG from %s; taps %s (relu4_1 is not used: the shared weights stop at relu3_4)", weights.source, list(TAPS)
+    )
+
+    vgg_preprocessing = None
+    if config.encoder == "vgg":
+        p = weights.preprocessing
+        vgg_preprocessing = {
+            "channel_order": p.channel_order,
+            "scale": p.scale,
+            "mean": list(p.mean),
+            "std": list(p.std),
+        }
+    kwargs = {
+        "transform": "adain",
+        "encoder": config.encoder,
+        "width": config.width,
+        "vgg_preprocessing": vgg_preprocessing,
+    }
+    net = ArbitraryStyleNet(**kwargs).to(device)
+    if config.encoder == "vgg":
+        net.encoder.load_state_dict(vgg.state_dict())
+    net.encoder.requires_grad_(config.encoder == "compact")
+
+    def crops(folder: str) -> iter:
+        dataset = RandomCrops(folder, config.scale_size, config.crop_size)
+        sampler = DistributedSampler(dataset, ranks.world_size, ranks.rank, seed=config.seed) if ranks.enabled else None
+        loader = DataLoader(
+            dataset,
+            config.batch_size,
+            shuffle=sampler is None,
+            sampler=sampler,
+            drop_last=True,
+            num_workers=config.workers,
+        )
+        return endless(loader)
+
+    photos, paintings = crops(config.data), crops(config.styles)
+    encoder_opt = torch.optim.Adam(net.encoder.parameters(), lr=1e-3) if config.encoder == "compact" else None
+    decoder_opt = torch.optim.Adam(net.decoder.parameters(), lr=config.lr)
+    resumables = {"model": net, "encoder_optimizer": encoder_opt, "decoder_optimizer": decoder_opt}
+    start = load_state(run_dir, resumables)
+    torch.manual_seed(config.seed + ranks.rank)
+    distill = config.distill_steps if config.encoder == "compact" else 0
+    total_steps = distill + config.decoder_steps
+    encoder = DDP(net.encoder) if ranks.enabled and distill else net.encoder
+    decoder = DDP(net.decoder) if ranks.enabled else net.decoder
+    scalars = Scalars(run_dir, enabled=ranks.is_main)
+    bar = tqdm(
+        total=total_steps,
+        initial=start,
+        disable=None if progress and ranks.is_main else True,
+        desc="train arbitrary",
+        unit="step",
+    )
+    started = time.perf_counter()
+
+    for step in range(start + 1, total_steps + 1):
+        c = next(photos).to(device)  # N x 3 x crop x crop
+        if step <= distill:  # phase 1: the encoder mimics VGG
+            with torch.no_grad():
+                teacher = vgg(c)
+            loss = distillation_loss(encoder(c), teacher)
+            encoder_opt.zero_grad(set_to_none=True)  # type: ignore[union-attr]
+            loss.backward()
+            encoder_opt.step()  # type: ignore[union-attr]
+            values = {"distill": float(loss.detach())}
+        else:  # phase 2: the decoder inverts AdaIN-moved features
+            if step == distill + 1:
+                net.encoder.requires_grad_(False)
+            s = next(paintings).to(device)
+            with torch.no_grad():
+                content_features = net.encoder(c)["relu3_1"]
+                style_features = net.encoder(s)["relu3_1"]
+                target = adain(content_features, *channel_stats(style_features))
+                style_taps = vgg(s)
+            g = decoder(target)
+            g_taps = vgg(g)
+            content_term = F.mse_loss(g_taps["relu3_1"], target)
+            style_term = config.style_weight * moment_loss(g_taps, style_taps)
+            loss = content_term + style_term
+            decoder_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            decoder_opt.step()
+            values = {"content": float(content_term.detach()), "style": float(style_term.detach())}
+        bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
+        bar.update(1)
+        scalars.add(step, {f"loss/{k}": v for k, v in values.items()})
+        if ranks.is_main and (step % config.checkpoint_every == 0 or step == total_steps):
+            log.info("step %d/%d %s", step, total_steps, " ".join(f"{k}={v:.4g}" for k, v in values.items()))
+            save_state(run_dir, step, resumables)
+    bar.close()
+    scalars.close()
+    if ranks.enabled:
+        dist.barrier()
+        dist.destroy_process_group()
+    if not ranks.is_main:
+        return None
+    ckpt = Checkpoint(
+        architecture="arbitrary",
+        kwargs=kwargs,
+        state_dict={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+        contract=InputContract(size_multiple=ArbitraryStyleNet.size_multiple),
+        family="arbitrary",
+        styles=[],
+        training={**vars(config), "vgg_source": weights.source, "seconds": time.perf_counter() - started},
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(ckpt, out, half=config.half)
+    log.info("wrote %s", out)
+    return out
