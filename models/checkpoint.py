@@ -9,7 +9,8 @@ rebuild the module and to feed it:
       "architecture": "johnson",            # key of models.ARCHITECTURES
       "kwargs": {...},                      # constructor arguments
       "state_dict": {...},
-      "input": {"range": [0.0, 1.0], "channel_order": "RGB", "size_multiple": 4},
+      "input": {"range": [0.0, 1.0], "channel_order": "RGB", "size_multiple": 4,
+                "transform": None},         # or "edges" / "grayscale": computed from the frame first
       "output": {"range": [0.0, 1.0]},
       "family": "johnson",                  # how the runtime drives it (stylizer, multi-style, ...)
       "styles": ["starry_night"],
@@ -46,6 +47,7 @@ class InputContract:
     channel_order: str = "RGB"
     size_multiple: int = 4
     output_range: tuple[float, float] = (0.0, 1.0)
+    transform: str | None = None  # a free-pair input made from the frame first (models/pairs.py)
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Checkpoint:
                 "range": list(self.contract.range),
                 "channel_order": self.contract.channel_order,
                 "size_multiple": self.contract.size_multiple,
+                "transform": self.contract.transform,
             },
             "output": {"range": list(self.contract.output_range)},
             "family": self.family,
@@ -104,6 +107,7 @@ class Checkpoint:
             channel_order=inp["channel_order"],
             size_multiple=int(inp["size_multiple"]),
             output_range=tuple(out.get("range", (0.0, 1.0))),  # type: ignore[arg-type]
+            transform=inp.get("transform"),
         )
         return cls(
             architecture=arch,

@@ -8,7 +8,9 @@ from torch import nn
 from models.adain import ArbitraryStyleNet
 from models.johnson import TransformerNet
 from models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
+from models.resnet_generator import ResnetGenerator
 from models.small import SmallTransformerNet
+from models.unet_generator import UnetGenerator
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "johnson": TransformerNet,
@@ -16,6 +18,8 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "multistyle": MultiStyleTransformerNet,
     "multistyle_small": MultiStyleSmallNet,
     "arbitrary": ArbitraryStyleNet,
+    "resnet_generator": ResnetGenerator,
+    "unet_generator": UnetGenerator,
 }
 
 

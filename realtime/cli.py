@@ -366,7 +366,34 @@ def cmd_train_fast(args: argparse.Namespace) -> int:
         raise InputError("--style-names needs one name per --style image")
     result = train(config, progress=not args.quiet)
     if result.checkpoint is not None:
-        print(f"wrote {result.checkpoint} ({result.steps} steps in {result.seconds:.0f} s)")
+        report_trained(args, result.checkpoint, steps=result.steps, seconds=round(result.seconds, 1))
+    return 0
+
+
+def report_trained(args: argparse.Namespace, checkpoint: Path, **details: object) -> None:
+    """The training result on stdout (on the process that wrote it): a line, or JSON with --json."""
+    if args.json:
+        print(json.dumps({"checkpoint": str(checkpoint), **details}))
+    else:
+        extra = f" ({details['steps']} steps in {details['seconds']:.0f} s)" if details else ""
+        print(f"wrote {checkpoint}{extra}")
+
+
+def cmd_train_translator(args: argparse.Namespace) -> int:
+    from training.gan import GAN_MODES
+    from training.translators import GENERATORS, TranslatorConfig, train_cyclegan, train_pix2pix
+
+    config = config_from_args(TranslatorConfig, args)
+    for value, allowed, flag in (
+        (config.gan, GAN_MODES, "--gan"),
+        (config.generator, GENERATORS, "--generator"),
+        (config.norm, ("instance", "batch"), "--norm"),
+    ):
+        if value not in allowed:
+            raise InputError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
+    out = (train_pix2pix if args.method == "pix2pix" else train_cyclegan)(config, progress=not args.quiet)
+    if out is not None:
+        report_trained(args, out)
     return 0
 
 
@@ -378,7 +405,7 @@ def cmd_train_arbitrary(args: argparse.Namespace) -> int:
         raise InputError(f"--encoder must be compact or vgg, got {config.encoder!r}")
     out = train_arbitrary(config, progress=not args.quiet)
     if out is not None:
-        print(f"wrote {out}")
+        report_trained(args, out)
     return 0
 
 
@@ -593,6 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
     from training.arbitrary import ArbitraryConfig
     from training.fast import FastConfig
     from training.gatys import GatysConfig
+    from training.translators import TranslatorConfig
 
     parser = argparse.ArgumentParser(
         prog="stylecast", description="Live neural style transfer.", formatter_class=HelpFormatter
@@ -711,6 +739,14 @@ def build_parser() -> argparse.ArgumentParser:
     arbitrary.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_config_arguments(arbitrary, ArbitraryConfig)
     arbitrary.set_defaults(run=cmd_train_arbitrary)
+    for method, help_text in (
+        ("pix2pix", "pix2pix: paired (or free-pair) image translation"),
+        ("cyclegan", "CycleGAN: unpaired translation"),
+    ):
+        translator = methods.add_parser(method, help=help_text, formatter_class=HelpFormatter)
+        translator.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        add_config_arguments(translator, TranslatorConfig)
+        translator.set_defaults(run=cmd_train_translator, method=method)
 
     p = commands.add_parser(
         "optimize", help="Gatys et al.: optimize one image (slow; the quality reference)", formatter_class=HelpFormatter

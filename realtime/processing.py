@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from models.checkpoint import InputContract
+from models.pairs import pair_input
 
 
 @dataclass
@@ -96,7 +97,7 @@ class FrameProcessor:
     def to_model(self, rgb: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """[0, 1] RGB N x 3 x H x W -> model input and the (h, w) to crop its output back to."""
         h, w = self.options.processing_size(rgb.shape[2], rgb.shape[3])
-        x = rgb
+        x = pair_input(self.contract.transform, rgb) if self.contract.transform else rgb
         if (h, w) != tuple(rgb.shape[2:]):
             x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
         m = self.contract.size_multiple

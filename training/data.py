@@ -70,10 +70,53 @@ class RandomCrops(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         rgb = self._scaled(index)
-        h, w = rgb.shape[:2]
-        top = int(torch.randint(0, h - self.size + 1, ()))
-        left = int(torch.randint(0, w - self.size + 1, ()))
+        top, left, flip = crop_box(rgb.shape[0], rgb.shape[1], self.size)
         crop = rgb[top : top + self.size, left : left + self.size]
-        if torch.rand(()) < 0.5:
-            crop = crop[:, ::-1]
-        return to_tensor(crop)
+        return to_tensor(crop[:, ::-1] if flip else crop)
+
+
+def crop_box(h: int, w: int, size: int) -> tuple[int, int, bool]:
+    """A random crop position (top, left) and whether to flip, from torch's generator."""
+    top = int(torch.randint(0, h - size + 1, ()))
+    left = int(torch.randint(0, w - size + 1, ()))
+    return top, left, bool(torch.rand(()) < 0.5)
+
+
+class PairedCrops(Dataset):
+    """Aligned pairs, with the same crop and flip applied to both images; each item is
+    (a, b), 3 x crop x crop in [0, 1]. Pairs come from two folders with the same file names,
+    or from one folder of side-by-side images (A on the left, B on the right)."""
+
+    def __init__(
+        self, folder_a: str | Path, folder_b: str | Path | None = None, scale_size: int = 286, crop_size: int = 256
+    ):
+        self.side_by_side = folder_b is None
+        self.files_a = list_images(folder_a)
+        if folder_b is not None:
+            names_b = {p.name: p for p in list_images(folder_b)}
+            missing = [p.name for p in self.files_a if p.name not in names_b]
+            if missing:
+                raise InputError(
+                    f"{len(missing)} image(s) of {folder_a} have no partner in {folder_b}, e.g. {missing[0]}"
+                )
+            self.files_b = [names_b[p.name] for p in self.files_a]
+        self.scale_size, self.size = scale_size, crop_size
+
+    def __len__(self) -> int:
+        return len(self.files_a)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.side_by_side:
+            ab = read_rgb(self.files_a[index])
+            half = ab.shape[1] // 2
+            a, b = ab[:, :half], ab[:, half : 2 * half]
+        else:
+            a, b = read_rgb(self.files_a[index]), read_rgb(self.files_b[index])
+        a = resize_short_side(a, self.scale_size)
+        b = cv2.resize(b, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA)
+        top, left, flip = crop_box(a.shape[0], a.shape[1], self.size)
+        pair = []
+        for image in (a, b):
+            crop = image[top : top + self.size, left : left + self.size]
+            pair.append(to_tensor(crop[:, ::-1] if flip else crop))
+        return pair[0], pair[1]
