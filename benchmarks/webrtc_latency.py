@@ -69,7 +69,9 @@ def main() -> None:
     worker.load(args.model)
     alone = model_alone_fps(worker, args.model, size)
     worker.start()
-    server = StylecastServer(ServerConfig(models=[args.model], default_model=args.model, ice_loopback_only=True), worker)
+    server = StylecastServer(
+        ServerConfig(models=[args.model], default_model=args.model, ice_loopback_only=True), worker
+    )
     samples = []
     with tempfile.TemporaryDirectory() as tmp, ServerThread(server) as url, sync_playwright() as p:
         camera = make_y4m(args.clip, Path(tmp) / "camera.y4m", size, frames=240)
@@ -108,17 +110,23 @@ def main() -> None:
     times = [s["t"] / 60 for s in samples if s["p95"] is not None]
     slope = float(np.polyfit(times, p95s, 1)[0]) if len(p95s) > 2 else float("nan")
     ceiling = min(30.0, alone)
-    print(f"\n# {args.model} at {args.size}, {elapsed:.0f} s, backend {worker.models[args.model][1].name}, {torch.get_num_threads()} threads")
+    print(
+        f"\n# {args.model} at {args.size}, {elapsed:.0f} s, backend {worker.models[args.model][1].name}, {torch.get_num_threads()} threads"
+    )
     print("| measure | value |\n|---|---|")
     print(f"| model alone (frames/s) | {alone:.1f} |")
     print(f"| delivered to the page (frames/s) | {delivered:.1f} |")
     print(f"| delivered / min(camera 30, model alone) | {delivered / ceiling:.0%} |")
-    print(f"| latency p50 over the run (median of samples, ms) | {statistics.median(s['p50'] for s in samples if s['p50']):.0f} |")
+    print(
+        f"| latency p50 over the run (median of samples, ms) | {statistics.median(s['p50'] for s in samples if s['p50']):.0f} |"
+    )
     print(f"| latency p95 (worst sample, ms) | {max(p95s):.0f} |")
     print(f"| latency p95 trend (ms per minute) | {slope:+.1f} |")
     print(f"| dropped / received | {samples[-1]['dropped']} / {samples[-1]['received']} |")
     if args.json:
-        args.json.write_text(json.dumps({"model_alone_fps": alone, "delivered_fps": delivered, "samples": samples}, indent=2))
+        args.json.write_text(
+            json.dumps({"model_alone_fps": alone, "delivered_fps": delivered, "samples": samples}, indent=2)
+        )
 
 
 if __name__ == "__main__":
