@@ -328,7 +328,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> N
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
         if f.metadata.get("required"):
-            parser.add_argument(flag, required=True, help=help_text)
+            several = str(f.type).startswith("tuple")  # e.g. --style A.jpg [B.jpg ...]
+            parser.add_argument(flag, required=True, nargs="+" if several else None, help=help_text)
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         if isinstance(default, bool):

@@ -12,7 +12,7 @@ from realtime.stylizer import Stylizer, load_model
 PARITY = 1e-3
 
 
-@pytest.mark.parametrize("size", [(96, 160), (92, 124)])
+@pytest.mark.parametrize("size", [(96, 160), (88, 120)])  # multiples of the small net's 8
 def test_onnxruntime_matches_torch(small_model, size, tmp_path, monkeypatch):
     monkeypatch.setenv("STYLECAST_CACHE", str(tmp_path))
     ckpt = load_model(small_model)

@@ -13,6 +13,7 @@ import pytest
 
 from models.checkpoint import Checkpoint, InputContract, save_checkpoint
 from models.small import SmallTransformerNet
+from models.zoo import DEFAULT_MODEL, SHIPPED
 from realtime.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +37,8 @@ def assert_one_line_error(code, err, *fragments):
 def test_models_json_lists_the_shipped_models(capsys):
     code, out, _ = run(capsys, "models", "--json")
     rows = json.loads(out)
-    assert code == 0 and len(rows) >= 8
+    present = [name for name, entry in SHIPPED.items() if entry.path.is_file()]
+    assert code == 0 and [row["name"] for row in rows] == present and DEFAULT_MODEL in present
     for row in rows:
         assert {"name", "family", "file_bytes", "styles", "parameters"} <= row.keys()
         assert row["file_bytes"] <= 30e6 and row["styles"]

@@ -1,12 +1,15 @@
 import pytest
 import torch
 
+from models.adain import ArbitraryStyleNet
 from models.checkpoint import Checkpoint, CheckpointError, InputContract, load_checkpoint, save_checkpoint
 from models.johnson import TransformerNet
 from models.layers import ConditionalInstanceNorm
 from models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
 from models.registry import ARCHITECTURES
+from models.resnet_generator import ResnetGenerator
 from models.small import SmallTransformerNet
+from models.unet_generator import UnetGenerator
 from training.fast import NETS
 
 
@@ -154,4 +157,7 @@ def test_registry_is_explicit():
         "johnson_small": SmallTransformerNet,
         "multistyle": MultiStyleTransformerNet,
         "multistyle_small": MultiStyleSmallNet,
+        "arbitrary": ArbitraryStyleNet,
+        "resnet_generator": ResnetGenerator,
+        "unet_generator": UnetGenerator,
     }

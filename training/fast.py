@@ -100,6 +100,10 @@ class FastConfig:
     half: bool = option(True, "store the weights in fp16 (half the size; outputs differ by < 1/255)")
     dry_run: bool = option(False, "run two steps to check the setup and time a step; write nothing")
 
+    def __post_init__(self) -> None:
+        if isinstance(self.style, str):  # one style image given as a plain path
+            self.style = (self.style,)
+
 
 def choose_layers(config: FastConfig, available: tuple[str, ...]) -> tuple[list[str], str]:
     style = [name for name in config.style_layers if name in available]
