@@ -124,8 +124,8 @@ def cmd_video(args: argparse.Namespace) -> int:
 # --- image -------------------------------------------------------------------------------------
 
 
-def image_jobs(inputs: list[str], output: str) -> list[tuple[Path, Path]]:
-    """(input, output) pairs: one file to one file, or many (or a folder) into a folder."""
+def image_files(inputs: list[str]) -> list[Path]:
+    """Image files named directly, and the images inside named folders (sorted)."""
     from realtime.images import IMAGE_SUFFIXES
 
     files: list[Path] = []
@@ -138,6 +138,12 @@ def image_jobs(inputs: list[str], output: str) -> list[tuple[Path, Path]]:
             files += found
         else:
             files.append(path)
+    return files
+
+
+def image_jobs(inputs: list[str], output: str) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: one file to one file, or many (or a folder) into a folder."""
+    files = image_files(inputs)
     out = Path(output)
     if len(files) == 1 and not out.is_dir() and out.suffix:
         return [(files[0], out)]
@@ -445,6 +451,42 @@ def cmd_eval_temporal(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_quality(args: argparse.Namespace) -> int:
+    from models.vgg import load_vgg
+    from realtime.device import resolve_device
+    from realtime.images import read_rgb
+    from realtime.stylizer import Stylizer
+    from training.quality import FEATURES, QualityConfig, quality_report
+
+    config = config_from_args(QualityConfig, args)
+    if config.features not in FEATURES:
+        raise InputError(f"--features must be one of {', '.join(FEATURES)}, got {config.features!r}")
+    out = Path(config.out)
+    if not out.parent.is_dir():
+        raise InputError(f"output folder does not exist: {out.parent}")
+    contents = [(path.name, read_rgb(path)) for path in image_files(list(config.content))]
+    style = read_rgb(config.style)
+    stylizers = {name: Stylizer.create(name, "torch", config.device).one for name in config.models}
+    device = resolve_device(config.device)
+    weights = load_vgg(config.vgg_weights)
+    layers = [name for name in config.style_layers if name in weights.available]
+    if not layers or config.content_layer not in weights.available:
+        raise InputError(f"the VGG weights from {weights.source} have only {', '.join(weights.available)}")
+    vgg = weights.build(sorted({*layers, config.content_layer}, key=weights.available.index)).to(device)
+    report = quality_report(config, contents, style, stylizers, vgg, device, show_progress=not args.quiet)
+    lines = [
+        f"wrote {out / 'report.json'} and {out / 'sheet.png'} ({len(contents)} photos, {report['features']} features)"
+    ]
+    for method, scores in report["summary"].items():
+        extra = f", Frechet to Gatys {scores['frechet_distance_to_gatys']:.3g}" if method != "gatys" else ""
+        lines.append(
+            f"{method}: style loss x{scores['style_loss_vs_gatys']:.2f} of Gatys, content loss "
+            f"x{scores['content_loss_vs_gatys']:.2f}, SSIM to photo {scores['ssim_to_content']:.3f}{extra}"
+        )
+    emit(args, report["summary"], "\n".join(lines))
+    return 0
+
+
 # --- optimize (Gatys) ---------------------------------------------------------------------------
 
 
@@ -621,6 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
     from training.arbitrary import ArbitraryConfig
     from training.fast import FastConfig
     from training.gatys import GatysConfig
+    from training.quality import QualityConfig
     from training.translators import TranslatorConfig
 
     parser = argparse.ArgumentParser(
@@ -767,6 +810,15 @@ def build_parser() -> argparse.ArgumentParser:
     temporal.add_argument("--json", action="store_true", help="print a machine-readable result")
     add_model_flags(temporal)
     temporal.set_defaults(run=cmd_eval_temporal)
+    quality = evaluations.add_parser(
+        "quality",
+        help="models against the Gatys reference: losses, SSIM, perceptual and Frechet distances",
+        formatter_class=HelpFormatter,
+    )
+    quality.add_argument("--json", action="store_true", help="print a machine-readable result")
+    quality.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_config_arguments(quality, QualityConfig)
+    quality.set_defaults(run=cmd_eval_quality)
 
     p = command("export", "export a model for deployment")
     p.add_argument("model", help="shipped model name or checkpoint path")

@@ -25,14 +25,21 @@ def label(tile: np.ndarray, text: str) -> np.ndarray:
 def contact_sheet(images: list[np.ndarray], stylizers: dict[str, Stylizer], tile_height: int = 180) -> np.ndarray:
     """uint8 RGB sheet: rows are `images`, columns are the input then each named stylizer."""
     rows = []
-    for row_index, image in enumerate(images):
+    for image in images:
         image = fit_height(image, tile_height)
-        tiles = [image] + [stylizer.one(image) for stylizer in stylizers.values()]
+        rows.append([image] + [stylizer.one(image) for stylizer in stylizers.values()])
+    return tile_rows(rows, ["input", *stylizers])
+
+
+def tile_rows(rows: list[list[np.ndarray]], names: list[str], tile_height: int = 180) -> np.ndarray:
+    """uint8 RGB sheet from ready tiles: one list per row, `names` label the first row's columns."""
+    bands = []
+    for row_index, tiles in enumerate(rows):
+        tiles = [fit_height(t, tile_height) if t.shape[0] != tile_height else t for t in tiles]
         if row_index == 0:
-            tiles = [label(t, name) for t, name in zip(tiles, ["input", *stylizers], strict=True)]
+            tiles = [label(t, name) for t, name in zip(tiles, names, strict=True)]
         gap = np.full((tiles[0].shape[0], GAP, 3), 255, np.uint8)
-        row = np.concatenate([part for tile in tiles for part in (tile, gap)][:-1], axis=1)
-        rows.append(row)
-    width = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, GAP), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
-    return np.concatenate(rows, axis=0)[:-GAP]
+        bands.append(np.concatenate([part for tile in tiles for part in (tile, gap)][:-1], axis=1))
+    width = max(b.shape[1] for b in bands)
+    bands = [np.pad(b, ((0, GAP), (0, width - b.shape[1]), (0, 0)), constant_values=255) for b in bands]
+    return np.concatenate(bands, axis=0)[:-GAP]

@@ -95,3 +95,33 @@ def test_luminance_transfer_keeps_the_content_colours(vgg, content, stripes):
     small = (tensor(content, kept.shape[:2])[0].permute(1, 2, 0) * 255).numpy()
     hue = lambda rgb: rgb.astype(float).mean(axis=(0, 1)) / max(1.0, rgb.astype(float).mean())  # noqa: E731
     assert np.abs(hue(kept) - hue(small)).sum() < np.abs(hue(free) - hue(small)).sum()
+
+
+def test_eval_quality_reports_models_against_gatys(tmp_path, small_model, vgg_weights, capsys):
+    """The report on two generated frames: Gatys is the unit, the model is scored next to it."""
+    import json
+
+    from realtime.cli import main
+    from realtime.demo import DemoScene
+    from realtime.images import read_rgb, write_rgb
+
+    scene = DemoScene(96, 64)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in (0, 50):
+        write_rgb(photos / f"{i}.png", scene.frame(i))
+    write_rgb(tmp_path / "style.png", scene.frame(300)[:, ::-1])
+    argv = ["eval", "quality", "--json", "-q", "--models", small_model, "--style", tmp_path / "style.png"]
+    argv += ["--content", photos, "--out", tmp_path / "report", "--size", "64", "--gatys-steps", "10"]
+    argv += ["--features", "vgg", "--vgg-weights", vgg_weights, "--device", "cpu", "--style-size", "64"]
+    assert main([str(a) for a in argv]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert summary == report["summary"] and report["features"] == "vgg" and len(report["images"]) == 2
+    assert summary["gatys"]["style_loss_vs_gatys"] == 1.0 and summary["gatys"]["content_loss_vs_gatys"] == 1.0
+    model = summary[small_model]
+    assert model["style_loss_vs_gatys"] > 0 and model["content_loss_vs_gatys"] > 0
+    assert 0 < model["perceptual_distance_to_gatys"] and model["frechet_distance_to_gatys"] > 0
+    assert -1 <= model["ssim_to_content"] < 1 and summary["gatys"]["ssim_to_content"] < 1
+    sheet = read_rgb(tmp_path / "report" / "sheet.png")
+    assert sheet.shape[1] > 3 * 64  # photo, Gatys and the model side by side

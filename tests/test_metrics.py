@@ -5,7 +5,15 @@ import pytest
 import torch
 
 from realtime.demo import DemoScene
-from training.metrics import optical_flow, ssim, visible_mask, warp_by_flow, warping_error
+from training.metrics import (
+    frechet_distance,
+    optical_flow,
+    perceptual_distance,
+    ssim,
+    visible_mask,
+    warp_by_flow,
+    warping_error,
+)
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +70,26 @@ def test_ssim_of_identical_and_unrelated_images():
     assert torch.allclose(ssim(a, a), torch.ones(2), atol=1e-5)
     assert (ssim(a, torch.rand(2, 3, 32, 32)) < 0.2).all()
     assert (ssim(a, (a + 0.05 * torch.randn_like(a)).clamp(0, 1)) > 0.7).all()
+
+
+def test_frechet_distance_matches_the_closed_form_for_gaussians():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(20000, 1, generator=g, dtype=torch.float64)
+    y = 3 + 2 * torch.randn(20000, 1, generator=g, dtype=torch.float64)
+    # 1-D: (mu_x - mu_y)^2 + (sigma_x - sigma_y)^2 = 9 + 1
+    assert frechet_distance(x, y) == pytest.approx(10.0, rel=0.03)
+    z = torch.randn(5000, 8, generator=g, dtype=torch.float64) @ torch.randn(8, 8, generator=g, dtype=torch.float64)
+    assert abs(frechet_distance(z, z)) < 1e-6
+    shift = torch.arange(8, dtype=torch.float64)
+    assert frechet_distance(z, z + shift) == pytest.approx(float((shift**2).sum()), rel=1e-6)
+    few = torch.randn(4, 16, generator=g, dtype=torch.float64)  # singular covariances stay finite
+    assert np.isfinite(frechet_distance(few, few + 1)) and frechet_distance(few, few + 1) == pytest.approx(16)
+
+
+def test_perceptual_distance_is_zero_for_the_same_features_and_grows_apart():
+    g = torch.Generator().manual_seed(0)
+    a = {"relu1_2": torch.rand(1, 4, 8, 8, generator=g), "relu2_2": torch.rand(1, 8, 4, 4, generator=g)}
+    near = {k: v + 0.01 * torch.rand(v.shape, generator=g) for k, v in a.items()}
+    far = {k: torch.rand(v.shape, generator=g) for k, v in a.items()}
+    assert float(perceptual_distance(a, a)) == 0
+    assert 0 < float(perceptual_distance(a, near)) < float(perceptual_distance(a, far)) <= 8

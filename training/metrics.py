@@ -100,3 +100,29 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5)
     cov = blur(a * b) - mu_a * mu_b
     score = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return score.mean(dim=(1, 2, 3))
+
+
+def perceptual_distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> torch.Tensor:
+    """VGG feature distance of two images (Zhang et al. 2018's recipe without learned weights):
+    features unit-normalized along channels, squared differences averaged over positions and
+    summed over layers. 0 for identical images; up to 4 per layer."""
+    total = torch.zeros(())
+    for name in a:
+        fa, fb = F.normalize(a[name].float(), dim=1), F.normalize(b[name].float(), dim=1)  # N x C x H x W
+        total = total + ((fa - fb) ** 2).sum(dim=1).mean().cpu()
+    return total
+
+
+def frechet_distance(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to two sample sets (N x D, M x D):
+    |mu_x - mu_y|^2 + tr(S_x + S_y - 2 (S_x S_y)^(1/2)) (Heusel et al. 2017).
+
+    tr((S_x S_y)^(1/2)) is the sum of square roots of the eigenvalues of S_x^(1/2) S_y S_x^(1/2),
+    which is symmetric, so it stays real and stable even for a singular covariance."""
+    x, y = x.double(), y.double()
+    mu_x, mu_y = x.mean(0), y.mean(0)
+    s_x, s_y = torch.cov(x.T).reshape(x.shape[1], -1), torch.cov(y.T).reshape(y.shape[1], -1)
+    values, vectors = torch.linalg.eigh(s_x)
+    root_x = vectors @ torch.diag(values.clamp(min=0).sqrt()) @ vectors.T
+    middle = torch.linalg.eigvalsh(root_x @ s_y @ root_x).clamp(min=0).sqrt().sum()
+    return float((mu_x - mu_y).square().sum() + torch.trace(s_x) + torch.trace(s_y) - 2 * middle)

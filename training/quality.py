@@ -1,0 +1,202 @@
+"""`stylecast eval quality`: feed-forward models against the Gatys reference on a set of photos.
+
+For each content photo and one style image, every model's output and the Gatys result are
+scored with the losses both were optimized for (content loss on one VGG layer, Gram style loss
+on several: the same definitions as training, so the numbers are comparable), SSIM to the
+content photo, and a VGG perceptual distance to the Gatys result. Over the whole set, a
+Frechet distance between each model's features and Gatys' features says how close the
+outputs are as a distribution. The report is a JSON file and a contact sheet (rows: photos;
+columns: the photo, Gatys, each model).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from models.vgg import VGGFeatures
+from realtime.atomic import atomic_output
+from realtime.images import write_rgb
+from realtime.sheet import tile_rows
+from training.common import option, required
+from training.data import to_tensor
+from training.gatys import GatysConfig, mixed_grams, scale_to, stylize_image
+from training.losses import ContentLoss, StyleLoss
+from training.metrics import frechet_distance, perceptual_distance, ssim
+
+log = logging.getLogger("stylecast.eval")
+
+FEATURES = ("auto", "inception", "vgg")
+
+
+@dataclass
+class QualityConfig:
+    models: tuple[str, ...] = required("models to score (shipped names or checkpoint paths)")
+    style: str = required("the style image the models were trained on (the Gatys target)")
+    content: tuple[str, ...] = required("content photos, or folders of them")
+    out: str = required("report folder: report.json and sheet.png")
+    size: int = option(256, "long side of each photo, for the models and Gatys alike")
+    gatys_steps: int = option(200, "L-BFGS iterations of the Gatys reference")
+    content_layer: str = option("relu2_2", "VGG layer of the content loss")
+    style_layers: tuple[str, ...] = option(("relu1_2", "relu2_2", "relu3_3", "relu4_3"), "VGG layers of the style loss")
+    style_size: int = option(512, "long side the style image is scaled to")
+    features: str = option(
+        "auto", "Frechet distance features: auto (Inception if it can be had, else VGG) | inception | vgg"
+    )
+    vgg_weights: str | None = option(None, "local VGG19 weights (else $STYLECAST_VGG_WEIGHTS or torchvision)")
+    device: str = option("auto", "auto | cpu | cuda")
+
+
+class VGGSampleFeatures:
+    """Frechet features from the loss network: every position of the deepest tap is a sample
+    (a few dozen photos give thousands of samples, so the covariance is well conditioned)."""
+
+    name = "vgg"
+
+    def __init__(self, vgg: VGGFeatures, layer: str, per_image: int = 512):
+        self.vgg, self.layer, self.per_image = vgg, layer, per_image
+
+    @torch.no_grad()
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        maps = self.vgg(image)[self.layer][0]  # C x h x w
+        samples = maps.flatten(1).T  # h*w x C
+        keep = torch.randperm(samples.shape[0], generator=torch.Generator().manual_seed(0))[: self.per_image]
+        return samples[keep.to(samples.device)].double().cpu()
+
+
+class InceptionFeatures:
+    """The FID network: torchvision's Inception v3 (ImageNet weights, a download), pool3 per
+    image (2048 values). Few images give a singular covariance; use many, or VGG features."""
+
+    name = "inception"
+
+    def __init__(self, device: torch.device):
+        from torchvision.models import Inception_V3_Weights, inception_v3
+
+        net = inception_v3(weights=Inception_V3_Weights.IMAGENET1K_V1, aux_logits=True)
+        net.fc = torch.nn.Identity()
+        self.net = net.eval().to(device)
+        self.mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
+
+    @torch.no_grad()
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(image, size=(299, 299), mode="bilinear", antialias=True, align_corners=False)
+        return self.net((x - self.mean) / self.std).double().cpu()  # 1 x 2048
+
+
+def frechet_features(kind: str, vgg: VGGFeatures, layer: str, device: torch.device) -> Callable:
+    """The extractor asked for; `auto` falls back to VGG when Inception's weights cannot be had."""
+    if kind in ("auto", "inception"):
+        try:
+            return InceptionFeatures(device)
+        except Exception as exc:  # noqa: BLE001 - no internet, no cached weights: any failure
+            if kind == "inception":
+                raise
+            log.info(
+                "Inception weights unavailable (%s); Frechet distance on VGG %s features", type(exc).__name__, layer
+            )
+    return VGGSampleFeatures(vgg, layer)
+
+
+def image_scores(
+    vgg: VGGFeatures,
+    image: torch.Tensor,
+    content: torch.Tensor,
+    reference: torch.Tensor | None,
+    content_loss: ContentLoss,
+    style_loss: StyleLoss,
+) -> dict[str, float]:
+    """Scores of one 1 x 3 x H x W image in [0, 1] for one content photo."""
+    with torch.no_grad():
+        features, content_features = vgg(image), vgg(content)
+        scores = {
+            "content_loss": float(content_loss(features, content_features)),
+            "style_loss": float(style_loss(features)),
+            "ssim_to_content": float(ssim(image, content)[0]),
+        }
+        if reference is not None:
+            scores["perceptual_distance_to_gatys"] = float(perceptual_distance(features, vgg(reference)))
+    return scores
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    return (image[0].clamp(0, 1).permute(1, 2, 0) * 255).round().byte().cpu().numpy()
+
+
+def quality_report(
+    config: QualityConfig,
+    contents: list[tuple[str, np.ndarray]],
+    style: np.ndarray,
+    stylizers: dict[str, Callable[[np.ndarray], np.ndarray]],
+    vgg: VGGFeatures,
+    device: torch.device,
+    show_progress: bool = True,
+) -> dict:
+    """Score every model and Gatys on every photo; write report.json and sheet.png to config.out."""
+    style_layers = [name for name in config.style_layers if name in vgg.taps]
+    style_tensor = scale_to(to_tensor(style)[None].to(device), config.style_size)
+    grams = mixed_grams(vgg, [(style_tensor, 1.0)], style_layers)
+    content_loss, style_loss = ContentLoss(config.content_layer), StyleLoss(grams)
+    gatys = GatysConfig(
+        content="",
+        styles=(config.style,),
+        out="",
+        size=config.size,
+        steps=config.gatys_steps,
+        content_layer=config.content_layer,
+        style_layers=tuple(style_layers),
+        style_size=config.style_size,
+    )
+    extractor = frechet_features(config.features, vgg, style_layers[-1], device)
+    methods = ["gatys", *stylizers]
+    per_image: list[dict] = []
+    samples: dict[str, list[torch.Tensor]] = {m: [] for m in methods}
+    rows = []
+    for name, rgb in tqdm(contents, desc="eval quality", unit="photo", disable=None if show_progress else True):
+        content = scale_to(to_tensor(rgb)[None].to(device), config.size)
+        photo = to_uint8(content)
+        outputs = {"gatys": stylize_image(photo, [(style, 1.0)], vgg, gatys, device, show_progress=False)}
+        outputs |= {model: stylize(photo) for model, stylize in stylizers.items()}
+        tensors = {m: to_tensor(out)[None].to(device) for m, out in outputs.items()}
+        scores = {
+            m: image_scores(vgg, t, content, None if m == "gatys" else tensors["gatys"], content_loss, style_loss)
+            for m, t in tensors.items()
+        }
+        for m, t in tensors.items():
+            samples[m].append(extractor(t))
+        per_image.append({"content": name, "scores": scores})
+        rows.append([photo, *(outputs[m] for m in methods)])
+
+    reference = {
+        k: float(np.mean([r["scores"]["gatys"][k] for r in per_image])) for k in ("content_loss", "style_loss")
+    }
+    summary = {}
+    for m in methods:
+        mean = {k: float(np.mean([r["scores"][m][k] for r in per_image])) for k in per_image[0]["scores"][m]}
+        mean["style_loss_vs_gatys"] = mean["style_loss"] / reference["style_loss"]
+        mean["content_loss_vs_gatys"] = mean["content_loss"] / reference["content_loss"]
+        if m != "gatys":
+            mean["frechet_distance_to_gatys"] = frechet_distance(torch.cat(samples[m]), torch.cat(samples["gatys"]))
+        summary[m] = mean
+    report = {
+        "config": asdict(config),
+        "features": extractor.name,
+        "style_layers": style_layers,
+        "summary": summary,
+        "images": per_image,
+    }
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_rgb(out / "sheet.png", tile_rows(rows, ["photo", *methods]))
+    with atomic_output(out / "report.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2))
+    return report
