@@ -212,3 +212,17 @@ def test_command_line_trains_a_free_pair_translator_and_stylizes_an_image_with_i
     assert main(["image", str(photo), "-o", str(tmp_path / "out.png"), "--model", str(ckpt), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert (tmp_path / "out.png").is_file() and result
+
+
+def test_dry_run_takes_two_steps_and_writes_nothing(domains, tmp_path, caplog):
+    import logging
+
+    from training.translators import train_pix2pix
+
+    a, _, _ = domains
+    with caplog.at_level(logging.INFO, logger="stylecast.train"):
+        out = train_pix2pix(
+            tiny(data=str(a), pairs="edges", out=str(tmp_path / "m.pt"), steps=500, dry_run=True), progress=False
+        )
+    assert out is None and list(tmp_path.iterdir()) == []
+    assert "dry run: 2 steps fine" in caplog.text

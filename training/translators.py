@@ -15,6 +15,7 @@ over the second half of training. Images are in [-1, 1] inside; the checkpoints 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,7 @@ class TranslatorConfig:
     checkpoint_every: int = option(500, "steps between resume states and sample grids")
     run_dir: str | None = option(None, "resume state, config.json, samples, TensorBoard; default <out>.run/")
     half: bool = option(True, "store the weights in fp16")
+    dry_run: bool = option(False, "run two steps to check the setup and time a step; write nothing")
 
 
 def to_signed(x: torch.Tensor) -> torch.Tensor:
@@ -159,10 +161,11 @@ class Trainer:
         seed_everything(config.seed)
         self.out = Path(config.out)
         self.run_dir = Path(config.run_dir) if config.run_dir else self.out.with_suffix(".run")
-        if self.ranks.is_main:
+        self.writes = self.ranks.is_main and not config.dry_run  # rank 0 of a real run
+        if self.writes:
             save_config(config, self.run_dir)
         self.autocast, self.scaler = autocast_for(self.device, config.amp and config.gan != "wgangp")
-        self.scalars = Scalars(self.run_dir, enabled=self.ranks.is_main)
+        self.scalars = Scalars(self.run_dir, enabled=self.writes)
         self.name, self.progress = name, progress
         self.decay_from = config.decay_from if config.decay_from is not None else config.steps // 2
 
@@ -175,38 +178,53 @@ class Trainer:
         )
 
     def steps(self, resumables: dict) -> Iterator[int]:
-        start = load_state(self.run_dir, resumables)
+        start = 0 if self.config.dry_run else load_state(self.run_dir, resumables)
+        last = min(self.config.steps, start + 2) if self.config.dry_run else self.config.steps
         torch.manual_seed(self.config.seed + self.ranks.rank)
+        started = time.perf_counter()
         bar = tqdm(
-            total=self.config.steps,
+            total=last,
             initial=start,
             disable=None if self.progress and self.ranks.is_main else True,
             desc=f"train {self.name}",
             unit="step",
         )
-        for step in range(start + 1, self.config.steps + 1):
+        for step in range(start + 1, last + 1):
             factor = linear_decay(step, self.config.steps, self.decay_from)
             for optimizer in (m for m in resumables.values() if isinstance(m, torch.optim.Optimizer)):
                 for group in optimizer.param_groups:
                     group["lr"] = self.config.lr * factor
             yield step
             bar.update(1)
-            if self.ranks.is_main and (step % self.config.checkpoint_every == 0 or step == self.config.steps):
+            if self.writes and (step % self.config.checkpoint_every == 0 or step == self.config.steps):
                 save_state(self.run_dir, step, resumables)
         bar.close()
+        if self.config.dry_run:
+            per_step = (time.perf_counter() - started) / max(1, last - start)
+            log.info(
+                "dry run: %d steps fine, %.2f s per step; %d steps would take %.0f min",
+                last - start,
+                per_step,
+                self.config.steps,
+                per_step * self.config.steps / 60,
+            )
 
     def report(self, step: int, values: dict[str, float]) -> None:
         self.scalars.add(step, {f"loss/{k}": v for k, v in values.items()})
-        if self.ranks.is_main and step % self.config.checkpoint_every == 0:
+        if self.writes and step % self.config.checkpoint_every == 0:
             log.info("step %d/%d %s", step, self.config.steps, " ".join(f"{k}={v:.4g}" for k, v in values.items()))
 
+    def sample(self, step: int, rows: list[torch.Tensor]) -> None:
+        if self.writes and step % self.config.checkpoint_every == 0:
+            write_samples(self.run_dir / f"samples_{step:07d}.png", rows)
+
     def finish(self) -> bool:
-        """True on the process that writes the results."""
+        """True on the process that writes the results (none after a dry run)."""
         self.scalars.close()
         if self.ranks.enabled:
             dist.barrier()
             dist.destroy_process_group()
-        return self.ranks.is_main
+        return self.writes
 
     def backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -279,8 +297,7 @@ def train_pix2pix(config: TranslatorConfig, progress: bool = True) -> Path | Non
             g_loss = adv + config.l1_weight * l1
         trainer.backward(g_loss, g_opt)
         trainer.report(step, {"d": float(d_loss.detach()), "g_gan": float(adv.detach()), "l1": float(l1.detach())})
-        if trainer.ranks.is_main and step % config.checkpoint_every == 0:
-            write_samples(trainer.run_dir / f"samples_{step:07d}.png", [x, fake.detach(), y])
+        trainer.sample(step, [x, fake.detach(), y])
     if not trainer.finish():
         return None
     save_checkpoint(
@@ -332,8 +349,7 @@ def train_cyclegan(config: TranslatorConfig, progress: bool = True) -> Path | No
                 "d": float(d_loss.detach()),
             },
         )
-        if trainer.ranks.is_main and step % config.checkpoint_every == 0:
-            write_samples(trainer.run_dir / f"samples_{step:07d}.png", [a, fake_b.detach(), b, fake_a.detach()])
+        trainer.sample(step, [a, fake_b.detach(), b, fake_a.detach()])
     if not trainer.finish():
         return None
     a_name, b_name = Path(config.data_a).name, Path(config.data_b).name
