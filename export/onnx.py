@@ -45,6 +45,7 @@ def contract_metadata(ckpt: Checkpoint) -> dict[str, str]:
                 "output_range": list(c.output_range),
                 "channel_order": c.channel_order,
                 "size_multiple": c.size_multiple,
+                "margin": c.margin,
                 "input_transform": c.transform,
                 "layout": "NCHW",
             }

@@ -10,6 +10,7 @@ rebuild the module and to feed it:
       "kwargs": {...},                      # constructor arguments
       "state_dict": {...},
       "input": {"range": [0.0, 1.0], "channel_order": "RGB", "size_multiple": 4,
+                "margin": 0,                # pixels of reflected border added around each side
                 "transform": None},         # or "edges" / "grayscale": computed from the frame first
       "output": {"range": [0.0, 1.0]},
       "family": "johnson",                  # how the runtime drives it (stylizer, multi-style, ...)
@@ -46,6 +47,7 @@ class InputContract:
     range: tuple[float, float] = (0.0, 1.0)
     channel_order: str = "RGB"
     size_multiple: int = 4
+    margin: int = 0  # reflect-pad each side by this much and crop it off again (see models/small.py)
     output_range: tuple[float, float] = (0.0, 1.0)
     transform: str | None = None  # a free-pair input made from the frame first (models/pairs.py)
 
@@ -82,6 +84,7 @@ class Checkpoint:
                 "range": list(self.contract.range),
                 "channel_order": self.contract.channel_order,
                 "size_multiple": self.contract.size_multiple,
+                "margin": self.contract.margin,
                 "transform": self.contract.transform,
             },
             "output": {"range": list(self.contract.output_range)},
@@ -106,6 +109,8 @@ class Checkpoint:
             range=tuple(inp["range"]),  # type: ignore[arg-type]
             channel_order=inp["channel_order"],
             size_multiple=int(inp["size_multiple"]),
+            # checkpoints written before margins were declared: the architecture's own
+            margin=int(inp.get("margin", getattr(ARCHITECTURES[arch], "margin", 0))),
             output_range=tuple(out.get("range", (0.0, 1.0))),  # type: ignore[arg-type]
             transform=inp.get("transform"),
         )

@@ -56,6 +56,7 @@ class MultiStyleSmallNet(nn.Module):
     """The small CPU network (models/small.py) with conditional instance norm."""
 
     size_multiple = 8
+    margin = 8  # zero padding: reflected border pixels added by the runtime, as in models/small.py
 
     def example_conditions(self, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         return example_styles(batch, self.num_styles, generator)

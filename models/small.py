@@ -29,6 +29,9 @@ class SmallTransformerNet(nn.Module):
     """RGB in [0, 1], N x 3 x H x W with H and W multiples of 8 -> stylized RGB, same shape."""
 
     size_multiple = 8  # three stride-2 convolutions
+    # zero padding darkens and streaks the outer pixels; the runtime adds this many reflected
+    # pixels on each side and crops them off, so those effects fall outside the picture
+    margin = 8
 
     def __init__(self, width: int = 16, residual_blocks: int = 5, stem_kernel: int = 5):
         super().__init__()

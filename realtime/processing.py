@@ -94,26 +94,31 @@ class FrameProcessor:
             pixels = staging.to(self.device, non_blocking=True)
         return pixels.permute(0, 3, 1, 2).float().div_(255.0)
 
-    def to_model(self, rgb: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """[0, 1] RGB N x 3 x H x W -> model input and the (h, w) to crop its output back to."""
+    def to_model(self, rgb: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+        """[0, 1] RGB N x 3 x H x W -> model input and the (top, left, h, w) to crop its output to.
+
+        The frame is padded by reflection: by the contract's margin on every side (so a
+        network's border effects fall outside the picture), then up to its size multiple."""
         h, w = self.options.processing_size(rgb.shape[2], rgb.shape[3])
         x = pair_input(self.contract.transform, rgb) if self.contract.transform else rgb
         if (h, w) != tuple(rgb.shape[2:]):
             x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-        m = self.contract.size_multiple
-        pad_h, pad_w = (-h) % m, (-w) % m
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > max(pad_h, pad_w) else "replicate")
+        m, b = self.contract.size_multiple, self.contract.margin
+        pad_h, pad_w = (-(h + 2 * b)) % m, (-(w + 2 * b)) % m
+        if b or pad_h or pad_w:
+            reflect = min(h, w) > b + max(pad_h, pad_w)  # reflection needs more picture than padding
+            x = F.pad(x, (b, b + pad_w, b, b + pad_h), mode="reflect" if reflect else "replicate")
         if self.contract.channel_order == "BGR":
             x = x.flip(1)
         lo, hi = self.contract.range
         if (lo, hi) != (0.0, 1.0):
             x = x * (hi - lo) + lo
-        return x.to(self.dtype).contiguous(), (h, w)
+        return x.to(self.dtype).contiguous(), (b, b, h, w)
 
-    def from_model(self, y: torch.Tensor, crop: tuple[int, int], original: torch.Tensor) -> torch.Tensor:
+    def from_model(self, y: torch.Tensor, crop: tuple[int, int, int, int], original: torch.Tensor) -> torch.Tensor:
         """Model output -> uint8 N x H x W x 3 on the device, blended with `original` ([0, 1])."""
-        y = y[:, :, : crop[0], : crop[1]].float()
+        top, left, h, w = crop
+        y = y[:, :, top : top + h, left : left + w].float()
         if self.contract.channel_order == "BGR":
             y = y.flip(1)
         lo, hi = self.contract.output_range

@@ -61,7 +61,7 @@ class Prepared:
     processor: FrameProcessor
     original: torch.Tensor  # N x 3 x H x W in [0, 1]
     x: torch.Tensor  # the model input
-    crop: tuple[int, int]
+    crop: tuple[int, int, int, int]  # top, left, height, width of the picture in the output
     conditions: list[torch.Tensor]  # 1 x ... each (the style weights of a multi-style model)
 
 

@@ -6,8 +6,9 @@ from models.checkpoint import InputContract
 from realtime.processing import FrameProcessor, StyleOptions, preserve_color, rgb_to_ycbcr, ycbcr_to_rgb
 
 
-def processor(**options) -> FrameProcessor:
-    return FrameProcessor(InputContract(size_multiple=4), torch.device("cpu"), torch.float32, StyleOptions(**options))
+def processor(margin: int = 0, **options) -> FrameProcessor:
+    contract = InputContract(size_multiple=4, margin=margin)
+    return FrameProcessor(contract, torch.device("cpu"), torch.float32, StyleOptions(**options))
 
 
 def test_odd_sizes_are_padded_to_the_multiple_and_cropped_back(rng):
@@ -15,7 +16,7 @@ def test_odd_sizes_are_padded_to_the_multiple_and_cropped_back(rng):
     p = processor()
     original = p.upload([frame])
     x, crop = p.to_model(original)
-    assert x.shape == (1, 3, 360, 644) and crop == (359, 641)
+    assert x.shape == (1, 3, 360, 644) and crop == (0, 0, 359, 641)
     # identity "model": the frame must come back bit-exact
     out = p.download(p.from_model(x, crop, original))[0]
     assert out.shape == frame.shape and (out == frame).all()
@@ -26,9 +27,22 @@ def test_max_size_processes_smaller_and_returns_full_size(rng):
     p = processor(max_size=320)
     original = p.upload([frame])
     x, crop = p.to_model(original)
-    assert x.shape[2:] == (180, 320) and crop == (180, 320)
+    assert x.shape[2:] == (180, 320) and crop == (0, 0, 180, 320)
     out = p.download(p.from_model(x, crop, original))[0]
     assert out.shape == frame.shape
+
+
+def test_margin_surrounds_the_frame_with_its_reflection_and_is_cropped_off(rng):
+    frame = rng.integers(0, 256, (30, 41, 3), dtype=np.uint8)
+    p = processor(margin=6)
+    original = p.upload([frame])
+    x, crop = p.to_model(original)
+    assert x.shape == (1, 3, 44, 56) and crop == (6, 6, 30, 41)  # 30 + 12 -> 44, 41 + 12 -> 56
+    assert torch.equal(x[:, :, 6:36, 6:47], original)
+    # reflection: the row above the picture mirrors its second row, the column left of it its second column
+    assert torch.equal(x[:, :, 5, 6:47], original[:, :, 1]) and torch.equal(x[:, :, 6:36, 5], original[:, :, :, 1])
+    out = p.download(p.from_model(x, crop, original))[0]
+    assert (out == frame).all()
 
 
 def test_strength_blends_and_zero_strength_returns_the_input(rng):

@@ -200,7 +200,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
             architecture=architecture,
             kwargs=dict(net_kwargs),
             state_dict={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-            contract=InputContract(size_multiple=net_class.size_multiple),
+            contract=InputContract(size_multiple=net_class.size_multiple, margin=getattr(net_class, "margin", 0)),
             family="multistyle" if multistyle else "johnson",
             styles=names,
             training={
