@@ -119,3 +119,19 @@ def test_training_phases_lower_their_losses_and_the_model_runs(tmp_path, trainse
             str(out), backend="torch", device="cpu", style_images=[(painting, 1.0)], transform=transform
         )
         assert stylizer.one(frame).shape == frame.shape
+
+
+def test_dry_run_checks_both_phases_and_writes_nothing(tmp_path, trainset, vgg_weights, caplog):
+    import logging
+
+    from training.arbitrary import ArbitraryConfig, train_arbitrary
+
+    styles = trainset.parent / "media" / "styles"
+    config = ArbitraryConfig(
+        data=str(trainset), styles=str(styles), out=str(tmp_path / "a.pt"), distill_steps=500, decoder_steps=500,
+        batch_size=2, scale_size=96, crop_size=64, vgg_weights=str(vgg_weights), device="cpu", dry_run=True,
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="stylecast.train"):
+        assert train_arbitrary(config, progress=False) is None
+    assert list(tmp_path.iterdir()) == []
+    assert "dry run: 4 steps fine" in caplog.text and "1000 steps would take" in caplog.text

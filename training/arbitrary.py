@@ -65,6 +65,7 @@ class ArbitraryConfig:
     checkpoint_every: int = option(200, "steps between resume states")
     run_dir: str | None = option(None, "resume state, config.json, TensorBoard; default <out>.run/")
     half: bool = option(True, "store the weights in fp16")
+    dry_run: bool = option(False, "run two steps of each phase to check the setup and time them; write nothing")
 
 
 def distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -84,7 +85,8 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
     seed_everything(config.seed)
     out = Path(config.out)
     run_dir = Path(config.run_dir) if config.run_dir else out.with_suffix(".run")
-    if ranks.is_main:
+    writes = ranks.is_main and not config.dry_run
+    if writes:
         save_config(config, run_dir)
     weights = load_vgg(config.vgg_weights)
     missing = [t for t in TAPS if t not in weights.available]
@@ -132,23 +134,25 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
     encoder_opt = torch.optim.Adam(net.encoder.parameters(), lr=1e-3) if config.encoder == "compact" else None
     decoder_opt = torch.optim.Adam(net.decoder.parameters(), lr=config.lr)
     resumables = {"model": net, "encoder_optimizer": encoder_opt, "decoder_optimizer": decoder_opt}
-    start = load_state(run_dir, resumables)
+    start = 0 if config.dry_run else load_state(run_dir, resumables)
     torch.manual_seed(config.seed + ranks.rank)
     distill = config.distill_steps if config.encoder == "compact" else 0
     total_steps = distill + config.decoder_steps
     encoder = DDP(net.encoder) if ranks.enabled and distill else net.encoder
     decoder = DDP(net.decoder) if ranks.enabled else net.decoder
-    scalars = Scalars(run_dir, enabled=ranks.is_main)
+    scalars = Scalars(run_dir, enabled=writes)
+    steps = range(start + 1, total_steps + 1)
+    if config.dry_run:  # the first two steps of each phase
+        steps = sorted({1, 2, distill + 1, distill + 2} & set(steps))
     bar = tqdm(
-        total=total_steps,
-        initial=start,
+        total=len(steps),
         disable=None if progress and ranks.is_main else True,
         desc="train arbitrary",
         unit="step",
     )
     started = time.perf_counter()
 
-    for step in range(start + 1, total_steps + 1):
+    for step in steps:
         c = next(photos).to(device)  # N x 3 x crop x crop
         if step <= distill:  # phase 1: the encoder mimics VGG
             with torch.no_grad():
@@ -179,7 +183,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
         bar.update(1)
         scalars.add(step, {f"loss/{k}": v for k, v in values.items()})
-        if ranks.is_main and (step % config.checkpoint_every == 0 or step == total_steps):
+        if writes and (step % config.checkpoint_every == 0 or step == total_steps):
             log.info("step %d/%d %s", step, total_steps, " ".join(f"{k}={v:.4g}" for k, v in values.items()))
             save_state(run_dir, step, resumables)
     bar.close()
@@ -187,7 +191,11 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
     if ranks.enabled:
         dist.barrier()
         dist.destroy_process_group()
-    if not ranks.is_main:
+    if config.dry_run:
+        per_step = (time.perf_counter() - started) / len(steps)
+        log.info("dry run: %d steps fine, %.2f s per step; %d steps would take %.0f min", len(steps), per_step,
+                 total_steps, per_step * total_steps / 60)  # fmt: skip
+    if not writes:
         return None
     ckpt = Checkpoint(
         architecture="arbitrary",
