@@ -81,14 +81,14 @@ def main() -> None:
         page.wait_for_function("window.stylecastStats.framesShown > 30", timeout=120_000)
         start = time.perf_counter()
         shown_before = page.evaluate("window.stylecastStats.framesShown")
-        seen = len(page.evaluate("window.stylecastStats.latencies"))
+        seen = page.evaluate("window.stylecastStats.latencyCount")
         while time.perf_counter() - start < args.seconds:
             time.sleep(args.sample)
             s = page.evaluate(
                 "(() => { const s = window.stylecastStats; return {shown: s.framesShown, fps: s.fps, dropped: s.dropped,"
-                " received: s.received, processed: s.processed, latencies: s.latencies.slice(-300), all: s.latencies.length} })()"
+                " received: s.received, processed: s.processed, latencies: s.latencies.slice(-300), all: s.latencyCount} })()"
             )
-            # the page keeps the last 300 latencies; take the ones that arrived since the last sample
+            # the page keeps the newest 300 latencies; take the ones measured since the last sample
             fresh = s["latencies"][-min(len(s["latencies"]), s["all"] - seen) :] if s["all"] > seen else []
             seen = s["all"]
             elapsed = time.perf_counter() - start

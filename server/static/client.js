@@ -16,7 +16,7 @@ const Stylecast = (() => {
   const token = params.get("token");
   const stats = (window.stylecastStats = {
     connected: false, framesShown: 0, fps: 0, latencyMs: null, latencyP50Ms: null, latencyP95Ms: null,
-    latencies: [], dropped: 0, received: 0, processed: 0, serverMs: 0, processingMaxSize: null,
+    latencies: [], latencyCount: 0, dropped: 0, received: 0, processed: 0, serverMs: 0, processingMaxSize: null,
     settings: null, errors: [], remoteSlots: 0,
   });
   const $ = (id) => document.getElementById(id);
@@ -119,6 +119,7 @@ const Stylecast = (() => {
         const latency = (Math.round(now) - stamp + MODULUS) % MODULUS;
         if (latency < 10000) {
           stats.latencies.push(latency);
+          stats.latencyCount += 1;  // all measured so far; latencies keeps the newest 300
           if (stats.latencies.length > 300) stats.latencies.shift();
           const sorted = [...stats.latencies].sort((a, b) => a - b);
           stats.latencyMs = latency;
