@@ -11,6 +11,16 @@ from pathlib import Path
 from realtime.errors import InputError
 
 
+def _file_mode() -> int:
+    """The mode open() would give a new file: 0o666 minus the process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
 def check_output_folder(path: Path) -> None:
     folder = path.parent
     if not folder.is_dir():
@@ -34,6 +44,7 @@ class AtomicFile:
         self.tmp = Path(name)
 
     def commit(self) -> None:
+        os.chmod(self.tmp, FILE_MODE)  # mkstemp makes it private; an output gets the usual mode
         os.replace(self.tmp, self.path)
 
     def discard(self) -> None:

@@ -71,6 +71,9 @@ def test_write_is_atomic_and_checks_the_folder(tmp_path):
     write_rgb(tmp_path / "a.png", rgb)
     assert (read_rgb(tmp_path / "a.png") == rgb).all()
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]  # no temporary file left behind
+    # the temporary file was private (mkstemp); the output gets the mode any new file gets
+    (tmp_path / "plain.png").write_bytes(b"")
+    assert (tmp_path / "a.png").stat().st_mode & 0o777 == (tmp_path / "plain.png").stat().st_mode & 0o777
     with pytest.raises(InputError, match="output folder does not exist"):
         write_rgb(tmp_path / "missing" / "a.png", rgb)
     with pytest.raises(InputError, match="unknown image type"):
