@@ -48,6 +48,27 @@ def test_onnx_export_matches_torch_at_two_sizes_and_carries_the_contract(net, tm
         assert max_difference(ckpt, path, size) < 1e-3  # fp32: within 1e-3 of the output range
 
 
+@pytest.mark.parametrize(
+    ("architecture", "kwargs", "sizes"),
+    [
+        ("resnet_generator", {"width": 8, "blocks": 2}, ((64, 96), (92, 124))),
+        ("unet_generator", {"depth": 5, "width": 8}, ((64, 96), (96, 160))),
+    ],
+)
+def test_gan_generators_export_with_their_contract(architecture, kwargs, sizes, tmp_path):
+    from models.registry import ARCHITECTURES
+
+    torch.manual_seed(0)
+    module = ARCHITECTURES[architecture](**kwargs)
+    contract = InputContract(range=(-1.0, 1.0), size_multiple=module.size_multiple, output_range=(-1.0, 1.0))
+    ckpt = Checkpoint(architecture, kwargs, module.state_dict(), contract, family="translator", styles=["a-to-b"])
+    path = export_onnx(ckpt, tmp_path / "g.onnx")
+    declared = json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}[METADATA_KEY])
+    assert declared["input_range"] == [-1.0, 1.0] and declared["output_range"] == [-1.0, 1.0]
+    for size in sizes:
+        assert max_difference(ckpt, path, size) < 2e-3  # outputs span [-1, 1]: 1e-3 of the range
+
+
 def test_compiled_backend_matches_eager(small_model):
     from realtime.stylizer import load_model
 
