@@ -182,7 +182,9 @@ def test_slow_model_drops_frames_and_latency_stays_bounded(small_model):
             stats = next(iter(server.peers.values())).track.stats
             first, last = np.median(latencies[5:15]), np.median(latencies[-10:])
             assert stats.dropped > stats.processed  # ~30 fps in, ~8 fps out
-            assert max(latencies[5:]) < 600 and last < first + 100  # bounded, no upward trend
+            # a frame queue (aiortc #1192) would add 2.75 s of latency per second here (30 fps in,
+            # 8 out); bounded means well under a second on a loaded machine, and no upward trend
+            assert max(latencies[5:]) < 1000 and last < first + 150
             assert late_memory - early_memory < 5e6
             await pc.close()
         finally:
