@@ -32,6 +32,7 @@ from training.common import (
     endless,
     init_distributed,
     load_state,
+    log_dry_run,
     option,
     required,
     save_config,
@@ -192,9 +193,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         dist.barrier()
         dist.destroy_process_group()
     if config.dry_run:
-        per_step = (time.perf_counter() - started) / len(steps)
-        log.info("dry run: %d steps fine, %.2f s per step; %d steps would take %.0f min", len(steps), per_step,
-                 total_steps, per_step * total_steps / 60)  # fmt: skip
+        log_dry_run(len(steps), time.perf_counter() - started, total_steps)
     if not writes:
         return None
     ckpt = Checkpoint(

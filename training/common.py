@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import random
 from collections.abc import Iterator
@@ -76,6 +77,18 @@ def all_gather_floats(value: float, info: Distributed) -> list[float]:
     gathered = [None] * info.world_size
     dist.all_gather_object(gathered, value)
     return [float(v) for v in gathered]
+
+
+def log_dry_run(steps_run: int, seconds: float, total_steps: int) -> None:
+    """What a --dry-run tells: the steps ran, and how long the whole run would take at that pace."""
+    per_step = seconds / max(1, steps_run)
+    logging.getLogger("stylecast.train").info(
+        "dry run: %d steps fine, %.2f s per step; %d steps would take %.0f min",
+        steps_run,
+        per_step,
+        total_steps,
+        per_step * total_steps / 60,
+    )
 
 
 def seed_everything(seed: int) -> None:

@@ -37,6 +37,7 @@ from training.common import (
     endless,
     init_distributed,
     load_state,
+    log_dry_run,
     option,
     required,
     save_config,
@@ -277,14 +278,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
         dist.barrier()
         dist.destroy_process_group()
     if config.dry_run:
-        per_step = seconds / max(1, len(history))
-        log.info(
-            "dry run: %d steps fine, %.2f s per step; %d steps would take %.0f min",
-            len(history),
-            per_step,
-            config.steps,
-            per_step * config.steps / 60,
-        )
+        log_dry_run(len(history), seconds, config.steps)
         return TrainResult(None, len(history), history, seconds)
     if not ranks.is_main:
         return TrainResult(None, len(history), history, seconds)

@@ -43,6 +43,7 @@ from training.common import (
     endless,
     init_distributed,
     load_state,
+    log_dry_run,
     option,
     save_config,
     save_state,
@@ -200,14 +201,7 @@ class Trainer:
                 save_state(self.run_dir, step, resumables)
         bar.close()
         if self.config.dry_run:
-            per_step = (time.perf_counter() - started) / max(1, last - start)
-            log.info(
-                "dry run: %d steps fine, %.2f s per step; %d steps would take %.0f min",
-                last - start,
-                per_step,
-                self.config.steps,
-                per_step * self.config.steps / 60,
-            )
+            log_dry_run(last - start, time.perf_counter() - started, self.config.steps)
 
     def report(self, step: int, values: dict[str, float]) -> None:
         self.scalars.add(step, {f"loss/{k}": v for k, v in values.items()})
