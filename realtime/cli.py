@@ -13,9 +13,15 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from realtime.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from models.vgg import VGGFeatures
 
 EXIT_USAGE = 2
 
@@ -72,16 +78,7 @@ def build_stylizer(args: argparse.Namespace):  # -> Stylizer (imported lazily: t
     if args.max_size is not None and args.max_size < 16:
         raise InputError(f"--max-size must be at least 16, got {args.max_size}")
     options = StyleOptions(args.strength, args.preserve_color, args.max_size, args.scale)
-    style_images = None
-    if args.style_image:
-        from realtime.images import read_rgb
-
-        style_images = []
-        for spec in args.style_image:
-            path, weight = parse_weighted(spec)
-            if weight <= 0:
-                raise InputError(f"style image weight must be positive: {spec}")
-            style_images.append((read_rgb(path), weight))
+    style_images = read_weighted_images(args.style_image, "style image weight") if args.style_image else None
     return Stylizer.create(
         args.model, args.backend, args.device, options, args.style, style_images, args.alpha, args.transform
     )
@@ -452,7 +449,6 @@ def cmd_eval_temporal(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_quality(args: argparse.Namespace) -> int:
-    from models.vgg import load_vgg
     from realtime.device import resolve_device
     from realtime.images import read_rgb
     from realtime.stylizer import Stylizer
@@ -468,11 +464,7 @@ def cmd_eval_quality(args: argparse.Namespace) -> int:
     style = read_rgb(config.style)
     stylizers = {name: Stylizer.create(name, "torch", config.device).one for name in config.models}
     device = resolve_device(config.device)
-    weights = load_vgg(config.vgg_weights)
-    layers = [name for name in config.style_layers if name in weights.available]
-    if not layers or config.content_layer not in weights.available:
-        raise InputError(f"the VGG weights from {weights.source} have only {', '.join(weights.available)}")
-    vgg = weights.build(sorted({*layers, config.content_layer}, key=weights.available.index)).to(device)
+    vgg = loss_network(config.vgg_weights, config.style_layers, config.content_layer, device)
     report = quality_report(config, contents, style, stylizers, vgg, device, show_progress=not args.quiet)
     lines = [
         f"wrote {out / 'report.json'} and {out / 'sheet.png'} ({len(contents)} photos, {report['features']} features)"
@@ -490,6 +482,37 @@ def cmd_eval_quality(args: argparse.Namespace) -> int:
 # --- optimize (Gatys) ---------------------------------------------------------------------------
 
 
+def read_weighted_images(specs: list[str] | tuple[str, ...], what: str) -> list[tuple[np.ndarray, float]]:
+    """'painting.jpg:0.7' specs -> (uint8 RGB image, weight) pairs; weights must be positive."""
+    from realtime.images import read_rgb
+
+    images = []
+    for spec in specs:
+        path, weight = parse_weighted(spec)
+        if weight <= 0:
+            raise InputError(f"{what} must be positive: {spec}")
+        images.append((read_rgb(path), weight))
+    return images
+
+
+def loss_network(
+    vgg_weights: str | None, style_layers: tuple[str, ...], content_layer: str, device: torch.device
+) -> VGGFeatures:
+    """The VGG taps for Gatys-style losses: the style layers the weights have (the log says
+    which are missing) and the content layer, on `device`."""
+    from models.vgg import load_vgg
+
+    weights = load_vgg(vgg_weights)
+    layers = [name for name in style_layers if name in weights.available]
+    missing = [name for name in style_layers if name not in weights.available]
+    if not layers or content_layer not in weights.available:
+        raise InputError(f"the VGG weights from {weights.source} have only {', '.join(weights.available)}")
+    logging.getLogger("stylecast.vgg").info(
+        "VGG from %s; style layers %s%s", weights.source, layers, f" (missing: {missing})" if missing else ""
+    )
+    return weights.build(sorted({*layers, content_layer}, key=weights.available.index)).to(device)
+
+
 def parse_weighted(spec: str) -> tuple[str, float]:
     """'painting.jpg:0.7' -> ('painting.jpg', 0.7); a path without a weight gets 1."""
     path, _, weight = spec.rpartition(":")
@@ -504,7 +527,6 @@ def parse_weighted(spec: str) -> tuple[str, float]:
 def cmd_optimize(args: argparse.Namespace) -> int:
     import time
 
-    from models.vgg import load_vgg
     from realtime.device import resolve_device
     from realtime.images import read_rgb, write_rgb
     from training.gatys import COLOR_MODES, INITS, OPTIMIZERS, GatysConfig, stylize_image
@@ -524,22 +546,9 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     ):
         raise InputError("--content-weight and --style-weight must be >= 0 and not both 0")
     content = read_rgb(config.content)
-    styles = []
-    for spec in config.styles:
-        path, weight = parse_weighted(spec)
-        if weight <= 0:
-            raise InputError(f"style weight must be positive: {spec}")
-        styles.append((read_rgb(path), weight))
+    styles = read_weighted_images(config.styles, "style weight")
     device = resolve_device(config.device)
-    weights = load_vgg(config.vgg_weights)
-    layers = [name for name in config.style_layers if name in weights.available]
-    missing = [name for name in config.style_layers if name not in weights.available]
-    if not layers or config.content_layer not in weights.available:
-        raise InputError(f"the VGG weights from {weights.source} have only {', '.join(weights.available)}")
-    logging.getLogger("stylecast.optimize").info(
-        "VGG from %s; style layers %s%s", weights.source, layers, f" (missing: {missing})" if missing else ""
-    )
-    vgg = weights.build(layers + [config.content_layer]).to(device)
+    vgg = loss_network(config.vgg_weights, config.style_layers, config.content_layer, device)
     started = time.perf_counter()
     result = stylize_image(content, styles, vgg, config, device, show_progress=not args.quiet)
     write_rgb(config.out, result)

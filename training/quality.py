@@ -108,23 +108,22 @@ def frechet_features(kind: str, vgg: VGGFeatures, layer: str, device: torch.devi
 
 
 def image_scores(
-    vgg: VGGFeatures,
     image: torch.Tensor,
+    features: dict[str, torch.Tensor],
     content: torch.Tensor,
-    reference: torch.Tensor | None,
+    content_features: dict[str, torch.Tensor],
+    reference_features: dict[str, torch.Tensor] | None,
     content_loss: ContentLoss,
     style_loss: StyleLoss,
 ) -> dict[str, float]:
-    """Scores of one 1 x 3 x H x W image in [0, 1] for one content photo."""
-    with torch.no_grad():
-        features, content_features = vgg(image), vgg(content)
-        scores = {
-            "content_loss": float(content_loss(features, content_features)),
-            "style_loss": float(style_loss(features)),
-            "ssim_to_content": float(ssim(image, content)[0]),
-        }
-        if reference is not None:
-            scores["perceptual_distance_to_gatys"] = float(perceptual_distance(features, vgg(reference)))
+    """Scores of one 1 x 3 x H x W image in [0, 1] (with its VGG features) for one content photo."""
+    scores = {
+        "content_loss": float(content_loss(features, content_features)),
+        "style_loss": float(style_loss(features)),
+        "ssim_to_content": float(ssim(image, content)[0]),
+    }
+    if reference_features is not None:
+        scores["perceptual_distance_to_gatys"] = float(perceptual_distance(features, reference_features))
     return scores
 
 
@@ -167,8 +166,19 @@ def quality_report(
         outputs = {"gatys": stylize_image(photo, [(style, 1.0)], vgg, gatys, device, show_progress=False)}
         outputs |= {model: stylize(photo) for model, stylize in stylizers.items()}
         tensors = {m: to_tensor(out)[None].to(device) for m, out in outputs.items()}
+        with torch.no_grad():  # each image through VGG once
+            content_features = vgg(content)
+            features = {m: vgg(t) for m, t in tensors.items()}
         scores = {
-            m: image_scores(vgg, t, content, None if m == "gatys" else tensors["gatys"], content_loss, style_loss)
+            m: image_scores(
+                t,
+                features[m],
+                content,
+                content_features,
+                None if m == "gatys" else features["gatys"],
+                content_loss,
+                style_loss,
+            )
             for m, t in tensors.items()
         }
         for m, t in tensors.items():
