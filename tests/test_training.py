@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from models.checkpoint import load_checkpoint
@@ -189,3 +190,14 @@ def test_multistyle_training_lowers_the_loss_and_switches_styles_at_run_time(tmp
     blend = stylizer.one(frame)
     assert np.abs(night.astype(int) - scream.astype(int)).mean() > 1
     assert np.abs(blend.astype(int) - night.astype(int)).mean() < np.abs(scream.astype(int) - night.astype(int)).mean()
+
+
+def test_missing_training_data_leaves_no_run_folder(tmp_path, trainset, vgg_weights):
+    from realtime.errors import InputError
+
+    out = tmp_path / "out" / "model.pt"
+    out.parent.mkdir()
+    config = tiny_config(tmp_path, trainset, vgg_weights, data=str(tmp_path / "missing"), out=str(out))
+    with pytest.raises(InputError, match="training data folder not found"):
+        train(config, progress=False)
+    assert list(out.parent.iterdir()) == []

@@ -226,3 +226,17 @@ def test_dry_run_takes_two_steps_and_writes_nothing(domains, tmp_path, caplog):
         )
     assert out is None and list(tmp_path.iterdir()) == []
     assert "dry run: 2 steps fine" in caplog.text
+
+
+def test_rejected_setups_leave_no_run_folder(domains, tmp_path):
+    from realtime.errors import InputError
+    from training.translators import train_pix2pix
+
+    a, _, _ = domains
+    out = tmp_path / "out" / "m.pt"
+    out.parent.mkdir()
+    with pytest.raises(InputError, match="training data folder not found"):
+        train_pix2pix(tiny(data=str(tmp_path / "missing"), out=str(out), steps=2), progress=False)
+    with pytest.raises(InputError, match="must be a multiple of 32"):
+        train_pix2pix(tiny(data=str(a), out=str(out), steps=2, crop_size=40), progress=False)
+    assert list(out.parent.iterdir()) == []

@@ -87,8 +87,6 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
     out = Path(config.out)
     run_dir = Path(config.run_dir) if config.run_dir else out.with_suffix(".run")
     writes = ranks.is_main and not config.dry_run
-    if writes:
-        save_config(config, run_dir)
     weights = load_vgg(config.vgg_weights)
     missing = [t for t in TAPS if t not in weights.available]
     if missing:
@@ -132,6 +130,8 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         return endless(loader)
 
     photos, paintings = crops(config.data), crops(config.styles)
+    if writes:  # the run folder appears only once the data and VGG were accepted
+        save_config(config, run_dir)
     encoder_opt = torch.optim.Adam(net.encoder.parameters(), lr=1e-3) if config.encoder == "compact" else None
     decoder_opt = torch.optim.Adam(net.decoder.parameters(), lr=config.lr)
     resumables = {"model": net, "encoder_optimizer": encoder_opt, "decoder_optimizer": decoder_opt}

@@ -144,8 +144,6 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     out = Path(config.out)
     run_dir = Path(config.run_dir) if config.run_dir else out.with_suffix(".run")
     writes = ranks.is_main and not config.dry_run
-    if writes:
-        save_config(config, run_dir)
 
     weights = load_vgg(config.vgg_weights)
     style_layers, content_layer = choose_layers(config, weights.available)
@@ -187,6 +185,8 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     autocast, scaler = autocast_for(device, config.amp)
     resumables = {"model": net, "optimizer": optimizer, "scaler": scaler}
+    if writes:  # the run folder appears only once the style, data and VGG were accepted
+        save_config(config, run_dir)
     start = 0 if config.dry_run else load_state(run_dir, resumables)
     if start:
         log.info("resumed from %s at step %d", run_dir, start)

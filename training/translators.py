@@ -163,10 +163,7 @@ class Trainer:
         self.out = Path(config.out)
         self.run_dir = Path(config.run_dir) if config.run_dir else self.out.with_suffix(".run")
         self.writes = self.ranks.is_main and not config.dry_run  # rank 0 of a real run
-        if self.writes:
-            save_config(config, self.run_dir)
         self.autocast, self.scaler = autocast_for(self.device, config.amp and config.gan != "wgangp")
-        self.scalars = Scalars(self.run_dir, enabled=self.writes)
         self.name, self.progress = name, progress
         self.decay_from = config.decay_from if config.decay_from is not None else config.steps // 2
 
@@ -179,6 +176,10 @@ class Trainer:
         )
 
     def steps(self, resumables: dict) -> Iterator[int]:
+        # the run folder appears only now, once the data and models were accepted
+        if self.writes:
+            save_config(self.config, self.run_dir)
+        self.scalars = Scalars(self.run_dir, enabled=self.writes)
         start = 0 if self.config.dry_run else load_state(self.run_dir, resumables)
         last = min(self.config.steps, start + 2) if self.config.dry_run else self.config.steps
         torch.manual_seed(self.config.seed + self.ranks.rank)
