@@ -69,9 +69,7 @@ def main() -> None:
     worker.load(args.model)
     alone = model_alone_fps(worker, args.model, size)
     worker.start()
-    server = StylecastServer(
-        ServerConfig(models=[args.model], default_model=args.model, ice_loopback_only=True), worker
-    )
+    server = StylecastServer(ServerConfig(models=[args.model], default_model=args.model, ice_local_only=True), worker)
     samples = []
     with tempfile.TemporaryDirectory() as tmp, ServerThread(server) as url, sync_playwright() as p:
         camera = make_y4m(args.clip, Path(tmp) / "camera.y4m", size, frames=240)

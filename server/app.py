@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from realtime.errors import InputError
 from realtime.styles import parse_style_mix
@@ -57,7 +57,7 @@ class ServerConfig:
     max_frame_pixels: int = 1280 * 720  # larger camera frames are scaled down before the model
     connect_timeout: float = 30.0  # a peer that does not connect in this time is closed
     stats_interval: float = 0.5  # seconds between stats messages on the data channel
-    ice_loopback_only: bool = False  # media over 127.0.0.1 only (tests, local benchmarks)
+    ice_local_only: bool = False  # media never leaves this machine (tests, local benchmarks)
 
     def __post_init__(self) -> None:
         if self.token is None and not is_loopback(self.host):
@@ -97,29 +97,40 @@ class Room:
     relays: dict[str, NewestRelay] = field(default_factory=dict)  # peer id -> its stylized video
 
 
-def restrict_ice_to_loopback() -> None:
-    """Make aiortc gather only 127.0.0.1 host candidates (aioice leaves loopback out)."""
+_aioice_host_addresses: Callable[..., list[str]] | None = None  # aioice's own, before the patch below
+
+
+def gather_ice_on_this_machine() -> frozenset[str]:
+    """Make aiortc gather host candidates on 127.0.0.1 and this machine's IPv4 addresses only.
+
+    aioice leaves loopback out (Chromium offers it when asked), and Firefox offers no loopback
+    candidates whatever its prefs say, so both are gathered. Returns the addresses.
+    """
+    global _aioice_host_addresses
     import aioice.ice
 
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
+    if _aioice_host_addresses is None:
+        _aioice_host_addresses = aioice.ice.get_host_addresses
+    addresses = ["127.0.0.1", *_aioice_host_addresses(use_ipv4=True, use_ipv6=False)]
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: addresses if use_ipv4 else []
+    return frozenset(addresses)
 
 
-def loopback_candidates_only(sdp: str) -> str:
-    """Drop the offer's ICE candidates that are not on 127.0.0.0/8 or ::1."""
+def candidates_on(addresses: frozenset[str], sdp: str) -> str:
+    """Drop the offer's ICE candidates whose address is not one of `addresses`."""
 
     def keep(line: str) -> bool:
         if not line.startswith("a=candidate:"):
             return True
         fields = line.split()
-        return len(fields) > 4 and is_loopback(fields[4])
+        return len(fields) > 4 and fields[4] in addresses
 
     return "\r\n".join(line for line in sdp.split("\r\n") if keep(line))
 
 
 class StylecastServer:
     def __init__(self, config: ServerConfig, worker: InferenceWorker):
-        if config.ice_loopback_only:
-            restrict_ice_to_loopback()
+        self.local_addresses = gather_ice_on_this_machine() if config.ice_local_only else None
         self.config = config
         self.worker = worker
         self.peers: dict[str, Peer] = {}
@@ -224,8 +235,12 @@ class StylecastServer:
         stamp_rows = body.get("stamp_rows", 0)
         if not isinstance(stamp_rows, int) or not 0 <= stamp_rows <= 64:
             raise BadRequest("stamp_rows must be an integer from 0 to 64")
-        sdp = loopback_candidates_only(body["sdp"]) if self.config.ice_loopback_only else body["sdp"]
-        pc = RTCPeerConnection()
+        sdp = body["sdp"]
+        if self.local_addresses is None:
+            pc = RTCPeerConnection()
+        else:  # host candidates only: no STUN server, no remote candidate off this machine
+            sdp = candidates_on(self.local_addresses, sdp)
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         peer = Peer(uuid.uuid4().hex[:12], pc, settings, stamp_rows, room_name)
         self.peers[peer.id] = peer
         if room is not None:

@@ -1,8 +1,8 @@
 """Running the server and a headless Chromium together, for the tests and the benchmarks.
 
-WebRTC media stays on 127.0.0.1: the server gathers only loopback candidates
-(ServerConfig.ice_loopback_only) and Chromium is told to offer loopback ones with real
-addresses instead of mDNS names.
+WebRTC media stays on this machine: the server gathers host candidates on loopback and its own
+addresses only (ServerConfig.ice_local_only), and Chromium is told to offer loopback ones with
+real addresses instead of mDNS names.
 """
 
 from __future__ import annotations

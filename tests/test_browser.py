@@ -1,7 +1,9 @@
-"""The page in a real headless Chromium whose fake camera plays a shared video clip.
+"""The page in real headless browsers: Chromium, whose fake camera plays a shared video clip,
+and Firefox, whose fake camera is a generated pattern.
 
-Needs Debian's chromium (installed by .ci/run) and the playwright package; skips without them.
-WebRTC media stays on 127.0.0.1 (see server/harness.py).
+Needs Debian's chromium and firefox-esr (installed by .ci/run) and the playwright package for
+Chromium; each test skips without its browser. WebRTC media stays on this machine (see
+server/harness.py and server/firefox.py).
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ import pytest
 from conftest import shared_path
 
 from server.app import ServerConfig, StylecastServer
+from server.firefox import Firefox, firefox_path
 from server.harness import ServerThread, chromium_args, chromium_path, make_y4m
 from server.worker import InferenceWorker
 
 CHROMIUM = chromium_path()
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+FIREFOX = firefox_path()
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+needs_firefox = pytest.mark.skipif(
+    FIREFOX is None, reason="Debian's firefox-esr is not installed (.ci/run installs it)"
+)
 STAMP_ROWS = 16  # as in server/static/client.js
 
 
@@ -42,9 +49,10 @@ def make_server(model: str, **config) -> StylecastServer:
     worker = InferenceWorker(backend="auto", device="cpu", target_fps=15)
     worker.load(model)
     worker.start()
-    return StylecastServer(ServerConfig(models=[model], default_model=model, ice_loopback_only=True, **config), worker)
+    return StylecastServer(ServerConfig(models=[model], default_model=model, ice_local_only=True, **config), worker)
 
 
+@needs_chromium
 def test_page_streams_the_fake_camera_back_stylized(camera_file, small_model):
     sync_api = pytest.importorskip("playwright.sync_api")
     from realtime.stylizer import Stylizer
@@ -79,6 +87,7 @@ def test_page_streams_the_fake_camera_back_stylized(camera_file, small_model):
     assert to_input > 20 and to_model < 0.6 * to_input, (to_input, to_model)
 
 
+@needs_chromium
 def test_two_participants_in_a_room_see_each_other(camera_file, small_model):
     sync_api = pytest.importorskip("playwright.sync_api")
     with ServerThread(make_server(small_model, max_room_size=3)) as url, sync_api.sync_playwright() as p:
@@ -100,3 +109,53 @@ def test_two_participants_in_a_room_see_each_other(camera_file, small_model):
     for data_url in frames:
         other = decode_png(data_url)
         assert other.shape[1] == 320 and other[:-STAMP_ROWS].std() > 10  # a real picture
+
+
+@needs_firefox
+def test_firefox_page_streams_its_fake_camera_back_stylized(small_model, tmp_path):
+    with ServerThread(make_server(small_model)) as url, Firefox(FIREFOX, tmp_path / "profile") as firefox:
+        firefox.goto(f"{url}/?autostart=1")
+        firefox.wait_for("window.stylecastStats.framesShown > 40 && window.stylecastStats.latencies.length > 20", 90)
+        stats = firefox.evaluate("window.stylecastStats")
+        local = decode_png(firefox.evaluate("Stylecast.grab('local')"))
+        remote = decode_png(firefox.evaluate("Stylecast.grab('remote')"))
+        overlay = firefox.evaluate("document.querySelector('#stats').innerText")
+
+    assert not stats["errors"], stats["errors"]
+    assert stats["connected"] and stats["fps"] > 1 and stats["processed"] > 20
+    assert 0 < stats["latencyP50Ms"] <= stats["latencyP95Ms"] < 2000
+    assert "fps" in overlay and "latency" in overlay and "dropped" in overlay
+    # Firefox's fake camera is one flat colour (a frame-count barcode on the top rows); the model
+    # paints brush texture into it, so what comes back is textured where the camera was flat.
+    camera, picture = local[8:], remote[8 : remote.shape[0] - STAMP_ROWS]
+    assert camera.std(axis=(0, 1)).max() < 3
+    assert picture.std(axis=(0, 1)).max() > 10, picture.std(axis=(0, 1))
+
+
+@needs_chromium
+@needs_firefox
+def test_chromium_and_firefox_call_each_other_in_a_room(camera_file, small_model, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    sees_the_other = (
+        "window.stylecastStats.framesShown > 20 && [...document.querySelectorAll('video[data-slot]')]"
+        ".some(v => Number(v.dataset.frames || 0) > 20)"
+    )
+    first_slot = "document.querySelector('video[data-slot]')"
+    with (
+        ServerThread(make_server(small_model)) as url,
+        sync_api.sync_playwright() as p,
+        Firefox(FIREFOX, tmp_path / "profile") as firefox,
+    ):
+        chromium = launch(p, camera_file)
+        page = chromium.new_page()
+        page.goto(f"{url}/room/mixed?autostart=1")
+        firefox.goto(f"{url}/room/mixed?autostart=1")
+        page.wait_for_function(sees_the_other, timeout=90_000)
+        firefox.wait_for(sees_the_other, 90)
+        firefox_sees = decode_png(firefox.evaluate(f"Stylecast.grab({first_slot})"))
+        chromium_sees = decode_png(page.evaluate(f"Stylecast.grab({first_slot})"))
+        chromium.close()
+    # Firefox sees the clip Chromium's camera plays, stylized; Chromium sees Firefox's flat
+    # camera with the model's texture painted in.
+    assert firefox_sees.shape[1] == 320 and firefox_sees[:-STAMP_ROWS].std() > 10
+    assert chromium_sees[8:-STAMP_ROWS].std(axis=(0, 1)).max() > 10

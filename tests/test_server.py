@@ -74,7 +74,7 @@ def make_server(small_model, **config):
     worker = InferenceWorker(backend="torch", device="cpu", target_fps=30, adaptive=config.pop("adaptive", False))
     worker.load(small_model)
     worker.start()
-    settings = ServerConfig(models=[small_model], default_model=small_model, ice_loopback_only=True, **config)
+    settings = ServerConfig(models=[small_model], default_model=small_model, ice_local_only=True, **config)
     return StylecastServer(settings, worker)
 
 
