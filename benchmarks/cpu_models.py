@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from models.registry import ARCHITECTURES
 from models.zoo import SHIPPED
 from realtime.backends import OnnxRuntimeBackend, TorchBackend
 from realtime.demo import DemoScene
+from realtime.device import cpu_name
 from realtime.processing import StyleOptions
 from realtime.stylizer import Stylizer, load_model
 
@@ -52,17 +52,6 @@ def median_ms(fn: Callable[[], object], repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1000
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def peer_runner(frame: np.ndarray):

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from cpu_models import cpu_name, median_ms  # beside this script
+from cpu_models import median_ms  # beside this script
 
 from realtime.backends import cached_onnx
+from realtime.device import cpu_name
 from realtime.images import read_rgb
 from realtime.stylizer import load_model
 

@@ -5,6 +5,8 @@
 - aot: an AOTInductor package (.pt2) compiled once per checkpoint, device and dtype, cached.
 - onnxruntime: the model exported to ONNX (cached by checkpoint hash), run by ONNX Runtime.
 - tensorrt: an engine built from the ONNX export (export/tensorrt.py; needs the extra).
+- auto: on the CPU, the faster of onnxruntime and torch for each frame size, measured once;
+  on CUDA, torch.
 
 `create_backend` is where the device and dtype are decided, once.
 """
@@ -152,12 +154,21 @@ def installed(module: str) -> bool:
 
 
 def create_backend(name: str, ckpt: Checkpoint, device_name: str = "auto") -> Backend:
-    """The backend `name` for `ckpt` on `device_name`; 'auto' picks the fastest installed one."""
+    """The backend `name` for `ckpt` on `device_name`; 'auto' picks the fastest installed one
+    (on the CPU, measured per frame size: realtime/auto_backend.py)."""
     if name not in BACKENDS:
         raise InputError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     device = resolve_device(device_name)
+    if name == "auto" and device.type == "cpu" and installed("onnxruntime"):
+        from realtime.auto_backend import AutoBackend
+
+        candidates = {
+            "onnxruntime": lambda: OnnxRuntimeBackend(ckpt, device),
+            "torch": lambda: TorchBackend(ckpt, device, torch.float32),
+        }
+        return AutoBackend(ckpt, candidates)
     if name == "auto":
-        name = "torch" if device.type == "cuda" or not installed("onnxruntime") else "onnxruntime"
+        name = "torch"
     half = torch.float16 if device.type == "cuda" else torch.float32
     if name == "torch":
         return TorchBackend(ckpt, device, half)

@@ -33,6 +33,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
     from models.zoo import DEFAULT_MODEL
     from realtime.backends import BACKENDS
+    from realtime.processing import UPSAMPLERS
 
     group = parser.add_argument_group("model")
     group.add_argument(
@@ -50,6 +51,12 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
         "--max-size", type=int, default=None, help="process with the longer side at most this many pixels"
     )
     group.add_argument("--scale", type=float, default=1.0, help="process at this fraction of the input size")
+    group.add_argument(
+        "--upsample",
+        default="detail",
+        choices=UPSAMPLERS,
+        help="from a reduced processing size: bicubic plus the frame's own fine detail, or bicubic alone",
+    )
     group.add_argument(
         "--style", default=None, help="multi-style models: a style or a mix, e.g. starry_night:0.7,great_wave:0.3"
     )
@@ -77,7 +84,7 @@ def build_stylizer(args: argparse.Namespace):  # -> Stylizer (imported lazily: t
         raise InputError(f"--scale must be in (0, 4], got {args.scale}")
     if args.max_size is not None and args.max_size < 16:
         raise InputError(f"--max-size must be at least 16, got {args.max_size}")
-    options = StyleOptions(args.strength, args.preserve_color, args.max_size, args.scale)
+    options = StyleOptions(args.strength, args.preserve_color, args.max_size, args.scale, args.upsample)
     style_images = read_weighted_images(args.style_image, "style image weight") if args.style_image else None
     return Stylizer.create(
         args.model, args.backend, args.device, options, args.style, style_images, args.alpha, args.transform

@@ -3,8 +3,9 @@
 Preprocess: uint8 RGB frames (host) -> one upload (pinned, non-blocking on CUDA) -> N x 3 x H x W
 in the model's dtype and value range, scaled to the processing size and padded by reflection to
 the model's size multiple.
-Postprocess: crop the padding, back to [0, 1], upsample to the frame size, colour preservation
-and strength blending against the original, clamp, uint8 on the device, one copy to the host.
+Postprocess: crop the padding, back to [0, 1], upsample to the frame size (restoring the
+frame's own fine detail), colour preservation and strength blending against the original,
+clamp, uint8 on the device, one copy to the host.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class StyleOptions:
     preserve_color: bool = False  # keep the input's colours, take the stylized luminance
     max_size: int | None = None  # process with the longer side at most this many pixels
     scale: float = 1.0  # process at this fraction of the frame size
+    upsample: str = "detail"  # from a reduced processing size: "detail" or plain "bicubic"
 
     def processing_size(self, height: int, width: int) -> tuple[int, int]:
         factor = self.scale
@@ -60,6 +62,28 @@ def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
     b = y + 1.772 * cb
     g = (y - 0.299 * r - 0.114 * b) / 0.587
     return torch.stack([r, g, b], dim=1)
+
+
+UPSAMPLERS = ("detail", "bicubic")
+
+
+def luminance(x: torch.Tensor) -> torch.Tensor:
+    """N x 3 x H x W RGB -> N x 1 x H x W (BT.601 weights)."""
+    return rgb_to_ycbcr(x)[:, :1]
+
+
+def upsample_with_detail(stylized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """Bicubic upsampling of a stylization made at reduced size, plus the detail the reduction
+    removed from the frame: the frame's luminance minus its own down-and-up round trip.
+
+    stylized: N x 3 x h x w, original: N x 3 x H x W, both in [0, 1]. Object edges come back
+    sharp while the brush texture stays as the model painted it; a guided filter, the usual
+    edge-preserving upsampler, smooths that texture away because it does not follow the frame.
+    """
+    size = original.shape[2:]
+    low = F.interpolate(original, size=stylized.shape[2:], mode="bilinear", antialias=True, align_corners=False)
+    lost = luminance(original) - luminance(F.interpolate(low, size=size, mode="bicubic", align_corners=False))
+    return F.interpolate(stylized, size=size, mode="bicubic", align_corners=False) + lost
 
 
 def preserve_color(stylized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
@@ -125,7 +149,11 @@ class FrameProcessor:
         if (lo, hi) != (0.0, 1.0):
             y = (y - lo) / (hi - lo)
         if y.shape[2:] != original.shape[2:]:
-            y = F.interpolate(y, size=original.shape[2:], mode="bicubic", align_corners=False)
+            reduced = y.shape[2] < original.shape[2]
+            if reduced and self.options.upsample == "detail" and not self.contract.transform:
+                y = upsample_with_detail(y, original)  # (not for translators: their input is not the picture)
+            else:
+                y = F.interpolate(y, size=original.shape[2:], mode="bicubic", align_corners=False)
         if self.options.preserve_color:
             y = preserve_color(y, original)
         if self.options.strength != 1.0:

@@ -1,9 +1,12 @@
 """Every backend honours one contract; exported models agree with torch."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
+from realtime import auto_backend
 from realtime.backends import OnnxRuntimeBackend, TorchBackend, create_backend
 from realtime.errors import InputError
 from realtime.stylizer import Stylizer, load_model
@@ -32,12 +35,28 @@ def test_stylizer_output_differs_from_input_like_the_model(small_model):
     assert np.abs(out.astype(int) - frame.astype(int)).mean() > 20  # stylized, not a copy
 
 
-def test_auto_on_this_cpu_machine_picks_onnxruntime(small_model, tmp_path, monkeypatch):
+def test_auto_on_the_cpu_keeps_the_faster_backend_per_shape_and_remembers_it(small_model, tmp_path, monkeypatch):
     monkeypatch.setenv("STYLECAST_CACHE", str(tmp_path))
-    if torch.cuda.is_available():
-        pytest.skip("this test describes a machine without a GPU")
-    backend = create_backend("auto", load_model(small_model), "auto")
-    assert backend.name == "onnxruntime" and backend.device.type == "cpu"
+    ckpt = load_model(small_model)
+    backend = create_backend("auto", ckpt, "cpu")
+    assert backend.name == "auto" and backend.device.type == "cpu"
+    x = torch.rand(1, 3, 72, 96)
+    reference = create_backend("torch", ckpt, "cpu")(x)
+    assert torch.allclose(backend(x), reference, atol=1e-3)
+    ((key, choice),) = json.loads((tmp_path / "backend-choices.json").read_text()).items()
+    assert key.endswith("|1x3x72x96") and set(choice["ms"]) == {"onnxruntime", "torch"}
+    assert choice["backend"] == min(choice["ms"], key=choice["ms"].get)  # the measured faster one
+    assert backend.name == f"auto ({choice['backend']})"
+
+    # A later run reads the choice instead of timing again; a new shape is measured on its own.
+    timed = []
+    monkeypatch.setattr(auto_backend, "median_ms", lambda b, *a: timed.append(b.name) or 1.0)
+    again = create_backend("auto", ckpt, "cpu")
+    again(x)
+    assert timed == [] and again.name == f"auto ({choice['backend']})"
+    again(torch.rand(1, 3, 40, 40))
+    assert sorted(timed) == ["onnxruntime", "torch"]
+    assert len(json.loads((tmp_path / "backend-choices.json").read_text())) == 2
 
 
 def test_unavailable_backends_and_devices_say_so(small_model):

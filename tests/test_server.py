@@ -70,7 +70,7 @@ class SlowBackend:
 
 
 def make_server(small_model, **config):
-    """A server whose WebRTC media stays on 127.0.0.1 (the in-process aiortc clients too)."""
+    """A server whose WebRTC media stays on this machine (the in-process aiortc clients too)."""
     worker = InferenceWorker(backend="torch", device="cpu", target_fps=30, adaptive=config.pop("adaptive", False))
     worker.load(small_model)
     worker.start()
