@@ -3,8 +3,12 @@
 aiortc queues every decoded frame of a remote track without limit and hands them out in
 order, so a consumer slower than the camera falls further behind each second (aiortc issue
 1192). Here a task drains the remote track as fast as frames arrive and keeps only the newest
-one; `recv()` stylizes whatever is newest when it is asked, and every frame it never took is
-dropped and counted.
+one; every frame that is replaced before it is used is dropped and counted.
+
+A second task stylizes one frame ahead of the reader: while aiortc encodes frame k on its
+executor thread, the worker stylizes the newest camera frame, so model and encoder overlap
+instead of taking turns. At most one stylized frame waits for the reader, so latency stays
+bounded, and the worker never stylizes a frame that is then thrown away.
 """
 
 from __future__ import annotations
@@ -98,7 +102,10 @@ class StylizedTrack(MediaStreamTrack):
         self.stamp_rows = stamp_rows  # rows at the bottom that carry the page's timestamp code
         self.stats = TrackStats()
         self._slot = NewestFrame(self.stats)
+        # (rgb, pts, time_base) of the next stylized frame, or the exception that ended the track
+        self._ready: asyncio.Queue[tuple[np.ndarray, int | None, Fraction | None] | Exception] = asyncio.Queue(1)
         self._drain = asyncio.ensure_future(self._pull())
+        self._ahead = asyncio.ensure_future(self._stylize_ahead())
         worker.register()
 
     async def _pull(self) -> None:
@@ -110,6 +117,14 @@ class StylizedTrack(MediaStreamTrack):
         finally:
             self._slot.close()
 
+    async def _stylize_ahead(self) -> None:
+        try:
+            while True:
+                image = await self._stylize(await self._slot.take())
+                await self._ready.put(image)  # waits while the previous frame is unread
+        except Exception as exc:  # noqa: BLE001 - the reader raises it (MediaStreamError when the camera ends)
+            await self._ready.put(exc)
+
     async def recv(self) -> VideoFrame:
         rgb, pts, time_base = await self.next_image()
         out = VideoFrame.from_ndarray(rgb, format="rgb24")
@@ -117,10 +132,16 @@ class StylizedTrack(MediaStreamTrack):
         return out
 
     async def next_image(self) -> tuple[np.ndarray, int | None, Fraction | None]:
-        """The newest camera frame, stylized: uint8 RGB with the camera frame's pts and time base."""
+        """The next stylized frame: uint8 RGB with the camera frame's pts and time base."""
         if self.readyState != "live":
             raise MediaStreamError
-        frame = await self._slot.take()
+        item = await self._ready.get()
+        if isinstance(item, Exception):
+            self._ready.put_nowait(item)  # every later read ends the same way
+            raise item
+        return item
+
+    async def _stylize(self, frame: VideoFrame) -> tuple[np.ndarray, int | None, Fraction | None]:
         started = time.perf_counter()
         full = frame.to_ndarray(format="rgb24")
         rgb = fit_pixels(full, self.max_pixels)
@@ -140,4 +161,7 @@ class StylizedTrack(MediaStreamTrack):
             self.worker.unregister()
         super().stop()
         self._drain.cancel()
+        self._ahead.cancel()
         self._slot.close()
+        if self._ready.empty():  # a reader waiting for the next frame returns now
+            self._ready.put_nowait(MediaStreamError())
