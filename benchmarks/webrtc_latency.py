@@ -49,6 +49,20 @@ def model_alone_fps(worker: InferenceWorker, model: str, size: tuple[int, int], 
     return count / (time.perf_counter() - start)
 
 
+# The browser's own WebRTC counters: its camera stream out, the stylized stream in.
+FRAME_PATH = """(async () => {
+  const out = {};
+  (await window.stylecastPeer.getStats()).forEach((r) => {
+    if (r.type === "outbound-rtp" && r.kind === "video") {
+      Object.assign(out, {camera_encoded: r.framesEncoded, camera_sent: r.framesSent, camera_limited_by: r.qualityLimitationReason});
+    } else if (r.type === "inbound-rtp" && r.kind === "video" && r.framesReceived) {
+      Object.assign(out, {page_received: r.framesReceived, page_decoded: r.framesDecoded, page_dropped: r.framesDropped});
+    }
+  });
+  return out;
+})()"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=300)
@@ -102,6 +116,13 @@ def main() -> None:
             print(json.dumps(sample), flush=True)
         shown = page.evaluate("window.stylecastStats.framesShown") - shown_before
         elapsed = time.perf_counter() - start
+        path = page.evaluate(FRAME_PATH)
+        path.update(
+            page.evaluate(
+                "(() => { const s = window.stylecastStats; return {server_received: s.received,"
+                " server_dropped: s.dropped, server_stylized: s.processed, page_shown: s.framesShown} })()"
+            )
+        )
         browser.close()
     delivered = shown / elapsed
     p95s = [s["p95"] for s in samples if s["p95"] is not None]
@@ -121,6 +142,8 @@ def main() -> None:
     print(f"| latency p95 (worst sample, ms) | {max(p95s):.0f} |")
     print(f"| latency p95 trend (ms per minute) | {slope:+.1f} |")
     print(f"| dropped / received | {samples[-1]['dropped']} / {samples[-1]['received']} |")
+    print("\nWhere the frames went, whole session (camera -> server -> page):")
+    print(", ".join(f"{k} {v}" for k, v in path.items()))
     if args.json:
         args.json.write_text(
             json.dumps({"model_alone_fps": alone, "delivered_fps": delivered, "samples": samples}, indent=2)

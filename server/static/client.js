@@ -107,13 +107,22 @@ const Stylecast = (() => {
   // Stats of the stylized stream: frames shown per second and latency from the strip.
   function measure(video) {
     const reader = document.createElement("canvas").getContext("2d", { willReadFrequently: true });
-    const shownAt = [];
-    onEachFrame(video, () => {
+    const shownAt = []; // [time, frames shown so far], over the last second
+    let presentedBefore = null;
+    onEachFrame(video, (meta) => {
       const now = performance.now();
-      stats.framesShown += 1;
-      shownAt.push(now);
-      while (shownAt.length && now - shownAt[0] > 1000) shownAt.shift();
-      stats.fps = shownAt.length > 1 ? ((shownAt.length - 1) * 1000) / (shownAt[shownAt.length - 1] - shownAt[0]) : 0;
+      // The callback runs at most once per rendering update, so two frames that arrive between
+      // updates make one call; presentedFrames counts every frame handed to the compositor.
+      if (meta && meta.presentedFrames) {
+        if (presentedBefore === null) presentedBefore = meta.presentedFrames - 1;
+        stats.framesShown = meta.presentedFrames - presentedBefore;
+      } else {
+        stats.framesShown += 1;
+      }
+      shownAt.push([now, stats.framesShown]);
+      while (now - shownAt[0][0] > 1000) shownAt.shift();
+      const [since, shownThen] = shownAt[0];
+      stats.fps = now > since ? ((stats.framesShown - shownThen) * 1000) / (now - since) : 0;
       const stamp = readStamp(video, reader);
       if (stamp !== null) {
         const latency = (Math.round(now) - stamp + MODULUS) % MODULUS;
