@@ -12,6 +12,7 @@ a CPU without AVX512-FP16, so it would only add casts.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
@@ -50,17 +51,22 @@ def quantize(fp32: Path, target: Path, calibration: list[np.ndarray]) -> None:
             return next(self.feeds, None)
 
     prepared = target.with_suffix(".pre.onnx")
-    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)  # H and W are dynamic
-    quantize_static(
-        str(prepared),
-        str(target),
-        Photos(),
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        op_types_to_quantize=["Conv"],  # instance norm and the upsampling stay in float
-    )
+    here = os.getcwd()
+    os.chdir(target.parent)  # the quantizer writes scratch files into the current folder
+    try:
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)  # H and W are dynamic
+        quantize_static(
+            str(prepared),
+            str(target),
+            Photos(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["Conv"],  # instance norm and the upsampling stay in float
+        )
+    finally:
+        os.chdir(here)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

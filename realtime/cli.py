@@ -660,7 +660,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_peers=args.max_peers,
         max_rooms=args.max_rooms,
         max_room_size=args.max_room_size,
-        ice_loopback_only=args.ice_loopback_only,
+        ice_local_only=args.ice_local_only,
     )
     worker = InferenceWorker(args.backend, args.device, args.target_fps, adaptive=not args.fixed_resolution)
     worker.load(config.default_model)
@@ -770,9 +770,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rooms", type=int, default=16, help="concurrent call rooms")
     p.add_argument("--max-room-size", type=int, default=4, help="participants per room")
     p.add_argument(
-        "--ice-loopback-only",
+        "--ice-local-only",
         action="store_true",
-        help="keep WebRTC media on 127.0.0.1 (tests, local benchmarks; the browser needs --allow-loopback-in-peer-connection)",
+        help="keep WebRTC media on this machine: host candidates on loopback and its own addresses, no STUN"
+        " (tests, local benchmarks)",
     )
     p.set_defaults(run=cmd_serve)
 

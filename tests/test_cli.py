@@ -243,3 +243,39 @@ def test_eval_temporal_reports_the_models_error_next_to_the_inputs(capsys, demo_
     assert result["warping_error"] > result["input_warping_error"] > 0  # stylizing adds some flicker
     code, _, err = run(capsys, "eval", "temporal", demo_clip, "--model", small_model, "--max-frames", "1")
     assert_one_line_error(code, err, "need at least two frames")
+
+
+def test_serve_starts_answers_and_stops_on_ctrl_c(small_model):
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = ["serve", "--port", str(port), "--model", small_model, "--ice-local-only", "--backend", "torch"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtime.cli", *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/config", timeout=2) as response:
+                    config = json.load(response)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "the server did not answer in 120 s"
+                time.sleep(0.5)
+        assert config["models"] == [small_model] and config["default_model"] == small_model
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert f"serving 1 model(s) at http://127.0.0.1:{port}/" in out
