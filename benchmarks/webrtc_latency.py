@@ -1,5 +1,6 @@
 """Camera-to-screen latency and delivered frame rate of `stylecast serve`, measured in a real
-headless Chromium over loopback, next to what the model alone can do, in one run.
+headless Chromium on this machine (media never leaves it), next to what the model alone can do,
+in one run.
 
     python benchmarks/webrtc_latency.py --seconds 300 --model starry_night-small --size 320x240
 

@@ -2,9 +2,10 @@
 
 Which CPU backend wins depends on the network, the frame size and the CPU (ONNX Runtime's
 fused kernels win on small inputs, torch's oneDNN convolutions can win on large ones), so on the
-first input of each shape every candidate is timed on that very input and the fastest is kept.
-The choice is remembered in the cache folder, keyed by the model's digest, the shape, the CPU,
-the thread count and the library versions, so later runs start at once.
+first input of each frame size every candidate is timed on that very input and the fastest is
+kept, for any batch size. The choice is remembered in the cache folder, keyed by the model's
+digest, the frame size, the CPU, the thread count and the library versions, so later runs start
+at once; delete `backend-choices.json` there to measure again.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import logging
 import statistics
 import time
-from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -25,6 +26,7 @@ from realtime.device import cpu_name
 
 log = logging.getLogger("stylecast.backends")
 TIMED_RUNS = 3  # after one warm-up run each
+MARGIN = 0.10  # a later candidate must be this much faster to win: timings on a busy CPU wobble
 
 
 def median_ms(backend: Backend, x: torch.Tensor, conditions: tuple[torch.Tensor, ...]) -> float:
@@ -37,43 +39,34 @@ def median_ms(backend: Backend, x: torch.Tensor, conditions: tuple[torch.Tensor,
     return statistics.median(times) * 1000
 
 
+def version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
 class AutoBackend:
-    """Picks, per input shape, the fastest of `candidates` (name -> constructor), measured once."""
+    """Picks, per frame size, the fastest of `candidates` (name -> backend, the preferred first)."""
 
     device = torch.device("cpu")
     dtype = torch.float32
 
-    def __init__(
-        self, ckpt: Checkpoint, candidates: dict[str, Callable[[], Backend]], choices_file: Path | None = None
-    ):
+    def __init__(self, ckpt: Checkpoint, candidates: dict[str, Backend], choices_file: Path | None = None):
         from export.onnx import checkpoint_digest
 
-        self.constructors = candidates
-        self.backends: dict[str, Backend] = {}
-        self.chosen: dict[tuple[int, ...], Backend] = {}
+        self.candidates = candidates
+        self.chosen: dict[tuple[int, ...], Backend] = {}  # C x H x W -> backend
         self.choices_file = choices_file or cache_dir() / "backend-choices.json"
-        versions = ";".join(f"{name}={self._version(name)}" for name in sorted(candidates))
+        versions = ";".join(f"{p}={version(p)}" for p in ("stylecast", "torch", "onnxruntime"))
         self.key_prefix = (
             f"{ckpt.architecture}-{checkpoint_digest(ckpt)}|{cpu_name()}|threads={torch.get_num_threads()}|{versions}"
         )
 
-    @staticmethod
-    def _version(name: str) -> str:
-        if name == "onnxruntime":
-            import onnxruntime
-
-            return onnxruntime.__version__
-        return torch.__version__
-
     @property
     def name(self) -> str:
-        chosen = sorted({backend.name for backend in self.chosen.values()})
-        return f"auto ({', '.join(chosen)})" if chosen else "auto"
-
-    def backend(self, name: str) -> Backend:
-        if name not in self.backends:
-            self.backends[name] = self.constructors[name]()
-        return self.backends[name]
+        """What ran: the chosen backend ('auto' before the first frame; several joined by '+')."""
+        return "+".join(sorted({backend.name for backend in self.chosen.values()})) or "auto"
 
     def _remembered(self) -> dict[str, dict]:
         try:
@@ -82,27 +75,31 @@ class AutoBackend:
             return {}  # none yet, or unreadable: measure again
 
     def _choose(self, x: torch.Tensor, conditions: tuple[torch.Tensor, ...]) -> Backend:
-        key = f"{self.key_prefix}|{'x'.join(map(str, x.shape))}"
+        size = "x".join(map(str, x.shape[1:]))
+        key = f"{self.key_prefix}|{size}"
         remembered = self._remembered().get(key)
-        if remembered and remembered.get("backend") in self.constructors:
-            return self.backend(remembered["backend"])
-        timings = {name: median_ms(self.backend(name), x, conditions) for name in self.constructors}
-        best = min(timings, key=timings.__getitem__)
+        if remembered and remembered.get("backend") in self.candidates:
+            return self.candidates[remembered["backend"]]
+        timings = {name: median_ms(backend, x, conditions) for name, backend in self.candidates.items()}
+        best = next(iter(timings))
+        for name, ms in timings.items():
+            if ms < (1 - MARGIN) * timings[best]:
+                best = name
         log.info(
-            "auto backend for %s: %s (%s ms per call)",
-            "x".join(map(str, x.shape)),
+            "auto backend at %s: %s (%s ms per call)",
+            size,
             best,
             ", ".join(f"{n} {ms:.1f}" for n, ms in timings.items()),
         )
-        choices = self._remembered()
+        choices = self._remembered()  # read again: another run may have added its own
         choices[key] = {"backend": best, "ms": {n: round(ms, 2) for n, ms in timings.items()}}
         self.choices_file.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(self.choices_file) as tmp:  # runs in parallel must never see half a file
+        with atomic_output(self.choices_file) as tmp:  # a run in parallel never sees half a file
             tmp.write_text(json.dumps(choices, indent=1))
-        return self.backend(best)
+        return self.candidates[best]
 
     def __call__(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
-        shape = tuple(x.shape)
-        if shape not in self.chosen:
-            self.chosen[shape] = self._choose(x, conditions)
-        return self.chosen[shape](x, *conditions)
+        size = tuple(x.shape[1:])
+        if size not in self.chosen:
+            self.chosen[size] = self._choose(x, conditions)
+        return self.chosen[size](x, *conditions)

@@ -30,7 +30,9 @@ class Backend(Protocol):
     """`backend(x, *conditions)`: x is N x 3 x H x W in `dtype` on `device`; conditions are the
     architecture's extra inputs (the multi-style net's N x S style weights), fp32."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
+
     device: torch.device
     dtype: torch.dtype  # what the backend expects its input in
 
@@ -162,9 +164,10 @@ def create_backend(name: str, ckpt: Checkpoint, device_name: str = "auto") -> Ba
     if name == "auto" and device.type == "cpu" and installed("onnxruntime"):
         from realtime.auto_backend import AutoBackend
 
+        # both built now, so a bad checkpoint fails here and the first frame waits for neither
         candidates = {
-            "onnxruntime": lambda: OnnxRuntimeBackend(ckpt, device),
-            "torch": lambda: TorchBackend(ckpt, device, torch.float32),
+            "onnxruntime": OnnxRuntimeBackend(ckpt, device),
+            "torch": TorchBackend(ckpt, device, torch.float32),
         }
         return AutoBackend(ckpt, candidates)
     if name == "auto":

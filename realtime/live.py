@@ -17,11 +17,13 @@ import numpy as np
 from realtime.sinks import Sink
 from realtime.sources import LiveSource
 
+WARM_UP_S = 30.0  # how long the first frame may take on top of `seconds` (camera start, warm-up call)
+
 
 @dataclass
 class LiveStats:
-    frames: int  # frames stylized and delivered to the sinks
-    # The rest count from the first frame on, which warms the model up (see run_live).
+    frames: int  # frames stylized and delivered to the sinks, the first one included
+    # The rest leave the first frame out: it warms the model up (see run_live).
     dropped: int  # frames the source produced that were replaced by newer ones
     seconds: float
     fps: float
@@ -74,7 +76,8 @@ def run_live(
     source.start()
     try:
         while True:
-            if shown and seconds is not None and time.perf_counter() - started >= seconds:
+            # (before the first frame, `seconds` also bounds a source that never delivers one)
+            if seconds is not None and time.perf_counter() - started >= seconds + (0.0 if shown else WARM_UP_S):
                 break
             if max_frames is not None and shown >= max_frames:
                 break

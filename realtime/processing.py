@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from models.checkpoint import InputContract
 from models.pairs import pair_input
 
+UPSAMPLERS = ("detail", "bicubic")
+
 
 @dataclass
 class StyleOptions:
@@ -27,6 +29,10 @@ class StyleOptions:
     max_size: int | None = None  # process with the longer side at most this many pixels
     scale: float = 1.0  # process at this fraction of the frame size
     upsample: str = "detail"  # from a reduced processing size: "detail" or plain "bicubic"
+
+    def __post_init__(self) -> None:
+        if self.upsample not in UPSAMPLERS:
+            raise ValueError(f"upsample must be one of {UPSAMPLERS}, got {self.upsample!r}")
 
     def processing_size(self, height: int, width: int) -> tuple[int, int]:
         factor = self.scale
@@ -64,12 +70,9 @@ def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([r, g, b], dim=1)
 
 
-UPSAMPLERS = ("detail", "bicubic")
-
-
 def luminance(x: torch.Tensor) -> torch.Tensor:
-    """N x 3 x H x W RGB -> N x 1 x H x W (BT.601 weights)."""
-    return rgb_to_ycbcr(x)[:, :1]
+    """N x 3 x H x W RGB -> N x 1 x H x W (BT.601 weights, as rgb_to_ycbcr)."""
+    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
 
 
 def upsample_with_detail(stylized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
@@ -79,10 +82,12 @@ def upsample_with_detail(stylized: torch.Tensor, original: torch.Tensor) -> torc
     stylized: N x 3 x h x w, original: N x 3 x H x W, both in [0, 1]. Object edges come back
     sharp while the brush texture stays as the model painted it; a guided filter, the usual
     edge-preserving upsampler, smooths that texture away because it does not follow the frame.
+    Luminance and resizing are both linear, so the round trip runs on one channel, not three.
     """
     size = original.shape[2:]
-    low = F.interpolate(original, size=stylized.shape[2:], mode="bilinear", antialias=True, align_corners=False)
-    lost = luminance(original) - luminance(F.interpolate(low, size=size, mode="bicubic", align_corners=False))
+    luma = luminance(original)
+    low = F.interpolate(luma, size=stylized.shape[2:], mode="bilinear", antialias=True, align_corners=False)
+    lost = luma - F.interpolate(low, size=size, mode="bicubic", align_corners=False)
     return F.interpolate(stylized, size=size, mode="bicubic", align_corners=False) + lost
 
 

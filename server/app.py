@@ -104,7 +104,8 @@ def gather_ice_on_this_machine() -> frozenset[str]:
     """Make aiortc gather host candidates on 127.0.0.1 and this machine's IPv4 addresses only.
 
     aioice leaves loopback out (Chromium offers it when asked), and Firefox offers no loopback
-    candidates whatever its prefs say, so both are gathered. Returns the addresses.
+    candidates whatever its prefs say, so both are gathered. Returns the addresses. The patch is
+    process-wide and stays: it is for test and benchmark processes (`ice_local_only`).
     """
     global _aioice_host_addresses
     import aioice.ice

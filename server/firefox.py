@@ -15,6 +15,7 @@ delivers locally, as the server's `ice_local_only` allows.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import itertools
 import json
@@ -81,6 +82,8 @@ class Firefox:
         self.thread = threading.Thread(target=self.loop.run_forever, name="firefox-bidi", daemon=True)
         self.thread.start()
         self.ids = itertools.count(1)
+        self.lock = threading.Lock()  # one command at a time: each reads the socket until its answer
+        self.closed = False
         self.http: aiohttp.ClientSession | None = None
         self.socket: aiohttp.ClientWebSocketResponse | None = None
         try:
@@ -107,11 +110,11 @@ class Firefox:
         self.http = aiohttp.ClientSession()
         self.socket = await self.http.ws_connect(endpoint, max_msg_size=0)
 
-    async def _command(self, method: str, params: dict[str, Any], timeout: float) -> dict[str, Any]:
+    async def _command(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         assert self.socket is not None
         command_id = next(self.ids)
         await self.socket.send_json({"id": command_id, "method": method, "params": params})
-        message = await asyncio.wait_for(self._answer(command_id), timeout)
+        message = await self._answer(command_id)
         if message.get("type") == "error":
             raise BidiError(f"{method}: {message.get('error')}: {message.get('message')}")
         return message["result"]
@@ -124,10 +127,17 @@ class Firefox:
                 return message
 
     def _run(self, coroutine: Coroutine[Any, Any, Any], timeout: float) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout + 5)
+        """Run `coroutine` on the driver's loop; TimeoutError (cancelling it) after `timeout` s."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+            future.cancel()
+            raise TimeoutError(f"no answer from Firefox in {timeout:.0f} s") from None
 
     def command(self, method: str, params: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
-        return self._run(self._command(method, params, timeout), timeout)
+        with self.lock:
+            return self._run(self._command(method, params), timeout)
 
     def goto(self, url: str) -> None:
         self.command("browsingContext.navigate", {"context": self.context, "url": url, "wait": "complete"})
@@ -149,21 +159,30 @@ class Firefox:
             time.sleep(0.25)
 
     def close(self) -> None:
-        if self.socket is not None:
-            with contextlib.suppress(Exception):  # the process is ended below either way
-                self.command("browser.close", {}, timeout=10)
-            self._run(self.socket.close(), 10)
-        if self.http is not None:
-            self._run(self.http.close(), 10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        if self.process.poll() is None:
-            self.process.terminate()
+        """Ask Firefox to quit, then make sure: each step runs whatever the one before did."""
+        if self.closed:
+            return
+        self.closed = True
         try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            for step in (
+                lambda: self.command("browser.close", {}, timeout=10),
+                lambda: self._run(self.socket.close(), 10),
+                lambda: self._run(self.http.close(), 10),
+            ):
+                with contextlib.suppress(Exception):  # the session may already be gone
+                    step()
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=10)
+            if not self.thread.is_alive():
+                self.loop.close()
+        finally:
+            if self.process.poll() is None:
+                self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     def __enter__(self) -> Firefox:
         return self

@@ -10,20 +10,18 @@ newest image instead of queueing.
 from __future__ import annotations
 
 import asyncio
-from fractions import Fraction
 
-import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
-from server.tracks import StylizedTrack
+from server.tracks import StylizedImage, StylizedTrack
 
 
 class NewestRelay:
     def __init__(self, source: StylizedTrack):
         self.source = source
-        self.image: tuple[np.ndarray, int | None, Fraction | None] | None = None
+        self.image: StylizedImage | None = None
         self.sequence = 0  # increases with every new image
         self.ended = False
         self._changed = asyncio.Condition()

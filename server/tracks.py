@@ -5,15 +5,16 @@ order, so a consumer slower than the camera falls further behind each second (ai
 1192). Here a task drains the remote track as fast as frames arrive and keeps only the newest
 one; every frame that is replaced before it is used is dropped and counted.
 
-A second task stylizes one frame ahead of the reader: while aiortc encodes frame k on its
-executor thread, the worker stylizes the newest camera frame, so model and encoder overlap
-instead of taking turns. At most one stylized frame waits for the reader, so latency stays
-bounded, and the worker never stylizes a frame that is then thrown away.
+A second task stylizes one frame ahead of the reader: the moment aiortc takes frame k to
+encode it on its executor thread, the worker starts on the newest camera frame, so model and
+encoder overlap instead of taking turns. At most one stylized frame waits for the reader, so
+latency stays bounded, and the worker never stylizes a frame that is then thrown away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -25,6 +26,8 @@ from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
 from server.worker import ClientSettings, InferenceWorker
+
+log = logging.getLogger("stylecast.server")
 
 
 @dataclass
@@ -38,6 +41,9 @@ class TrackStats:
 
     def as_dict(self) -> dict[str, float | int]:
         return dict(vars(self))
+
+
+StylizedImage = tuple[np.ndarray, int | None, Fraction | None]  # uint8 RGB, pts, time base
 
 
 class NewestFrame:
@@ -102,8 +108,9 @@ class StylizedTrack(MediaStreamTrack):
         self.stamp_rows = stamp_rows  # rows at the bottom that carry the page's timestamp code
         self.stats = TrackStats()
         self._slot = NewestFrame(self.stats)
-        # (rgb, pts, time_base) of the next stylized frame, or the exception that ended the track
-        self._ready: asyncio.Queue[tuple[np.ndarray, int | None, Fraction | None] | Exception] = asyncio.Queue(1)
+        self._ready: asyncio.Queue[StylizedImage | Exception] = asyncio.Queue(1)  # or what ended the track
+        self._taken = asyncio.Event()  # the reader took the last stylized frame: start the next
+        self._taken.set()
         self._drain = asyncio.ensure_future(self._pull())
         self._ahead = asyncio.ensure_future(self._stylize_ahead())
         worker.register()
@@ -120,10 +127,18 @@ class StylizedTrack(MediaStreamTrack):
     async def _stylize_ahead(self) -> None:
         try:
             while True:
-                image = await self._stylize(await self._slot.take())
-                await self._ready.put(image)  # waits while the previous frame is unread
-        except Exception as exc:  # noqa: BLE001 - the reader raises it (MediaStreamError when the camera ends)
-            await self._ready.put(exc)
+                await self._taken.wait()  # so the camera frame is the newest when the reader frees up
+                self._taken.clear()
+                self._ready.put_nowait(await self._stylize(await self._slot.take()))
+        except asyncio.CancelledError:
+            if self._ready.empty():  # (the worker cancels jobs when it stops) the reader ends too
+                self._ready.put_nowait(MediaStreamError())
+            raise
+        except MediaStreamError as exc:  # the camera ended
+            self._ready.put_nowait(exc)
+        except Exception as exc:  # noqa: BLE001 - handed to the reader, which ends the track
+            log.warning("stylizing a frame failed: %s: %s", type(exc).__name__, exc)
+            self._ready.put_nowait(exc)
 
     async def recv(self) -> VideoFrame:
         rgb, pts, time_base = await self.next_image()
@@ -131,7 +146,7 @@ class StylizedTrack(MediaStreamTrack):
         out.pts, out.time_base = pts, time_base
         return out
 
-    async def next_image(self) -> tuple[np.ndarray, int | None, Fraction | None]:
+    async def next_image(self) -> StylizedImage:
         """The next stylized frame: uint8 RGB with the camera frame's pts and time base."""
         if self.readyState != "live":
             raise MediaStreamError
@@ -139,9 +154,10 @@ class StylizedTrack(MediaStreamTrack):
         if isinstance(item, Exception):
             self._ready.put_nowait(item)  # every later read ends the same way
             raise item
+        self._taken.set()
         return item
 
-    async def _stylize(self, frame: VideoFrame) -> tuple[np.ndarray, int | None, Fraction | None]:
+    async def _stylize(self, frame: VideoFrame) -> StylizedImage:
         started = time.perf_counter()
         full = frame.to_ndarray(format="rgb24")
         rgb = fit_pixels(full, self.max_pixels)

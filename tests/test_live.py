@@ -8,6 +8,7 @@ import av
 import numpy as np
 import pytest
 
+from realtime import live
 from realtime.live import run_live
 from realtime.sinks import LiveVideoSink, NullSink
 from realtime.sources import DemoSource, LatestFrame, LiveFrame, LiveSource
@@ -74,6 +75,21 @@ def test_slow_model_drops_frames_and_latency_stays_bounded():
 def test_fast_model_drops_nothing():
     stats = run_live(FastCamera(fps=50, count=25), lambda rgb: rgb, [NullSink()], seconds=5, overlay=False)
     assert stats.frames == 25 and stats.dropped == 0
+
+
+class SilentCamera(LiveSource):
+    """Opens, then never delivers a frame (a camera another program holds, say)."""
+
+    def frames(self):
+        self._stop.wait()
+        yield from ()
+
+
+def test_seconds_bounds_a_source_that_never_delivers(monkeypatch):
+    monkeypatch.setattr(live, "WARM_UP_S", 0.5)
+    started = time.perf_counter()
+    stats = run_live(SilentCamera(), lambda rgb: rgb, [NullSink()], seconds=0.5, overlay=False)
+    assert stats.frames == 0 and time.perf_counter() - started < 5
 
 
 def test_demo_source_records_a_playable_file(tmp_path):
