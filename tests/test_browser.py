@@ -136,7 +136,9 @@ def test_firefox_page_streams_its_fake_camera_back_stylized(small_model, tmp_pat
         overlay = firefox.evaluate("document.querySelector('#stats').innerText")
 
     assert not stats["errors"], stats["errors"]
-    assert stats["connected"] and stats["fps"] > 1 and stats["processed"] > 20
+    # (no instantaneous fps bound: the 640x480 fake camera makes the governor change the
+    # processing size, and Firefox shows nothing until the next key frame after each change)
+    assert stats["connected"] and stats["framesShown"] > 40 and stats["processed"] > 20
     assert 0 < stats["latencyP50Ms"] <= stats["latencyP95Ms"] < 2000
     assert "fps" in overlay and "latency" in overlay and "dropped" in overlay
     # Firefox's fake camera is one flat colour (a frame-count barcode on the top rows); the model

@@ -120,7 +120,8 @@ const Stylecast = (() => {
         stats.framesShown += 1;
       }
       shownAt.push([now, stats.framesShown]);
-      while (now - shownAt[0][0] > 1000) shownAt.shift();
+      // keep the newest entry at least a second old, so a stall reads as a low rate, not zero
+      while (shownAt.length > 2 && now - shownAt[1][0] >= 1000) shownAt.shift();
       const [since, shownThen] = shownAt[0];
       stats.fps = now > since ? ((stats.framesShown - shownThen) * 1000) / (now - since) : 0;
       const stamp = readStamp(video, reader);
