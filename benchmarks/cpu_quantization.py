@@ -18,25 +18,23 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from cpu_models import median_ms  # beside this script
 
 from realtime.backends import cached_onnx
 from realtime.device import cpu_name
 from realtime.images import read_rgb
+from realtime.processing import FrameProcessor, StyleOptions
 from realtime.stylizer import load_model
 
 CALIBRATION_PHOTOS = 4
 
 
-def model_input(path: Path, size: tuple[int, int], contract) -> np.ndarray:
-    """A photo as the network's 1 x 3 x H x W input, padded as the frame path pads it."""
+def model_input(path: Path, size: tuple[int, int], processor: FrameProcessor) -> np.ndarray:
+    """A photo as the network's 1 x 3 x H x W input, prepared by the frame path itself."""
     rgb = cv2.resize(read_rgb(path), size, interpolation=cv2.INTER_AREA)
-    x = rgb.astype(np.float32).transpose(2, 0, 1)[None] / 255.0
-    lo, hi = contract.range
-    x = x * (hi - lo) + lo
-    b, m = contract.margin, contract.size_multiple
-    pad_h, pad_w = (-(size[1] + 2 * b)) % m, (-(size[0] + 2 * b)) % m
-    return np.pad(x, ((0, 0), (0, 0), (b, b + pad_h), (b, b + pad_w)), mode="reflect")
+    x, _ = processor.to_model(processor.upload([rgb]))
+    return x.numpy()
 
 
 def quantize(fp32: Path, target: Path, calibration: list[np.ndarray]) -> None:
@@ -87,7 +85,8 @@ def main() -> None:
     photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     if len(photos) <= CALIBRATION_PHOTOS:
         raise SystemExit(f"need more than {CALIBRATION_PHOTOS} photos in {args.photos}")
-    inputs = [model_input(p, size, ckpt.contract) for p in photos]
+    processor = FrameProcessor(ckpt.contract, torch.device("cpu"), torch.float32, StyleOptions())
+    inputs = [model_input(p, size, processor) for p in photos]
 
     with tempfile.TemporaryDirectory() as tmp:
         int8 = Path(tmp) / "int8.onnx"

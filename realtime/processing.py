@@ -55,11 +55,15 @@ class HostBuffers:
         return self._buffers[key]
 
 
+def luminance(x: torch.Tensor) -> torch.Tensor:
+    """N x 3 x H x W RGB -> N x 1 x H x W (BT.601 weights)."""
+    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+
+
 def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
     """N x 3 x H x W RGB in [0, 1] -> YCbCr (BT.601, full range, chroma centred on 0)."""
-    r, g, b = x.unbind(1)
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    return torch.stack([y, (b - y) / 1.772, (r - y) / 1.402], dim=1)
+    y = luminance(x)
+    return torch.cat([y, (x[:, 2:3] - y) / 1.772, (x[:, 0:1] - y) / 1.402], dim=1)
 
 
 def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
@@ -68,11 +72,6 @@ def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
     b = y + 1.772 * cb
     g = (y - 0.299 * r - 0.114 * b) / 0.587
     return torch.stack([r, g, b], dim=1)
-
-
-def luminance(x: torch.Tensor) -> torch.Tensor:
-    """N x 3 x H x W RGB -> N x 1 x H x W (BT.601 weights, as rgb_to_ycbcr)."""
-    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
 
 
 def upsample_with_detail(stylized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:

@@ -40,7 +40,8 @@ def firefox_missing() -> str | None:
     return None
 
 
-needs_firefox = pytest.mark.skipif(firefox_missing() is not None, reason=str(firefox_missing()))
+FIREFOX_MISSING = firefox_missing()
+needs_firefox = pytest.mark.skipif(FIREFOX_MISSING is not None, reason=str(FIREFOX_MISSING))
 STAMP_ROWS = 16  # as in server/static/client.js
 
 
