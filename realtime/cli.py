@@ -310,7 +310,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                 "architecture": ckpt.architecture,
                 "net": entry.net,
                 "styles": ckpt.styles,
-                "painting": entry.painting,
+                "source": entry.source,
                 "parameters": parameters,
                 "file_bytes": entry.path.stat().st_size,
                 "default": entry.name == DEFAULT_MODEL,
@@ -320,11 +320,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'name':<24}{'family':<10}{'net':<10}{'params':>9}{'size':>9}  style")
+    print(f"{'name':<24}{'family':<10}{'net':<10}{'params':>9}{'size':>9}  learned from")
     for row in rows:
         mark = " (default)" if row["default"] else ""
         print(
-            f"{row['name']:<24}{row['family']:<10}{row['net']:<10}{row['parameters']:>9,}{row['file_bytes'] / 1e6:>8.2f}M  {row['painting']}{mark}"
+            f"{row['name']:<24}{row['family']:<10}{row['net']:<10}{row['parameters']:>9,}{row['file_bytes'] / 1e6:>8.2f}M  {row['source']}{mark}"
         )
     return 0
 
@@ -483,6 +483,37 @@ def cmd_eval_quality(args: argparse.Namespace) -> int:
             f"x{scores['content_loss_vs_gatys']:.2f}, SSIM to photo {scores['ssim_to_content']:.3f}{extra}"
         )
     emit(args, report["summary"], "\n".join(lines))
+    return 0
+
+
+def cmd_eval_translator(args: argparse.Namespace) -> int:
+    from realtime.images import read_rgb
+    from training.data import resize_long_side
+    from training.grades import GRADES
+    from training.translator_eval import evaluate_translator, free_pair_input
+
+    if args.size < 16:
+        raise InputError(f"--size must be at least 16, got {args.size}")
+    stylizer = build_stylizer(args)
+    transform = stylizer.checkpoint.contract.transform
+    if args.grade is not None:
+        if args.grade not in GRADES:
+            raise InputError(f"--grade must be one of {', '.join(GRADES)}, got {args.grade!r}")
+        target, baseline = GRADES[args.grade], (lambda photo: photo)
+    elif transform is not None:
+        target, baseline = (lambda photo: photo), (lambda photo: free_pair_input(transform, photo))
+    else:
+        raise InputError(f"{args.model} has no known target: give --grade for a model trained towards a colour grade")
+    photos = [resize_long_side(read_rgb(path), args.size) for path in image_files(args.photos)]
+    result = evaluate_translator(stylizer.one, photos, target, baseline)
+    model, base = result["model"], result["baseline"]
+    data = {"model": args.model, "photos": len(photos), "target": args.grade or "photo", **result}
+    emit(
+        args,
+        data,
+        f"{args.model} on {len(photos)} photos: L1 {model['l1']:.4f}, SSIM {model['ssim']:.3f}; "
+        f"input unchanged: L1 {base['l1']:.4f}, SSIM {base['ssim']:.3f}",
+    )
     return 0
 
 
@@ -836,6 +867,19 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_config_arguments(quality, QualityConfig)
     quality.set_defaults(run=cmd_eval_quality)
+    translator = evaluations.add_parser(
+        "translator",
+        help="a translator against the true target on held-out photos, next to the input unchanged",
+        formatter_class=HelpFormatter,
+    )
+    translator.add_argument("photos", nargs="+", help="held-out photos, or folders of them")
+    translator.add_argument(
+        "--grade", default=None, help="the colour grade the model learned (else the photo, for free-pair models)"
+    )
+    translator.add_argument("--size", type=int, default=256, help="long side the photos are scaled to")
+    translator.add_argument("--json", action="store_true", help="print a machine-readable result")
+    add_model_flags(translator)
+    translator.set_defaults(run=cmd_eval_translator)
 
     p = command("export", "export a model for deployment")
     p.add_argument("model", help="shipped model name or checkpoint path")

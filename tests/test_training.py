@@ -60,6 +60,21 @@ def test_same_seed_same_result(tmp_path, trainset, vgg_weights):
     assert a.history == b.history
 
 
+def test_fine_tuning_starts_from_the_given_checkpoint_and_refuses_another_network(
+    tmp_path, trainset, vgg_weights, small_model
+):
+    from models.zoo import SHIPPED
+    from realtime.errors import InputError
+
+    shipped = str(SHIPPED[small_model].path)
+    tuned = train(tiny_config(tmp_path, trainset, vgg_weights, steps=4, init=shipped), progress=False)
+    fresh = train(tiny_config(tmp_path / "fresh", trainset, vgg_weights, steps=4), progress=False)
+    # a trained network starts far closer to the style than a random one, at the same step
+    assert sum(tuned.history[0].values()) < 0.5 * sum(fresh.history[0].values())
+    with pytest.raises(InputError, match="not the johnson "):
+        train(tiny_config(tmp_path / "std", trainset, vgg_weights, net="standard", init=shipped), progress=False)
+
+
 def test_losses_on_hand_made_inputs():
     x = torch.rand(2, 8, 5, 7)
     g = gram_matrix(x)

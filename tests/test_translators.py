@@ -213,6 +213,73 @@ def test_command_line_trains_a_free_pair_translator_and_stylizes_an_image_with_i
     result = json.loads(capsys.readouterr().out)
     assert (tmp_path / "out.png").is_file() and result
 
+    # scored against the photo it was made from; the baseline is the grayscale input itself
+    photos = write_frames(tmp_path / "held_out", held_out)
+    assert main(["eval", "translator", str(photos), "--model", str(ckpt), "--size", "96", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    luma = np.stack(held_out).astype(float) @ [0.299, 0.587, 0.114]
+    expected = np.abs(np.stack(held_out) - np.round(luma)[..., None]).mean() / 255
+    assert report["photos"] == len(held_out) and report["target"] == "photo"
+    assert report["baseline"]["l1"] == pytest.approx(expected, abs=2e-3)
+    assert 0 < report["model"]["l1"] < 1 and -1 <= report["model"]["ssim"] <= 1
+
+
+def test_translator_eval_scores_a_colour_grade_and_refuses_a_model_without_a_target(domains, tmp_path, capsys):
+    import json
+
+    from realtime.cli import main
+    from training.grades import teal_orange
+
+    _, _, held_out = domains
+    photos = write_frames(tmp_path / "held_out", held_out)
+    argv = ["eval", "translator", str(photos), "--model", "starry_night-small", "--size", "96"]
+    assert main([*argv, "--grade", "teal_orange", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    expected = np.mean([np.abs(f.astype(float) - teal_orange(f)).mean() / 255 for f in held_out])
+    assert report["target"] == "teal_orange" and report["baseline"]["l1"] == pytest.approx(expected, abs=1e-6)
+    assert report["model"]["l1"] > report["baseline"]["l1"]  # a painting is no colour grade
+    assert main(argv) == 2
+    assert "has no known target" in capsys.readouterr().err
+    assert main([*argv, "--grade", "sepia"]) == 2
+
+
+def test_teal_orange_grade_tints_shadows_teal_and_highlights_orange():
+    from training.grades import teal_orange
+
+    shadow = teal_orange(np.full((2, 2, 3), 40, np.uint8))[0, 0]
+    light = teal_orange(np.full((2, 2, 3), 215, np.uint8))[0, 0]
+    assert shadow[2] > shadow[0] and shadow[1] > shadow[0]  # blue-green over red
+    assert light[0] > light[1] > light[2]  # red over green over blue
+
+
+def test_two_process_ddp_pix2pix_on_cpu(domains, tmp_path):
+    """torchrun with two processes (gloo): both ranks end with the same generator; rank 0 writes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from models.checkpoint import load_checkpoint
+
+    a, _, _ = domains
+    out = tmp_path / "ddp.pt"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "realtime.cli", "train", "-q", "pix2pix", "--data", str(a), "--pairs", "grayscale",
+        "--out", str(out), "--steps", "3", "--batch-size", "2", "--width", "8", "--unet-depth", "5",
+        "--scale-size", "40", "--crop-size", "32", "--device", "cpu", "--checkpoint-every", "2",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1"}
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env=env, cwd=str(Path(__file__).parent.parent)
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    training = load_checkpoint(out).training
+    assert training["world_size"] == 2
+    first, second = training["rank_checksums"]
+    assert first == second  # the discriminator's and generator's gradients were averaged across ranks
+    assert list((tmp_path / "ddp.run").glob("samples_*.png"))  # rank 0 wrote the sample grid
+
 
 def test_dry_run_takes_two_steps_and_writes_nothing(domains, tmp_path, caplog):
     import logging

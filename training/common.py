@@ -79,6 +79,13 @@ def all_gather_floats(value: float, info: Distributed) -> list[float]:
     return [float(v) for v in gathered]
 
 
+def weight_checksums(module: torch.nn.Module, info: Distributed) -> list[float]:
+    """Every rank's sum of `module`'s weights: all equal when DistributedDataParallel kept the
+    ranks in step (it averages the gradients, so identical starts stay identical)."""
+    with torch.no_grad():
+        return all_gather_floats(float(sum(p.double().sum() for p in module.parameters())), info)
+
+
 def log_dry_run(steps_run: int, seconds: float, total_steps: int) -> None:
     """What a --dry-run tells: the steps ran, and how long the whole run would take at that pace."""
     per_step = seconds / max(1, steps_run)

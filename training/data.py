@@ -31,6 +31,13 @@ def resize_short_side(rgb: np.ndarray, short_side: int) -> np.ndarray:
     return cv2.resize(rgb, size, interpolation=interpolation)
 
 
+def resize_long_side(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    scale = long_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """uint8 H x W x 3 -> float 3 x H x W in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)

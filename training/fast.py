@@ -24,15 +24,15 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from models.checkpoint import Checkpoint, InputContract, save_checkpoint
+from models.checkpoint import Checkpoint, CheckpointError, InputContract, load_checkpoint, save_checkpoint
 from models.johnson import TransformerNet
 from models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
 from models.small import SmallTransformerNet
 from models.vgg import ENV_WEIGHTS, load_vgg
+from realtime.errors import InputError
 from realtime.images import read_rgb
 from training.common import (
     Scalars,
-    all_gather_floats,
     autocast_for,
     endless,
     init_distributed,
@@ -43,6 +43,7 @@ from training.common import (
     save_config,
     save_state,
     seed_everything,
+    weight_checksums,
 )
 from training.data import RandomCrops, resize_short_side, to_tensor
 from training.losses import ContentLoss, StyleLoss, TemporalLoss, gram_matrix, total_variation
@@ -91,6 +92,9 @@ class FastConfig:
     style_names: tuple[str, ...] | None = option(
         None, "style names recorded in the checkpoint; default: the files' stems"
     )
+    init: str | None = option(
+        None, "start from this checkpoint's weights (same network): fine-tune, e.g. add the temporal loss"
+    )
     seed: int = option(0, "random seed")
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
     amp: bool = option(True, "mixed precision on CUDA")
@@ -127,6 +131,19 @@ def style_image_tensor(path: str | Path, long_side: int) -> torch.Tensor:
     h, w = rgb.shape[:2]
     short = round(min(h, w) * long_side / max(h, w))
     return to_tensor(resize_short_side(rgb, short)).unsqueeze(0)  # 1 x 3 x H x W
+
+
+def start_from(net: torch.nn.Module, architecture: str, kwargs: dict, path: str) -> None:
+    """Load a trained checkpoint's weights into `net`, which must be the same network."""
+    try:
+        ckpt = load_checkpoint(path)
+    except (CheckpointError, OSError) as exc:
+        raise InputError(f"--init {path}: {exc}") from None
+    if (ckpt.architecture, ckpt.kwargs) != (architecture, kwargs):
+        raise InputError(
+            f"--init {path} is a {ckpt.architecture} {ckpt.kwargs}, not the {architecture} {kwargs} being trained"
+        )
+    net.load_state_dict({name: t.float() for name, t in ckpt.state_dict.items()})
 
 
 @dataclass
@@ -181,7 +198,10 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     architecture, net_class, net_kwargs = NETS[config.net]
     if multistyle:
         net_kwargs = {"num_styles": len(config.style), **net_kwargs}
-    net = net_class(**net_kwargs).to(device).train()
+    net = net_class(**net_kwargs)
+    if config.init:
+        start_from(net, architecture, net_kwargs, config.init)
+    net = net.to(device).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     autocast, scaler = autocast_for(device, config.amp)
     resumables = {"model": net, "optimizer": optimizer, "scaler": scaler}
@@ -271,9 +291,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     bar.close()
     scalars.close()
     seconds = time.perf_counter() - started
-    # every rank must end with the same weights: DistributedDataParallel averaged the gradients
-    with torch.no_grad():
-        checksums = all_gather_floats(float(sum(p.double().sum() for p in net.parameters())), ranks)
+    checksums = weight_checksums(net, ranks)
     if ranks.enabled:
         dist.barrier()
         dist.destroy_process_group()

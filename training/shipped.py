@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from models.zoo import SHIPPED
+from models.zoo import MULTISTYLE_PAINTINGS, SHIPPED
 from training.fast import FastConfig, train
 
 # Chosen for a 2-core CPU: 128 px crops of photos scaled to 320 px (the 360p scale the models
@@ -26,9 +26,13 @@ from training.fast import FastConfig, train
 # The small net cannot match the painting's Gram matrices as closely as Gatys' optimization,
 # and at style weight 20 it trades the content away for a repeating texture (4000 steps: SSIM
 # to the photo ~0.06); at 5 it keeps the content but only takes the palette; 10 is between.
+# The multi-style networks share their convolutions across eight styles (each sample of a batch
+# gets its own), so they get more steps.
 RECIPE = {
     "small": {"steps": 3000, "lr": 2e-3, "style_weight": 10.0},
     "standard": {"steps": 3000, "lr": 1e-3, "style_weight": 20.0},
+    "multistyle_small": {"steps": 4000, "lr": 2e-3, "style_weight": 10.0},
+    "multistyle": {"steps": 4000, "lr": 1e-3, "style_weight": 20.0},
 }
 COMMON = {
     "scale_size": 320,
@@ -58,7 +62,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
-    order = sorted(SHIPPED.values(), key=lambda m: m.net != "small")  # stable: zoo order within each size
+    stylizers = [m for m in SHIPPED.values() if m.net in RECIPE]
+    order = sorted(stylizers, key=lambda m: not m.net.endswith("small"))  # stable: zoo order within each size
     for model in order:
         if args.only and model.name not in args.only:
             continue
@@ -66,13 +71,13 @@ def main() -> None:
         if target.is_file():
             logging.info("%s exists, skipping", target)
             continue
-        style = model.name.removesuffix("-small")
+        styles = MULTISTYLE_PAINTINGS if model.net.startswith("multistyle") else (model.name.removesuffix("-small"),)
         config = FastConfig(
-            style=(str(Path(args.styles) / f"{style}.jpg"),),
+            style=tuple(str(Path(args.styles) / f"{style}.jpg") for style in styles),
             data=args.data,
             out=str(target),
             net=model.net,
-            style_names=(style,),
+            style_names=styles,
             vgg_weights=args.vgg_weights,
             run_dir=str(Path(args.runs) / model.name),
             checkpoint_every=50,

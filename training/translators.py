@@ -48,6 +48,7 @@ from training.common import (
     save_config,
     save_state,
     seed_everything,
+    weight_checksums,
 )
 from training.data import PairedCrops, RandomCrops
 from training.gan import AdversarialLoss, ImagePool, cycle_loss, gradient_penalty, identity_loss, linear_decay
@@ -132,7 +133,7 @@ def adam(module: nn.Module, config: TranslatorConfig) -> torch.optim.Adam:
 
 
 def translator_checkpoint(
-    architecture: str, kwargs: dict, module: nn.Module, config: TranslatorConfig, transform: str | None, name: str
+    architecture: str, kwargs: dict, module: nn.Module, training: dict, transform: str | None, name: str
 ) -> Checkpoint:
     return Checkpoint(
         architecture=architecture,
@@ -143,7 +144,7 @@ def translator_checkpoint(
         ),
         family="translator",
         styles=[name],
-        training=vars(config),
+        training=training,
     )
 
 
@@ -213,9 +214,13 @@ class Trainer:
         if self.writes and step % self.config.checkpoint_every == 0:
             write_samples(self.run_dir / f"samples_{step:07d}.png", rows)
 
-    def finish(self) -> bool:
+    def finish(self, generator: nn.Module) -> bool:
         """True on the process that writes the results (none after a dry run)."""
         self.scalars.close()
+        self.config_record = vars(self.config) | {
+            "world_size": self.ranks.world_size,
+            "rank_checksums": weight_checksums(generator, self.ranks),
+        }
         if self.ranks.enabled:
             dist.barrier()
             dist.destroy_process_group()
@@ -293,10 +298,12 @@ def train_pix2pix(config: TranslatorConfig, progress: bool = True) -> Path | Non
         trainer.backward(g_loss, g_opt)
         trainer.report(step, {"d": float(d_loss.detach()), "g_gan": float(adv.detach()), "l1": float(l1.detach())})
         trainer.sample(step, [x, fake.detach(), y])
-    if not trainer.finish():
+    if not trainer.finish(generator):
         return None
     save_checkpoint(
-        translator_checkpoint(architecture, kwargs, generator, config, transform, name), trainer.out, half=config.half
+        translator_checkpoint(architecture, kwargs, generator, trainer.config_record, transform, name),
+        trainer.out,
+        half=config.half,
     )
     log.info("wrote %s", trainer.out)
     return trainer.out
@@ -345,17 +352,17 @@ def train_cyclegan(config: TranslatorConfig, progress: bool = True) -> Path | No
             },
         )
         trainer.sample(step, [a, fake_b.detach(), b, fake_a.detach()])
-    if not trainer.finish():
+    if not trainer.finish(nn.ModuleList([g_ab, g_ba])):
         return None
     a_name, b_name = Path(config.data_a).name, Path(config.data_b).name
     save_checkpoint(
-        translator_checkpoint(architecture, kwargs, g_ab, config, None, f"{a_name}-to-{b_name}"),
+        translator_checkpoint(architecture, kwargs, g_ab, trainer.config_record, None, f"{a_name}-to-{b_name}"),
         trainer.out,
         half=config.half,
     )
     reverse = trainer.out.with_name(f"{trainer.out.stem}-BtoA{trainer.out.suffix}")
     save_checkpoint(
-        translator_checkpoint(architecture, kwargs, g_ba, config, None, f"{b_name}-to-{a_name}"),
+        translator_checkpoint(architecture, kwargs, g_ba, trainer.config_record, None, f"{b_name}-to-{a_name}"),
         reverse,
         half=config.half,
     )

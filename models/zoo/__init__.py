@@ -1,7 +1,8 @@
 """The shipped models: weights trained by this project (see README, "Shipped models").
 
-Each entry names a checkpoint file in this folder. Names are `<style>` for the standard Johnson
-network and `<style>-small` for the small CPU network.
+Each entry names a checkpoint file in this folder. Stylizers are `<style>` for the standard
+Johnson network and `<style>-small` for the small CPU network; translators are named for what
+they do.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ ZOO_DIR = Path(__file__).parent
 class ZooModel:
     name: str
     file: str  # checkpoint file in models/zoo/
-    net: str  # "standard" or "small"
-    painting: str  # what the style image is
+    net: str  # "standard", "small", "multistyle", "multistyle_small" (stylizers), "pix2pix", "cyclegan"
+    source: str  # what it learned: the style's painting, or the translation
 
     @property
     def path(self) -> Path:
@@ -35,5 +36,23 @@ SHIPPED: dict[str, ZooModel] = {}
 for _style, _painting in _PAINTINGS.items():
     SHIPPED[_style] = ZooModel(_style, f"{_style}.pt", "standard", _painting)
     SHIPPED[f"{_style}-small"] = ZooModel(f"{_style}-small", f"{_style}-small.pt", "small", _painting)
+# One multi-style network for eight public-domain paintings, chosen to differ in palette and stroke
+MULTISTYLE_PAINTINGS = (
+    "starry_night",
+    "great_wave",
+    "the_scream",
+    "composition_vii",
+    "shipwreck_turner",
+    "monet",
+    "udnie",
+    "mondrian",
+)
+_MIX = "eight paintings: " + ", ".join(MULTISTYLE_PAINTINGS)
+SHIPPED["eight_paintings"] = ZooModel("eight_paintings", "eight_paintings.pt", "multistyle", _MIX)
+SHIPPED["eight_paintings-small"] = ZooModel(
+    "eight_paintings-small", "eight_paintings-small.pt", "multistyle_small", _MIX
+)
+SHIPPED["colorize"] = ZooModel("colorize", "colorize.pt", "pix2pix", "grayscale to colour")
+SHIPPED["teal_orange"] = ZooModel("teal_orange", "teal_orange.pt", "cyclegan", "photo to the teal-and-orange grade")
 
 DEFAULT_MODEL = "starry_night-small"
