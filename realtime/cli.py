@@ -392,12 +392,11 @@ def report_trained(args: argparse.Namespace, checkpoint: Path, **details: object
 
 def cmd_train_translator(args: argparse.Namespace) -> int:
     from training.gan import GAN_MODES
-    from training.translators import GENERATORS, TranslatorConfig, train_cyclegan, train_pix2pix
+    from training.translators import TranslatorConfig, train_cyclegan, train_pix2pix
 
     config = config_from_args(TranslatorConfig, args)
     for value, allowed, flag in (
         (config.gan, GAN_MODES, "--gan"),
-        (config.generator, GENERATORS, "--generator"),
         (config.norm, ("instance", "batch"), "--norm"),
     ):
         if value not in allowed:

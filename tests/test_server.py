@@ -170,21 +170,30 @@ def test_slow_model_drops_frames_and_latency_stays_bounded(small_model):
         test_server, url = await serve(server)
         try:
             pc, camera, received, _, _ = await connect(url)
+            # the first seconds carry the connection's start-up (first key frame, encoder warm-up,
+            # tracing switched on): on a loaded 2-core CI machine those frames reached 1.3 s and
+            # then drained to under 0.8 s, so latency is judged on the frames after them
             tracemalloc.start()
             await asyncio.sleep(2.0)
+            steady_from = time.perf_counter()
             early_memory, _ = tracemalloc.get_traced_memory()
             await asyncio.sleep(6.0)
             late_memory, _ = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             latencies = [
-                (arrived - camera.sent[read_stamp(f.to_ndarray(format="rgb24"))][0]) * 1000 for f, arrived in received
+                (arrived - camera.sent[read_stamp(f.to_ndarray(format="rgb24"))][0]) * 1000
+                for f, arrived in received
+                if arrived >= steady_from
             ]
             stats = next(iter(server.peers.values())).track.stats
-            first, last = np.median(latencies[5:15]), np.median(latencies[-10:])
+            first, last = np.median(latencies[:10]), np.median(latencies[-10:])
             assert stats.dropped > stats.processed  # ~30 fps in, ~8 fps out
             # a frame queue (aiortc #1192) would add 2.75 s of latency per second here (30 fps in,
-            # 8 out); bounded means well under a second on a loaded machine, and no upward trend
-            assert max(latencies[5:]) < 1000 and last < first + 150
+            # 8 out), 16 s by the end of the window. Without one, latency is one pass through each
+            # stage: 0.4-0.7 s on an idle 2-core machine with tracing on, 0.9-2.1 s with another
+            # process busy on one of its cores; the bounds sit far below what a queue produces
+            assert len(latencies) >= 10
+            assert max(latencies) < 3000 and last < first + 300
             assert late_memory - early_memory < 5e6
             await pc.close()
         finally:

@@ -27,12 +27,13 @@ from training.fast import FastConfig, train
 # and at style weight 20 it trades the content away for a repeating texture (4000 steps: SSIM
 # to the photo ~0.06); at 5 it keeps the content but only takes the palette; 10 is between.
 # The multi-style networks share their convolutions across eight styles (each sample of a batch
-# gets its own), so they get more steps.
+# gets its own style), so each style sees an eighth of the steps; more would help, but a 2-core
+# CPU affords these.
 RECIPE = {
     "small": {"steps": 3000, "lr": 2e-3, "style_weight": 10.0},
     "standard": {"steps": 3000, "lr": 1e-3, "style_weight": 20.0},
-    "multistyle_small": {"steps": 4000, "lr": 2e-3, "style_weight": 10.0},
-    "multistyle": {"steps": 4000, "lr": 1e-3, "style_weight": 20.0},
+    "multistyle_small": {"steps": 3000, "lr": 2e-3, "style_weight": 10.0},
+    "multistyle": {"steps": 3000, "lr": 1e-3, "style_weight": 20.0},
 }
 COMMON = {
     "scale_size": 320,

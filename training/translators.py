@@ -5,7 +5,8 @@ that sees x next to y or G(x);  L_G = GAN(D(x, G(x))) + l1_weight * |G(x) - y|_1
 Pairs come from two folders, side-by-side images, or free from any photo folder: edges or
 grayscale computed from the photo (models/pairs.py, applied the same way at run time).
 
-CycleGAN learns from two unpaired folders: G_AB, G_BA (ResNet generators), D_A, D_B (PatchGANs);
+CycleGAN learns from two unpaired folders: G_AB, G_BA (ResNet generators by default, or U-Nets,
+whose skips carry the fine detail through), D_A, D_B (PatchGANs);
 L_G = GAN_B(G_AB(a)) + GAN_A(G_BA(b)) + cycle_weight * (|G_BA(G_AB(a)) - a| + |G_AB(G_BA(b)) - b|)
       + identity_weight * (|G_AB(b) - b| + |G_BA(a) - a|),
 with a history pool of fakes for the discriminators and a learning rate that decays linearly
@@ -68,7 +69,9 @@ class TranslatorConfig:
         None, "pix2pix: inputs (paired with --data-b by file name), or side-by-side AB images; CycleGAN: domain A"
     )
     data_b: str | None = option(None, "pix2pix: targets; CycleGAN: domain B")
-    generator: str = option("unet", "pix2pix generator: unet | resnet (CycleGAN always uses resnet)")
+    generator: str | None = option(
+        None, "unet | resnet; default: unet for pix2pix, resnet for CycleGAN (as in their papers)"
+    )
     unet_depth: int = option(7, "U-Net levels: 7 for 128-pixel inputs, 8 for 256")
     resnet_blocks: int = option(9, "residual blocks of the ResNet generator (6 or 9)")
     width: int = option(64, "generator and discriminator base width")
@@ -107,11 +110,20 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
 
 
 def build_generator(config: TranslatorConfig, kind: str) -> tuple[str, dict, nn.Module]:
+    if kind not in GENERATORS:
+        raise InputError(f"--generator must be one of {', '.join(GENERATORS)}, got {kind!r}")
     if kind == "unet":
         kwargs = {"depth": config.unet_depth, "width": config.width, "norm": config.norm}
         return "unet_generator", kwargs, UnetGenerator(**kwargs)
     kwargs = {"width": config.width, "blocks": config.resnet_blocks, "norm": config.norm}
     return "resnet_generator", kwargs, ResnetGenerator(**kwargs)
+
+
+def check_crop(config: TranslatorConfig, generator: nn.Module) -> None:
+    if config.crop_size % generator.size_multiple:
+        raise InputError(
+            f"--crop-size {config.crop_size} must be a multiple of {generator.size_multiple} for this generator"
+        )
 
 
 def loader(dataset: Dataset, config: TranslatorConfig, ranks: Distributed) -> Iterator:
@@ -271,11 +283,8 @@ def train_pix2pix(config: TranslatorConfig, progress: bool = True) -> Path | Non
     else:
         raise InputError("pix2pix needs --data (free pairs) or --data-a [--data-b] (paired images)")
 
-    architecture, kwargs, generator = build_generator(config, config.generator)
-    if config.crop_size % generator.size_multiple:
-        raise InputError(
-            f"--crop-size {config.crop_size} must be a multiple of {generator.size_multiple} for this generator"
-        )
+    architecture, kwargs, generator = build_generator(config, config.generator or "unet")
+    check_crop(config, generator)
     discriminator = PatchDiscriminator(6, config.width, config.d_layers, config.norm)
     g, d = trainer.wrap(generator), trainer.wrap(discriminator)
     g_opt, d_opt = adam(generator, config), adam(discriminator, config)
@@ -316,8 +325,9 @@ def train_cyclegan(config: TranslatorConfig, progress: bool = True) -> Path | No
     device = trainer.device
     domain_a = loader(RandomCrops(config.data_a, config.scale_size, config.crop_size), config, trainer.ranks)
     domain_b = loader(RandomCrops(config.data_b, config.scale_size, config.crop_size), config, trainer.ranks)
-    architecture, kwargs, g_ab = build_generator(config, "resnet")
-    _, _, g_ba = build_generator(config, "resnet")
+    architecture, kwargs, g_ab = build_generator(config, config.generator or "resnet")
+    _, _, g_ba = build_generator(config, config.generator or "resnet")
+    check_crop(config, g_ab)
     d_a, d_b = (PatchDiscriminator(3, config.width, config.d_layers, config.norm) for _ in range(2))
     G_ab, G_ba, D_a, D_b = (trainer.wrap(m) for m in (g_ab, g_ba, d_a, d_b))
     g_opt = torch.optim.Adam([*g_ab.parameters(), *g_ba.parameters()], lr=config.lr, betas=(0.5, 0.999))
