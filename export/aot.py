@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from export.shapes import sample_size as traced_size
 from models.checkpoint import Checkpoint
 
 
@@ -27,7 +28,9 @@ def export_aot(
     if device.type == "cuda":
         module = module.to(memory_format=torch.channels_last)
     m = ckpt.contract.size_multiple
-    sample = torch.rand(2, 3, *sample_size, device=device, dtype=dtype)  # batch 2: 1 would be specialized
+    sample = torch.rand(
+        2, 3, *traced_size(sample_size, m), device=device, dtype=dtype
+    )  # batch 2: 1 would be specialized
     height = torch.export.Dim("height", min=2, max=max_size[0] // m) * m
     width = torch.export.Dim("width", min=2, max=max_size[1] // m) * m
     batch = torch.export.Dim("batch", min=1, max=64)

@@ -320,11 +320,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'name':<24}{'family':<10}{'net':<10}{'params':>9}{'size':>9}  learned from")
+    print(f"{'name':<24}{'family':<12}{'net':<18}{'params':>11}{'size':>9}  learned from")
     for row in rows:
         mark = " (default)" if row["default"] else ""
         print(
-            f"{row['name']:<24}{row['family']:<10}{row['net']:<10}{row['parameters']:>9,}{row['file_bytes'] / 1e6:>8.2f}M  {row['source']}{mark}"
+            f"{row['name']:<24}{row['family']:<12}{row['net']:<18}{row['parameters']:>11,}"
+            f"{row['file_bytes'] / 1e6:>8.2f}M  {row['source']}{mark}"
         )
     return 0
 
