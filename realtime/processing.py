@@ -158,6 +158,10 @@ class FrameProcessor:
                 y = upsample_with_detail(y, original)  # (not for translators: their input is not the picture)
             else:
                 y = F.interpolate(y, size=original.shape[2:], mode="bicubic", align_corners=False)
+        if self.contract.transform == "grayscale":
+            # the network saw the frame's luminance, which is the target's too: only the chroma
+            # is its to choose, as colorization networks predict chroma for a given lightness
+            y = preserve_color(original, y)
         if self.options.preserve_color:
             y = preserve_color(y, original)
         if self.options.strength != 1.0:

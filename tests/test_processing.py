@@ -81,6 +81,23 @@ def test_ycbcr_round_trip_and_preserve_color_keeps_chroma():
     assert torch.allclose(rgb_to_ycbcr(kept)[:, 1:], rgb_to_ycbcr(rgb)[:, 1:], atol=1e-5)
 
 
+def test_colorizer_output_keeps_the_frames_luminance_and_takes_the_networks_chroma(rng):
+    frame = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    p = FrameProcessor(
+        InputContract(size_multiple=4, transform="grayscale"), torch.device("cpu"), torch.float32, StyleOptions()
+    )
+    original = p.upload([frame])
+    x, crop = p.to_model(original)
+    assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2])  # the network sees gray
+    sepia = torch.tensor([0.9, 0.7, 0.5]).view(1, 3, 1, 1) * x  # a "network" that tints its input
+    out = p.from_model(sepia, crop, original).permute(0, 3, 1, 2).float() / 255
+    y_out, y_frame, y_sepia = (rgb_to_ycbcr(t)[:, 0] for t in (out, original, sepia[:, :, :48, :64]))
+    # (mean, not max: a strong tint on a near-white pixel leaves the gamut and is clipped)
+    assert (y_out - y_frame).abs().mean() < 1 / 255 and (y_sepia - y_frame).abs().mean() > 0.05
+    chroma_out, chroma_sepia = (rgb_to_ycbcr(t)[:, 1:] for t in (out, sepia[:, :, :48, :64]))
+    assert (chroma_out - chroma_sepia).abs().mean() < 0.01
+
+
 @pytest.mark.parametrize(
     ("size", "options", "expected"),
     [

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import shared_path
 from torch import nn
 
 from models.patchgan import PatchDiscriminator, receptive_field
@@ -256,6 +257,19 @@ def test_translator_eval_scores_a_colour_grade_and_refuses_a_model_without_a_tar
     assert main(argv) == 2
     assert "has no known target" in capsys.readouterr().err
     assert main([*argv, "--grade", "sepia"]) == 2
+
+
+def test_shipped_colorize_recovers_colour_of_held_out_photos(capsys):
+    """The 12 content photos were never in the training set: colour must come closer than gray."""
+    import json
+
+    from realtime.cli import main
+
+    photos = shared_path("media/content")
+    assert main(["eval", "translator", str(photos), "--model", "colorize", "--size", "256", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["photos"] == 12 and report["target"] == "photo"
+    assert report["model"]["l1"] < report["baseline"]["l1"]
 
 
 def test_teal_orange_grade_tints_shadows_teal_and_highlights_orange():
