@@ -54,6 +54,7 @@ def test_onnx_export_matches_torch_at_two_sizes_and_carries_the_contract(net, tm
         ("resnet_generator", {"width": 8, "blocks": 2}, ((64, 96), (92, 124))),
         ("unet_generator", {"depth": 5, "width": 8}, ((64, 96), (96, 160))),
         ("unet_generator", {"depth": 7, "width": 4}, ((128, 256), (384, 256))),  # pix2pix's 128 net
+        ("unet_generator", {"depth": 5, "width": 8, "upsample": "resize"}, ((64, 96), (96, 160))),
     ],
 )
 def test_gan_generators_export_with_their_contract(architecture, kwargs, sizes, tmp_path):

@@ -20,8 +20,9 @@ from training.gan import AdversarialLoss, ImagePool, gradient_penalty, linear_de
         (ResnetGenerator(width=8, blocks=2), (36, 44), (37, 44)),
         (UnetGenerator(depth=7, width=8), (128, 256), (96, 128)),
         (UnetGenerator(depth=8, width=8), (256, 256), (128, 256)),
+        (UnetGenerator(depth=5, width=8, upsample="resize"), (32, 96), (48, 96)),
     ],
-    ids=["resnet", "unet128", "unet256"],
+    ids=["resnet", "unet128", "unet256", "unet-resize"],
 )
 def test_generators_keep_size_for_multiples_and_refuse_the_rest(generator, good, bad):
     generator.eval()
@@ -171,13 +172,19 @@ def test_cyclegan_moves_unpaired_images_to_the_other_domains_colours(domains, tm
 
 @pytest.mark.slow
 def test_cyclegan_with_unet_generators_maps_held_out_images_close_to_the_true_transform(domains, tmp_path):
-    """With U-Net generators the skips carry each pixel through, so unpaired training reaches
-    the transform itself, pixel by pixel, not only its colour statistics."""
+    """With U-Net generators (the resize decoder, as shipped) the skips carry each pixel through,
+    so unpaired training reaches the transform itself, pixel by pixel, not only its colours."""
     from training.translators import train_cyclegan
 
     a, b, held_out = domains
     config = tiny(
-        data_a=str(a), data_b=str(b), out=str(tmp_path / "cg.pt"), steps=300, identity_weight=0.0, generator="unet"
+        data_a=str(a),
+        data_b=str(b),
+        out=str(tmp_path / "cg.pt"),
+        steps=300,
+        identity_weight=0.0,
+        generator="unet",
+        unet_upsample="resize",
     )
     out = train_cyclegan(config, progress=False)
     error, baseline = translation_error(out, held_out)
@@ -337,4 +344,6 @@ def test_rejected_setups_leave_no_run_folder(domains, tmp_path):
         train_pix2pix(tiny(data=str(a), out=str(out), steps=2, crop_size=40), progress=False)
     with pytest.raises(InputError, match="--generator must be one of unet, resnet"):
         train_cyclegan(tiny(data_a=str(a), data_b=str(a), out=str(out), steps=2, generator="vae"), progress=False)
+    with pytest.raises(InputError, match="--unet-upsample must be one of transpose, resize"):
+        train_pix2pix(tiny(data=str(a), out=str(out), steps=2, unet_upsample="bilinear"), progress=False)
     assert list(out.parent.iterdir()) == []

@@ -30,7 +30,9 @@ from training.translators import TranslatorConfig, train_cyclegan, train_pix2pix
 # U-Nets, not the paper's ResNet generator: after 1600 steps that one still blurred the photos
 # (its instance norms discard the colour statistics a grade depends on and its bottleneck the
 # detail; SSIM to the target 0.52, below the untouched photo's 0.95), while the U-Net's skips
-# pass both through.
+# pass both through. Their decoder resizes and convolves: with the paper's transposed
+# convolutions the run learned the grade (L1 to the target 0.035, the photo's 0.041) but laid
+# a fine grid over every output (SSIM 0.83, the photo's 0.95).
 RECIPES = {
     "colorize": {
         "trainer": "pix2pix",
@@ -47,6 +49,7 @@ RECIPES = {
         "trainer": "cyclegan",
         "generator": "unet",
         "unet_depth": 5,
+        "unet_upsample": "resize",
         "width": 16,
         "steps": 3000,
         "batch_size": 2,

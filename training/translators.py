@@ -34,7 +34,7 @@ from models.checkpoint import Checkpoint, InputContract, save_checkpoint
 from models.pairs import PAIRS, pair_input
 from models.patchgan import PatchDiscriminator
 from models.resnet_generator import ResnetGenerator
-from models.unet_generator import UnetGenerator
+from models.unet_generator import UPSAMPLES, UnetGenerator
 from realtime.errors import InputError
 from realtime.images import write_rgb
 from training.common import (
@@ -73,6 +73,9 @@ class TranslatorConfig:
         None, "unet | resnet; default: unet for pix2pix, resnet for CycleGAN (as in their papers)"
     )
     unet_depth: int = option(7, "U-Net levels: 7 for 128-pixel inputs, 8 for 256")
+    unet_upsample: str = option(
+        "transpose", "U-Net decoder: transpose (the paper's) | resize (nearest x2 + 3x3 conv: no checkerboard grid)"
+    )
     resnet_blocks: int = option(9, "residual blocks of the ResNet generator (6 or 9)")
     width: int = option(64, "generator and discriminator base width")
     norm: str = option("instance", "instance | batch")
@@ -113,7 +116,14 @@ def build_generator(config: TranslatorConfig, kind: str) -> tuple[str, dict, nn.
     if kind not in GENERATORS:
         raise InputError(f"--generator must be one of {', '.join(GENERATORS)}, got {kind!r}")
     if kind == "unet":
-        kwargs = {"depth": config.unet_depth, "width": config.width, "norm": config.norm}
+        if config.unet_upsample not in UPSAMPLES:
+            raise InputError(f"--unet-upsample must be one of {', '.join(UPSAMPLES)}, got {config.unet_upsample!r}")
+        kwargs = {
+            "depth": config.unet_depth,
+            "width": config.width,
+            "norm": config.norm,
+            "upsample": config.unet_upsample,
+        }
         return "unet_generator", kwargs, UnetGenerator(**kwargs)
     kwargs = {"width": config.width, "blocks": config.resnet_blocks, "norm": config.norm}
     return "resnet_generator", kwargs, ResnetGenerator(**kwargs)
