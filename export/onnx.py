@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from export.shapes import sample_size as traced_size
-from models.checkpoint import Checkpoint
+from models.checkpoint import FILE_MODE, Checkpoint
 from models.registry import example_conditions
 
 OPSET = 18
@@ -87,6 +87,7 @@ def export_onnx(ckpt: Checkpoint, path: str | Path, sample_size: tuple[int, int]
         os.close(fd)
         try:
             onnx.save(model, staged)
+            os.chmod(staged, FILE_MODE)  # mkstemp makes it private
             os.replace(staged, path)
         finally:
             Path(staged).unlink(missing_ok=True)

@@ -133,12 +133,23 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path, half: bool = False) -> N
     atomic_torch_save(data, path)
 
 
+def _new_file_mode() -> int:
+    """The mode open() would give a new file: 0o666 minus the process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _new_file_mode()  # read once: setting the umask to read it is not thread-safe
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
+        os.chmod(tmp, FILE_MODE)  # mkstemp makes it private; a checkpoint gets the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -8,17 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from models.checkpoint import FILE_MODE
 from realtime.errors import InputError
-
-
-def _file_mode() -> int:
-    """The mode open() would give a new file: 0o666 minus the process's umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-FILE_MODE = _file_mode()
 
 
 def check_output_folder(path: Path) -> None:

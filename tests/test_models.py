@@ -112,6 +112,8 @@ def test_checkpoint_round_trip_is_exact_in_fp32(tmp_path):
     assert raw["input"]["channel_order"] == "RGB" and raw["input"]["range"] == [0.0, 1.0]
     loaded = load_checkpoint(path)
     assert loaded.styles == ["test"] and loaded.training["steps"] == 3 and loaded.training["path"] is None
+    (tmp_path / "plain").write_bytes(b"")  # written atomically, yet with the mode of any new file
+    assert path.stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
     x = torch.rand(1, 3, 32, 48)
     with torch.no_grad():
         assert torch.equal(ckpt.build()(x), loaded.build()(x))
