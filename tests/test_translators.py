@@ -266,16 +266,17 @@ def test_translator_eval_scores_a_colour_grade_and_refuses_a_model_without_a_tar
     assert main([*argv, "--grade", "sepia"]) == 2
 
 
-def test_shipped_colorize_recovers_colour_of_held_out_photos(capsys):
-    """The 12 content photos were never in the training set: colour must come closer than gray."""
+@pytest.mark.parametrize(("model", "target"), [("colorize", []), ("teal_orange", ["--grade", "teal_orange"])])
+def test_shipped_translators_come_closer_to_their_target_than_the_input(model, target, capsys):
+    """The 12 content photos were never in the training set."""
     import json
 
     from realtime.cli import main
 
     photos = shared_path("media/content")
-    assert main(["eval", "translator", str(photos), "--model", "colorize", "--size", "256", "--json"]) == 0
+    assert main(["eval", "translator", str(photos), "--model", model, "--size", "256", *target, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["photos"] == 12 and report["target"] == "photo"
+    assert report["photos"] == 12 and report["target"] == (target[-1] if target else "photo")
     assert report["model"]["l1"] < report["baseline"]["l1"]
 
 
