@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -163,3 +164,21 @@ def test_registry_is_explicit():
         "resnet_generator": ResnetGenerator,
         "unet_generator": UnetGenerator,
     }
+
+
+def test_shipped_multistyle_model_switches_and_blends_its_eight_paintings():
+    from models.zoo import MULTISTYLE_PAINTINGS
+    from realtime.demo import DemoScene
+    from realtime.stylizer import Stylizer
+
+    frame = DemoScene(160, 96).frame(0)
+    stylizer = Stylizer.create("eight_paintings-small", backend="torch", device="cpu", style="the_scream")
+    assert stylizer.checkpoint.styles == list(MULTISTYLE_PAINTINGS)
+    scream = stylizer.one(frame).astype(int)
+    stylizer.set_style("monet")  # live switch: the same stylizer
+    monet = stylizer.one(frame).astype(int)
+    stylizer.set_style("the_scream:0.5,monet:0.5")
+    blend = stylizer.one(frame).astype(int)
+    apart = np.abs(scream - monet).mean()
+    assert apart > 10  # Munch's orange against Monet's blue-green, on a 0..255 scale
+    assert np.abs(blend - scream).mean() < apart and np.abs(blend - monet).mean() < apart
