@@ -30,10 +30,8 @@ class SmallTransformerNet(nn.Module):
 
     size_multiple = 8  # three stride-2 convolutions
     # zero padding darkens and streaks the outer pixels; the runtime adds this many reflected
-    # pixels on each side and crops them off, so those effects fall outside the picture. After
-    # the temporal fine-tune (training/shipped.py) a bright frame reached ~28 px in, so 32: at
-    # 640 x 360 that processes 704 x 424 pixels, 21% more than a margin of 8 would
-    margin = 32
+    # pixels on each side and crops them off, so those effects fall outside the picture
+    margin = 8
 
     def __init__(self, width: int = 16, residual_blocks: int = 5, stem_kernel: int = 5):
         super().__init__()

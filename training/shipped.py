@@ -3,10 +3,8 @@
     python -m training.shipped --data ../shared/trainset --styles ../shared/media/styles \
         --vgg-weights ../shared/weights/vgg19_imagenet_caffe_to_relu3_4.pth --out models/zoo
 
-starry_night-small trains in two phases: the recipe below, then a fine-tune with the temporal
-loss. Runs resume where they stopped (each phase keeps its run folder under --runs),
-so the queue can be interrupted and started again. Small networks first: they are the CPU
-defaults.
+Runs resume where they stopped (each keeps its run folder under --runs), so the queue can be
+interrupted and started again. Small networks first: they are the CPU defaults.
 """
 
 from __future__ import annotations
@@ -37,16 +35,6 @@ RECIPE = {
     "multistyle_small": {"steps": 3000, "lr": 2e-3, "style_weight": 10.0},
     "multistyle": {"steps": 3000, "lr": 1e-3, "style_weight": 20.0},
 }
-# starry_night-small, whose fine strokes flickered most (47-183x the input's warping error),
-# then learns to hold its texture still under motion: a fine-tune from the phase above with
-# the temporal loss added (synthetic warps, training/losses.py). At 1e7 the temporal term
-# starts at about a third of the style term; it halved the warping error on the five shared
-# clips against the same fine-tune without it. The same fine-tune on great_wave, the_scream
-# and composition_vii (1.3-21x the input's) traded the photo's content away for heavier
-# texture, which flickered more than before (great_wave on the bunny clip: 0.00054 -> 0.00227),
-# so they ship from the first phase.
-TEMPORAL = {"steps": 800, "lr": 1e-3, "temporal_weight": 1e7}
-TEMPORAL_MODELS = ("starry_night-small",)
 COMMON = {
     "scale_size": 320,
     "batch_size": 4,
@@ -84,30 +72,20 @@ def main() -> None:
         if target.is_file():
             logging.info("%s exists, skipping", target)
             continue
-        multistyle = model.net.startswith("multistyle")
-        styles = MULTISTYLE_PAINTINGS if multistyle else (model.name.removesuffix("-small"),)
-        run = Path(args.runs) / model.name
-        fine_tuned = model.name in TEMPORAL_MODELS
-        base = run / f"{model.name}-base.pt" if fine_tuned else target
-        phases = [(base, RECIPE[model.net], None)]
-        if fine_tuned:
-            phases.append((target, RECIPE[model.net] | TEMPORAL, base))
-        for out, recipe, init in phases:
-            if out.is_file():
-                continue
-            config = FastConfig(
-                style=tuple(str(Path(args.styles) / f"{style}.jpg") for style in styles),
-                data=args.data,
-                out=str(out),
-                net=model.net,
-                style_names=styles,
-                vgg_weights=args.vgg_weights,
-                init=str(init) if init else None,
-                run_dir=str(run if init is None else run.with_name(f"{model.name}-temporal")),
-                checkpoint_every=50,
-                **COMMON | recipe,
-            )
-            train(config, progress=False)
+        styles = MULTISTYLE_PAINTINGS if model.net.startswith("multistyle") else (model.name.removesuffix("-small"),)
+        config = FastConfig(
+            style=tuple(str(Path(args.styles) / f"{style}.jpg") for style in styles),
+            data=args.data,
+            out=str(target),
+            net=model.net,
+            style_names=styles,
+            vgg_weights=args.vgg_weights,
+            run_dir=str(Path(args.runs) / model.name),
+            checkpoint_every=50,
+            **COMMON,
+            **RECIPE[model.net],
+        )
+        train(config, progress=False)
 
 
 if __name__ == "__main__":
