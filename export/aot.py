@@ -28,9 +28,8 @@ def export_aot(
     if device.type == "cuda":
         module = module.to(memory_format=torch.channels_last)
     m = ckpt.contract.size_multiple
-    sample = torch.rand(
-        2, 3, *traced_size(sample_size, m), device=device, dtype=dtype
-    )  # batch 2: 1 would be specialized
+    h, w = traced_size(sample_size, m)
+    sample = torch.rand(2, 3, h, w, device=device, dtype=dtype)  # batch 2: 1 would be specialized
     height = torch.export.Dim("height", min=2, max=max_size[0] // m) * m
     width = torch.export.Dim("width", min=2, max=max_size[1] // m) * m
     batch = torch.export.Dim("batch", min=1, max=64)

@@ -61,7 +61,8 @@ def export_onnx(ckpt: Checkpoint, path: str | Path, sample_size: tuple[int, int]
     path = Path(path)
     module = ckpt.build()
     m = ckpt.contract.size_multiple
-    sample = torch.rand(2, 3, *traced_size(sample_size, m))  # batch 2: a batch of 1 would be specialized to a constant
+    h, w = traced_size(sample_size, m)
+    sample = torch.rand(2, 3, h, w)  # batch 2: a batch of 1 would be specialized to a constant
     conditions = example_conditions(module, 2)  # e.g. the multi-style net's style weights
     height, width = torch.export.Dim("height", min=2) * m, torch.export.Dim("width", min=2) * m
     batch = torch.export.Dim("batch", min=1, max=64)
