@@ -160,6 +160,29 @@ def test_stream_round_trip_stylizes_and_keeps_timestamps(small_model):
     asyncio.run(scenario())
 
 
+def test_server_streams_a_shipped_translator():
+    """The colorizer through WebRTC: its output keeps the camera's luminance (a gray gradient)."""
+
+    async def scenario():
+        server = make_server("colorize")
+        test_server, url = await serve(server)
+        try:
+            pc, _, received, _, _ = await connect(url)
+            await asyncio.sleep(3.0)
+            assert len(received) > 5
+            out = received[-1][0].to_ndarray(format="rgb24")[:-STAMP_ROWS].astype(float)
+            assert out.shape == (240, 320, 3)
+            gradient = np.linspace(0, 255, 320)[None, :]
+            assert np.abs(out @ [0.299, 0.587, 0.114] - gradient).mean() < 12
+            assert np.abs(out[..., 0] - out[..., 2]).mean() > 6  # and colours it: an echo stays gray
+            await pc.close()
+        finally:
+            await test_server.close()
+            server.worker.stop()
+
+    asyncio.run(scenario())
+
+
 def test_slow_model_drops_frames_and_latency_stays_bounded(small_model):
     """A 120 ms model behind a 30 fps camera for 8 s: latency must not grow (aiortc #1192)."""
 

@@ -280,6 +280,22 @@ def test_shipped_translators_come_closer_to_their_target_than_the_input(model, t
     assert report["model"]["l1"] < report["baseline"]["l1"]
 
 
+def test_video_command_runs_a_shipped_translator_and_keeps_frames_and_audio(demo_clip, tmp_path, capsys):
+    import json
+
+    import av
+
+    from realtime.cli import main
+
+    out = tmp_path / "graded.mp4"
+    assert main(["video", str(demo_clip), "-o", str(out), "--model", "teal_orange", "--json", "-q"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["frames"] == 30 and result["audio"]
+    with av.open(str(out)) as container:
+        assert len(container.streams.audio) == 1
+        assert sum(1 for _ in container.decode(video=0)) == 30
+
+
 def test_teal_orange_grade_tints_shadows_teal_and_highlights_orange():
     from training.grades import teal_orange
 
