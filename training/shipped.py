@@ -46,23 +46,35 @@ COMMON = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def recipe_parser(description: str, runs: str) -> argparse.ArgumentParser:
+    """The flags every shipped-model recipe takes (this one and training/shipped_translators.py)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="training photos")
-    parser.add_argument("--styles", required=True, help="folder with <style>.jpg for each shipped style")
-    parser.add_argument(
-        "--vgg-weights", default=None, help="VGG19 weights file (else $STYLECAST_VGG_WEIGHTS or torchvision)"
-    )
     parser.add_argument(
         "--out", default=str(Path(__file__).resolve().parent.parent / "models" / "zoo"), help="where the .pt files go"
     )
-    parser.add_argument("--runs", default="runs/shipped", help="run folders (resume state, TensorBoard)")
+    parser.add_argument("--runs", default=runs, help="run folders (resume state, TensorBoard, any sample grids)")
     parser.add_argument("--only", nargs="*", default=None, help="train only these model names")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    return parser
+
+
+def parse_recipe_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the command line, then set up the log format and torch's CPU threads from it."""
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
+    return args
+
+
+def main() -> None:
+    parser = recipe_parser(__doc__, runs="runs/shipped")
+    parser.add_argument("--styles", required=True, help="folder with <style>.jpg for each shipped style")
+    parser.add_argument(
+        "--vgg-weights", default=None, help="VGG19 weights file (else $STYLECAST_VGG_WEIGHTS or torchvision)"
+    )
+    args = parse_recipe_args(parser)
     stylizers = [m for m in SHIPPED.values() if m.net in RECIPE]
     order = sorted(stylizers, key=lambda m: not m.net.endswith("small"))  # stable: zoo order within each size
     for model in order:

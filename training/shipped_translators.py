@@ -12,16 +12,14 @@ Runs resume where they stopped (each keeps its run folder under --runs).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 from pathlib import Path
 
-import torch
-
 from realtime.images import read_rgb, write_rgb
 from training.data import list_images
 from training.grades import GRADES
+from training.shipped import parse_recipe_args, recipe_parser
 from training.translators import TranslatorConfig, train_cyclegan, train_pix2pix
 
 # Sized for a 2-core CPU, one thread per run. Colorizing needs context (sky, foliage, skin),
@@ -77,18 +75,7 @@ def graded_domains(data: Path, grade: str, work: Path) -> tuple[Path, Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="training photos")
-    parser.add_argument(
-        "--out", default=str(Path(__file__).resolve().parent.parent / "models" / "zoo"), help="where the .pt files go"
-    )
-    parser.add_argument("--runs", default="runs/translators", help="run folders (resume state, samples, TensorBoard)")
-    parser.add_argument("--only", nargs="*", default=None, help="train only these model names")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_recipe_args(recipe_parser(__doc__, runs="runs/translators"))
     runs = Path(args.runs)
     for name, recipe in RECIPES.items():
         target = Path(args.out) / f"{name}.pt"
