@@ -23,19 +23,19 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def resize_short_side(rgb: np.ndarray, short_side: int) -> np.ndarray:
+def _rescale(rgb: np.ndarray, scale: float, min_side: int) -> np.ndarray:
+    """Both sides times `scale` (at least `min_side`); area averaging down, bicubic up."""
     h, w = rgb.shape[:2]
-    scale = short_side / min(h, w)
-    size = (max(short_side, round(w * scale)), max(short_side, round(h * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    return cv2.resize(rgb, size, interpolation=interpolation)
+    size = (max(min_side, round(w * scale)), max(min_side, round(h * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
+def resize_short_side(rgb: np.ndarray, short_side: int) -> np.ndarray:
+    return _rescale(rgb, short_side / min(rgb.shape[:2]), min_side=short_side)
 
 
 def resize_long_side(rgb: np.ndarray, long_side: int) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    scale = long_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    return _rescale(rgb, long_side / max(rgb.shape[:2]), min_side=1)
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:

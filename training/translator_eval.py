@@ -10,7 +10,7 @@ grayscale picture for a colorizer) and a model trained towards a known colour gr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -26,9 +26,6 @@ Image = np.ndarray  # uint8 H x W x 3 RGB
 class Scores:
     l1: float  # mean absolute difference to the target, in [0, 1] units
     ssim: float  # mean SSIM to the target over the three channels
-
-    def as_dict(self) -> dict[str, float]:
-        return {"l1": self.l1, "ssim": self.ssim}
 
 
 def scores(images: list[Image], targets: list[Image]) -> Scores:
@@ -58,6 +55,6 @@ def evaluate_translator(
         outputs = [translate(photo) for photo in photos]
     targets = [target(photo) for photo in photos]
     return {
-        "model": scores(outputs, targets).as_dict(),
-        "baseline": scores([baseline(photo) for photo in photos], targets).as_dict(),
+        "model": asdict(scores(outputs, targets)),
+        "baseline": asdict(scores([baseline(photo) for photo in photos], targets)),
     }
