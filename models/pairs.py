@@ -16,8 +16,8 @@ PAIRS = ("edges", "grayscale")
 
 
 def luminance(rgb: torch.Tensor) -> torch.Tensor:
-    weights = torch.tensor([0.299, 0.587, 0.114], device=rgb.device, dtype=rgb.dtype).view(1, 3, 1, 1)
-    return (rgb * weights).sum(dim=1, keepdim=True)
+    """N x 3 x H x W RGB -> N x 1 x H x W (BT.601), for the free pairs and the runtime's colour maths."""
+    return 0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]
 
 
 def sobel_edges(rgb: torch.Tensor) -> torch.Tensor:

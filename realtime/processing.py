@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from models.checkpoint import InputContract
-from models.pairs import pair_input
+from models.pairs import luminance, pair_input
 
 UPSAMPLERS = ("detail", "bicubic")
 
@@ -53,11 +53,6 @@ class HostBuffers:
         if key not in self._buffers:
             self._buffers[key] = torch.empty(shape, dtype=dtype, pin_memory=self.pin)
         return self._buffers[key]
-
-
-def luminance(x: torch.Tensor) -> torch.Tensor:
-    """N x 3 x H x W RGB -> N x 1 x H x W (BT.601 weights)."""
-    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
 
 
 def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
