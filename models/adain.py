@@ -84,13 +84,20 @@ def style_statistics(features: torch.Tensor, transform: str) -> tuple[torch.Tens
 
 class CompactEncoder(nn.Module):
     """A small CNN whose taps stand in for VGG19's relu1_1, relu2_1 and relu3_1 (same channels,
-    same resolutions), trained by distillation from VGG: RGB in [0, 1] -> dict of taps."""
+    same resolutions), trained by distillation from VGG: RGB in [0, 1] -> dict of taps.
+
+    VGG's taps are hundreds of times larger than a freshly initialized CNN's (RMS ~36, ~160,
+    ~190 on photos against ~0.1, ~0.02, ~0.01), a gap Adam closes only over tens of thousands
+    of steps. So the stages work at their natural scale and a fixed gain per tap maps them to
+    VGG's: `gains` is set once from data before distillation (see `calibrate`) and saved.
+    """
 
     taps = ("relu1_1", "relu2_1", "relu3_1")
 
     def __init__(self, width: int = 32):
         super().__init__()
         w = width
+        self.register_buffer("gains", torch.ones(len(self.taps)))
         self.stage1 = nn.Sequential(ReflectConv(3, w, 3), nn.ReLU(), ReflectConv(w, 64, 3), nn.ReLU())
         self.stage2 = nn.Sequential(
             ReflectConv(64, 2 * w, 3, stride=2), nn.ReLU(), ReflectConv(2 * w, 128, 3), nn.ReLU()
@@ -103,7 +110,16 @@ class CompactEncoder(nn.Module):
         relu1 = self.stage1(x)  # N x 64 x H x W
         relu2 = self.stage2(relu1)  # N x 128 x H/2 x W/2
         relu3 = self.stage3(relu2)  # N x 256 x H/4 x W/4
-        return {"relu1_1": relu1, "relu2_1": relu2, "relu3_1": relu3}
+        g = self.gains
+        return {"relu1_1": g[0] * relu1, "relu2_1": g[1] * relu2, "relu3_1": g[2] * relu3}
+
+    @torch.no_grad()
+    def calibrate(self, x: torch.Tensor, teacher: dict[str, torch.Tensor]) -> None:
+        """Set each tap's gain so its RMS on `x` matches the teacher's taps (VGG's) on `x`."""
+        self.gains.fill_(1.0)
+        student = self(x)
+        for i, tap in enumerate(self.taps):
+            self.gains[i] = teacher[tap].pow(2).mean().sqrt() / student[tap].pow(2).mean().sqrt().clamp(min=1e-8)
 
 
 class Decoder(nn.Module):

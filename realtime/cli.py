@@ -338,14 +338,14 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> N
     for f in dataclasses.fields(config_cls):
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
+        several = str(f.type).startswith("tuple")  # e.g. --style A.jpg [B.jpg ...], also when optional
         if f.metadata.get("required"):
-            several = str(f.type).startswith("tuple")  # e.g. --style A.jpg [B.jpg ...]
             parser.add_argument(flag, required=True, nargs="+" if several else None, help=help_text)
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-        elif isinstance(default, tuple):
+        elif several:
             parser.add_argument(flag, nargs="+", default=default, help=help_text)
         else:
             kind = type(default) if default is not None else str

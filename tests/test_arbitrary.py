@@ -92,6 +92,29 @@ def test_alpha_zero_reconstructs_and_alpha_moves_towards_the_style():
         assert (half - zero).abs().mean() < (full - zero).abs().mean()
 
 
+def test_calibration_gives_the_compact_encoder_vggs_scale(trainset, vgg_weights):
+    from models.adain import CompactEncoder
+    from models.vgg import load_vgg
+    from training.data import RandomCrops
+
+    vgg = load_vgg(str(vgg_weights)).build(list(CompactEncoder.taps))
+    photos = RandomCrops(str(trainset), 96, 64)
+    x = torch.stack([photos[i] for i in range(4)])
+    encoder = CompactEncoder()
+    with torch.no_grad():
+        teacher = vgg(x)
+        before = encoder(x)
+        encoder.calibrate(x, teacher)
+        after = encoder(x)
+    for tap in CompactEncoder.taps:
+        rms = teacher[tap].pow(2).mean().sqrt()
+        assert before[tap].pow(2).mean().sqrt() < rms / 50  # the gap distillation would otherwise crawl across
+        assert after[tap].pow(2).mean().sqrt() == pytest.approx(float(rms), rel=1e-3)
+    restored = CompactEncoder()
+    restored.load_state_dict(encoder.state_dict())  # the gains travel with the weights
+    assert torch.equal(restored.gains, encoder.gains)
+
+
 def test_training_phases_lower_their_losses_and_the_model_runs(tmp_path, trainset, vgg_weights):
     from realtime.stylizer import Stylizer
     from training.arbitrary import ArbitraryConfig, train_arbitrary

@@ -236,6 +236,17 @@ def test_help_shows_every_default(capsys):
     assert "--preserve-color" in out and "--max-size" in out and "(default: 1.0)" in out
 
 
+def test_train_flags_of_optional_lists_take_one_value_or_several():
+    from realtime.cli import build_parser, config_from_args
+    from training.fast import FastConfig
+
+    base = ["train", "fast", "--data", "photos", "--out", "m.pt"]
+    one = build_parser().parse_args([*base, "--style", "a.jpg", "--style-names", "night"])
+    assert config_from_args(FastConfig, one).style_names == ("night",)
+    two = build_parser().parse_args([*base, "--style", "a.jpg", "b.jpg", "--style-names", "night", "wave"])
+    assert config_from_args(FastConfig, two).style_names == ("night", "wave")
+
+
 def test_eval_temporal_reports_the_models_error_next_to_the_inputs(capsys, demo_clip, small_model):
     code, out, _ = run(capsys, "eval", "temporal", demo_clip, "--model", small_model, "--max-frames", "8", "--json")
     result = json.loads(out)

@@ -158,6 +158,8 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         if step <= distill:  # phase 1: the encoder mimics VGG
             with torch.no_grad():
                 teacher = vgg(c)
+            if step == 1:
+                net.encoder.calibrate(c, teacher)
             loss = distillation_loss(encoder(c), teacher)
             encoder_opt.zero_grad(set_to_none=True)  # type: ignore[union-attr]
             loss.backward()
