@@ -270,22 +270,37 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     from realtime.images import read_rgb, write_rgb
     from realtime.processing import StyleOptions
     from realtime.sheet import contact_sheet
-    from realtime.stylizer import Stylizer
+    from realtime.stylizer import Stylizer, load_model
 
-    names = [m for m in SHIPPED if SHIPPED[m].path.is_file()] if args.models == ["all"] else args.models
+    names = args.models
+    if names == ["all"]:  # arbitrary-style models join when there are style pictures to show
+        names = [
+            m for m in SHIPPED if SHIPPED[m].path.is_file() and (args.style_image or SHIPPED[m].net != "arbitrary")
+        ]
     if args.inputs:
         images = [read_rgb(p) for p in args.inputs]
     else:
         scene = DemoScene(640, 360)
         images = [scene.frame(i) for i in (0, 75, 150)]
     options = StyleOptions(preserve_color=args.preserve_color)
-    stylizers = {name: Stylizer.create(name, args.backend, args.device, options) for name in names}
+    pictures = {Path(p).stem: read_rgb(p) for p in args.style_image or []}
+    stylizers = {}
+    for name in names:
+        if load_model(name).family == "arbitrary":  # a column per style picture
+            if not pictures:
+                raise InputError(f"{name} takes any style picture: give --style-image PAINTING.jpg")
+            for stem, picture in pictures.items():
+                stylizers[f"{name}: {stem}"] = Stylizer.create(
+                    name, args.backend, args.device, options, style_images=[(picture, 1.0)]
+                )
+        else:
+            stylizers[name] = Stylizer.create(name, args.backend, args.device, options)
     sheet = contact_sheet(images, stylizers, args.tile_height)
     write_rgb(args.output, sheet)
     emit(
         args,
-        {"output": args.output, "models": names, "rows": len(images)},
-        f"wrote {args.output} ({len(images)} rows x {len(names)} models)",
+        {"output": args.output, "columns": list(stylizers), "rows": len(images)},
+        f"wrote {args.output} ({len(images)} rows x {len(stylizers)} models)",
     )
     return 0
 
@@ -458,7 +473,7 @@ def cmd_eval_temporal(args: argparse.Namespace) -> int:
 def cmd_eval_quality(args: argparse.Namespace) -> int:
     from realtime.device import resolve_device
     from realtime.images import read_rgb
-    from realtime.stylizer import Stylizer
+    from realtime.stylizer import Stylizer, load_model
     from training.quality import FEATURES, QualityConfig, quality_report
 
     config = config_from_args(QualityConfig, args)
@@ -469,7 +484,10 @@ def cmd_eval_quality(args: argparse.Namespace) -> int:
         raise InputError(f"output folder does not exist: {out.parent}")
     contents = [(path.name, read_rgb(path)) for path in image_files(list(config.content))]
     style = read_rgb(config.style)
-    stylizers = {name: Stylizer.create(name, "torch", config.device).one for name in config.models}
+    stylizers = {}
+    for name in config.models:  # an arbitrary-style model is given the same painting as Gatys
+        pictures = [(style, 1.0)] if load_model(name).family == "arbitrary" else None
+        stylizers[name] = Stylizer.create(name, "torch", config.device, style_images=pictures).one
     device = resolve_device(config.device)
     vgg = loss_network(config.vgg_weights, config.style_layers, config.content_layer, device)
     report = quality_report(config, contents, style, stylizers, vgg, device, show_progress=not args.quiet)
@@ -670,6 +688,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from models.zoo import DEFAULT_MODEL, SHIPPED
+    from realtime.images import read_rgb
     from realtime.stylizer import load_model
 
     try:
@@ -680,8 +699,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"the server needs its extra: pip install 'stylecast[server]' ({exc.name} is missing)"
         ) from None
     models = args.model or [m for m in SHIPPED if SHIPPED[m].path.is_file()]
-    for name in models:
-        load_model(name)  # fail now, with a clear message, on an unknown model
+    families = {name: load_model(name).family for name in models}  # fail now on an unknown model
+    style_images = {Path(p).stem: read_rgb(p) for p in args.style_image or []}  # named for the picker
+    if not style_images:
+        if args.model and "arbitrary" in families.values():
+            raise InputError("arbitrary-style models take style pictures: give --style-image PAINTING.jpg")
+        models = [m for m in models if families[m] != "arbitrary"]  # nothing to offer them
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -693,7 +716,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_room_size=args.max_room_size,
         ice_local_only=args.ice_local_only,
     )
-    worker = InferenceWorker(args.backend, args.device, args.target_fps, adaptive=not args.fixed_resolution)
+    worker = InferenceWorker(
+        args.backend, args.device, args.target_fps, adaptive=not args.fixed_resolution, style_images=style_images
+    )
     worker.load(config.default_model)
     worker.start()
     try:
@@ -776,6 +801,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--models", nargs="+", default=["all"], help="model names or checkpoint paths, or 'all' shipped models"
     )
+    p.add_argument(
+        "--style-image", action="append", default=None, help="arbitrary-style models: a column per picture (repeatable)"
+    )
     p.add_argument("--tile-height", type=int, default=180, help="height of each tile in pixels")
     p.add_argument("--backend", default="auto", help="inference backend")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -790,6 +818,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=None, help="access token (generated and printed when binding beyond loopback)")
     p.add_argument(
         "--model", action="append", default=None, help="offer this model (repeatable); default: all shipped models"
+    )
+    p.add_argument(
+        "--style-image",
+        action="append",
+        default=None,
+        help="a style picture arbitrary-style models offer, named by its file (repeatable); without one they are left out",
     )
     p.add_argument("--backend", default="auto", help="inference backend")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")

@@ -28,7 +28,7 @@ def contact_sheet(images: list[np.ndarray], stylizers: dict[str, Stylizer], tile
     for image in images:
         image = fit_height(image, tile_height)
         rows.append([image] + [stylizer.one(image) for stylizer in stylizers.values()])
-    return tile_rows(rows, ["input", *stylizers])
+    return tile_rows(rows, ["input", *stylizers], tile_height)
 
 
 def tile_rows(rows: list[list[np.ndarray]], names: list[str], tile_height: int = 180) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.adain import interpolate_statistics, style_statistics
+from models.adain import ArbitraryStyleNet, interpolate_statistics, style_statistics
 from models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from models.zoo import SHIPPED
 from realtime.backends import Backend, create_backend
@@ -26,6 +26,13 @@ def style_tensor(rgb: np.ndarray) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
     size = (max(16, round(h * scale)), max(16, round(w * scale)))
     return torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+@torch.inference_mode()
+def style_image_statistics(encoder: ArbitraryStyleNet, rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """What an arbitrary-style model takes of a style picture: its feature statistics for the
+    model's transform (1 x C mean, and 1 x C std or 1 x C x C colouring matrix)."""
+    return style_statistics(encoder.encode(style_tensor(rgb)), encoder.transform)
 
 
 def load_model(spec: str) -> Checkpoint:
@@ -83,9 +90,7 @@ class Stylizer:
         """Style statistics of the weighted style images (interpolated), and the strength."""
         if not 0.0 <= alpha <= 1.0:
             raise InputError(f"--alpha must be between 0 and 1, got {alpha}")
-        transform = self.checkpoint.kwargs.get("transform", "adain")
-        with torch.inference_mode():
-            stats = [style_statistics(self.encoder.encode(style_tensor(image)), transform) for image, _ in images]
+        stats = [style_image_statistics(self.encoder, image) for image, _ in images]
         mean, spread = interpolate_statistics(stats, [weight for _, weight in images])
         self.conditions = {"style_mean": mean, "style_spread": spread, "alpha": torch.tensor([[alpha]])}
 

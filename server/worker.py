@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from models.adain import interpolate_statistics
 from models.checkpoint import Checkpoint
 from realtime.backends import Backend, create_backend
+from realtime.errors import InputError
 from realtime.processing import FrameProcessor, StyleOptions
 from realtime.styles import parse_style_mix
-from realtime.stylizer import load_model
+from realtime.stylizer import load_model, style_image_statistics
 
 log = logging.getLogger("stylecast.server")
 
@@ -41,7 +43,7 @@ class ClientSettings:
     strength: float = 1.0
     preserve_color: bool = False
     max_size: int | None = None  # the client's own cap; the governor may go lower
-    style: str | None = None  # multi-style models: a style or a mix ("a:0.5,b:0.5")
+    style: str | None = None  # multi-style and arbitrary-style models: a style or a mix ("a:0.5,b:0.5")
 
 
 @dataclass
@@ -62,7 +64,7 @@ class Prepared:
     original: torch.Tensor  # N x 3 x H x W in [0, 1]
     x: torch.Tensor  # the model input
     crop: tuple[int, int, int, int]  # top, left, height, width of the picture in the output
-    conditions: list[torch.Tensor]  # 1 x ... each (the style weights of a multi-style model)
+    conditions: list[torch.Tensor]  # 1 x ... each (style weights, or an arbitrary style's statistics)
 
 
 class ResolutionGovernor:
@@ -98,12 +100,26 @@ class ResolutionGovernor:
 
 
 class InferenceWorker:
-    """The thread that runs every model call of the server."""
+    """The thread that runs every model call of the server.
 
-    def __init__(self, backend: str = "auto", device: str = "auto", target_fps: float = 30.0, adaptive: bool = True):
+    `style_images` (name -> RGB picture) are the styles an arbitrary-style model offers; each
+    picture's statistics are computed once, when the model loads.
+    """
+
+    def __init__(
+        self,
+        backend: str = "auto",
+        device: str = "auto",
+        target_fps: float = 30.0,
+        adaptive: bool = True,
+        style_images: dict[str, np.ndarray] | None = None,
+    ):
         self.backend_name, self.device_name = backend, device
         self.governor = ResolutionGovernor(1.0 / target_fps) if adaptive else None
+        self.style_images = style_images or {}
         self.models: dict[str, tuple[Checkpoint, Backend]] = {}
+        # arbitrary-style models: statistics (1 x C mean, 1 x C spread) of each style picture
+        self.style_statistics: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._jobs: list[Job] = []
         self._cond = threading.Condition()
         self._load_lock = threading.Lock()
@@ -129,6 +145,13 @@ class InferenceWorker:
         with self._load_lock:
             if name not in self.models:
                 ckpt = load_model(name)
+                if ckpt.family == "arbitrary":
+                    if not self.style_images:
+                        raise InputError(f"{name} takes any style picture: give --style-image PAINTING.jpg")
+                    encoder = ckpt.build()  # on the CPU, once per picture
+                    self.style_statistics[name] = [
+                        style_image_statistics(encoder, rgb) for rgb in self.style_images.values()
+                    ]
                 self.models[name] = (ckpt, create_backend(self.backend_name, ckpt, self.device_name))
 
     def register(self) -> None:
@@ -211,12 +234,19 @@ class InferenceWorker:
         conditions = []
         if ckpt.family == "multistyle":
             conditions.append(parse_style_mix(job.settings.style or ckpt.styles[0], ckpt.styles)[None])
+        elif ckpt.family == "arbitrary":
+            names = list(self.style_images)
+            weights = parse_style_mix(job.settings.style or names[0], names).tolist()
+            mean, spread = interpolate_statistics(self.style_statistics[job.settings.model], weights)
+            conditions += [mean, spread, torch.ones(1, 1)]  # alpha 1: the strength slider blends in pixels
         return Prepared(job, processor, original, x, crop, conditions)
 
     def styles(self, model: str) -> list[str]:
-        """The style names a multi-style model offers (empty for single-style ones)."""
+        """The style names a multi-style or arbitrary-style model offers (empty for single-style ones)."""
         self.load(model)
         ckpt, _ = self.models[model]
+        if ckpt.family == "arbitrary":
+            return list(self.style_images)
         return list(ckpt.styles) if ckpt.family == "multistyle" else []
 
     def _cap(self, settings: ClientSettings) -> int | None:

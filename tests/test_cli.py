@@ -41,7 +41,7 @@ def test_models_json_lists_the_shipped_models(capsys):
     assert code == 0 and [row["name"] for row in rows] == present and DEFAULT_MODEL in present
     for row in rows:
         assert {"name", "family", "file_bytes", "styles", "parameters"} <= row.keys()
-        assert row["file_bytes"] <= 30e6 and row["styles"]
+        assert row["file_bytes"] <= 30e6 and (row["styles"] or row["family"] == "arbitrary")  # it takes any
     assert sum(row["default"] for row in rows) == 1
 
 
@@ -128,6 +128,10 @@ def bad(tmp_path):
             ["is not 'demo', a camera index or an existing file"],
         ),
         (["demo", "--size", "10x10", "-o", "{d}/demo.mp4"], ["out of range"]),
+        (["video", "{clip}", "-o", "{d}/o.mp4", "--model", "arbitrary"], ["give --style-image"]),
+        (["sheet", "-o", "{d}/sheet.png", "--models", "arbitrary"], ["give --style-image"]),
+        (["serve", "--model", "arbitrary", "--port", "0"], ["give --style-image"]),
+        (["serve", "--style-image", "{d}/text.png", "--port", "0"], ["not a readable image"]),
     ],
     ids=lambda v: "-".join(v) if isinstance(v, list) and v and v[0] in ("video", "image", "webcam", "demo") else None,
 )
@@ -226,6 +230,25 @@ def test_demo_command_writes_clip_and_preview(capsys, tmp_path, small_model):
     assert preview.shape == (3 * 72, 2 * 128, 3)
     left, right = preview[:, :128].astype(int), preview[:, 128:].astype(int)
     assert np.abs(left - right).mean() > 15  # the right column is stylized
+
+
+def test_sheet_gives_an_arbitrary_style_model_a_column_per_picture(capsys, tmp_path):
+    from realtime.sheet import GAP
+
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(tmp_path / "photo.png"), rng.integers(0, 256, (96, 128, 3), dtype=np.uint8))
+    cv2.imwrite(str(tmp_path / "calm.png"), np.full((64, 64, 3), (40, 90, 160), np.uint8))
+    cv2.imwrite(str(tmp_path / "busy.png"), rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    code, out, _ = run(
+        capsys, "sheet", str(tmp_path / "photo.png"), "-o", str(tmp_path / "sheet.png"), "--models", "arbitrary",
+        "--style-image", str(tmp_path / "calm.png"), "--style-image", str(tmp_path / "busy.png"),
+        "--tile-height", "96", "--backend", "torch", "--json",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["columns"] == ["arbitrary: calm", "arbitrary: busy"]
+    sheet = cv2.imread(str(tmp_path / "sheet.png")).astype(int)[-96:]  # below the column labels
+    assert sheet.shape == (96, 3 * 128 + 2 * GAP, 3)  # tiles --tile-height high
+    calm, busy = sheet[:, 128 + GAP : 256 + GAP], sheet[:, 256 + 2 * GAP :]
+    assert np.abs(calm - busy).mean() > 10  # each column its own picture's style
 
 
 def test_help_shows_every_default(capsys):

@@ -423,6 +423,31 @@ def test_batched_turn_gives_the_same_frames_as_one_client_at_a_time(small_model)
     assert np.abs(together[0].astype(int) - together[1].astype(int)).mean() > 5  # settings applied per client
 
 
+def test_arbitrary_style_model_offers_the_given_pictures_and_mixes_them():
+    """The shipped arbitrary-style model in the server: the pictures given are its styles."""
+    from realtime.errors import InputError
+
+    with pytest.raises(InputError, match="--style-image"):
+        InferenceWorker(backend="torch", device="cpu").load("arbitrary")
+    rng = np.random.default_rng(0)
+    pictures = {"calm": np.full((64, 64, 3), 90, np.uint8), "busy": rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)}
+    worker = InferenceWorker(backend="torch", device="cpu", adaptive=False, style_images=pictures)
+    assert worker.styles("arbitrary") == ["calm", "busy"]
+    frame = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+
+    async def stylize(style):
+        loop = asyncio.get_running_loop()
+        job = Job(frame, ClientSettings("arbitrary", style=style), loop.create_future(), loop)
+        worker._turn([job])
+        await asyncio.sleep(0)
+        return job.future.result().astype(float)
+
+    calm, busy, mix = (asyncio.run(stylize(s)) for s in ("calm", "busy", "calm:0.5,busy:0.5"))
+    assert np.abs(calm - busy).mean() > 1
+    assert 0 < np.abs(mix - calm).mean() < np.abs(busy - calm).mean()  # a mix lies between its styles
+    assert np.array_equal(asyncio.run(stylize(None)), calm)  # the first picture by default
+
+
 def test_settings_validation_knows_each_models_styles():
     from server.app import apply_settings
 

@@ -17,7 +17,7 @@ ZOO_DIR = Path(__file__).parent
 class ZooModel:
     name: str
     file: str  # checkpoint file in models/zoo/
-    net: str  # "standard", "small", "multistyle", "multistyle_small" (stylizers), "pix2pix", "cyclegan"
+    net: str  # "standard", "small", "multistyle", "multistyle_small", "arbitrary" (stylizers), "pix2pix", "cyclegan"
     source: str  # what it learned: the style's painting, or the translation
 
     @property
@@ -51,6 +51,25 @@ _MIX = "eight paintings: " + ", ".join(MULTISTYLE_PAINTINGS)
 SHIPPED["eight_paintings"] = ZooModel("eight_paintings", "eight_paintings.pt", "multistyle", _MIX)
 SHIPPED["eight_paintings-small"] = ZooModel(
     "eight_paintings-small", "eight_paintings-small.pt", "multistyle_small", _MIX
+)
+# Any style picture at run time. The decoder learned from eleven public-domain paintings; the other
+# two (the_scream, sorolla) and every picture that is not public domain were held out, so the
+# README and the tests can show styles it never saw.
+ARBITRARY_TRAINING_PAINTINGS = (
+    "starry_night",
+    "vangogh",
+    "munch",
+    "shipwreck_turner",
+    "great_wave",
+    "composition_vii",
+    "monet",
+    "renoir",
+    "courbet",
+    "udnie",
+    "mondrian",
+)
+SHIPPED["arbitrary"] = ZooModel(
+    "arbitrary", "arbitrary.pt", "arbitrary", "any style picture (AdaIN or WCT; distilled encoder)"
 )
 SHIPPED["colorize"] = ZooModel("colorize", "colorize.pt", "pix2pix", "grayscale to colour")
 SHIPPED["teal_orange"] = ZooModel("teal_orange", "teal_orange.pt", "cyclegan", "photo to the teal-and-orange grade")
