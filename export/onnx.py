@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 
 from export.shapes import sample_size as traced_size
-from models.checkpoint import FILE_MODE, Checkpoint
+from models.checkpoint import Checkpoint, staged_file
 from models.registry import example_conditions
 
 OPSET = 18
@@ -84,14 +83,8 @@ def export_onnx(ckpt: Checkpoint, path: str | Path, sample_size: tuple[int, int]
         for key, value in contract_metadata(ckpt).items():
             entry = model.metadata_props.add()
             entry.key, entry.value = key, value
-        fd, staged = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
-        os.close(fd)
-        try:
-            onnx.save(model, staged)
-            os.chmod(staged, FILE_MODE)  # mkstemp makes it private
-            os.replace(staged, path)
-        finally:
-            Path(staged).unlink(missing_ok=True)
+        with staged_file(path) as staged:
+            onnx.save(model, str(staged))
     return path
 
 

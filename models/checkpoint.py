@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,17 +145,34 @@ def _new_file_mode() -> int:
 FILE_MODE = _new_file_mode()  # read once: setting the umask to read it is not thread-safe
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> None:
+def stage_beside(path: Path) -> Path:
+    """An empty temporary file in `path`'s folder, keeping its suffix (writers pick formats by it)."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def publish(staged: Path, path: Path) -> None:
+    """Move a finished staged file into place, with the mode a new file gets (mkstemp's is private)."""
+    os.chmod(staged, FILE_MODE)
+    os.replace(staged, path)
+
+
+@contextmanager
+def staged_file(path: str | Path) -> Iterator[Path]:
+    """Yield a staged path; it becomes `path` if the block completes, and is deleted otherwise."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    staged = stage_beside(path)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.chmod(tmp, FILE_MODE)  # mkstemp makes it private; a checkpoint gets the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield staged
+        publish(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    with staged_file(path) as staged:
+        torch.save(obj, staged)
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:

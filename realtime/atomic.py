@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from models.checkpoint import FILE_MODE
+from models.checkpoint import publish, stage_beside
 from realtime.errors import InputError
 
 
@@ -28,15 +27,10 @@ class AtomicFile:
         check_output_folder(self.path)
         if self.path.is_dir():
             raise InputError(f"output {self.path} is a folder; give a file name")
-        fd, name = tempfile.mkstemp(
-            prefix=f".{self.path.stem}.", suffix=f".part{self.path.suffix}", dir=self.path.parent
-        )
-        os.close(fd)
-        self.tmp = Path(name)
+        self.tmp = stage_beside(self.path)
 
     def commit(self) -> None:
-        os.chmod(self.tmp, FILE_MODE)  # mkstemp makes it private; an output gets the usual mode
-        os.replace(self.tmp, self.path)
+        publish(self.tmp, self.path)
 
     def discard(self) -> None:
         self.tmp.unlink(missing_ok=True)

@@ -286,14 +286,12 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     pictures = {Path(p).stem: read_rgb(p) for p in args.style_image or []}
     stylizers = {}
     for name in names:
-        if load_model(name).family == "arbitrary":  # a column per style picture
-            if not pictures:
-                raise InputError(f"{name} takes any style picture: give --style-image PAINTING.jpg")
+        if pictures and load_model(name).family == "arbitrary":  # a column per style picture
             for stem, picture in pictures.items():
                 stylizers[f"{name}: {stem}"] = Stylizer.create(
                     name, args.backend, args.device, options, style_images=[(picture, 1.0)]
                 )
-        else:
+        else:  # (without pictures, Stylizer refuses an arbitrary-style model with its one-line error)
             stylizers[name] = Stylizer.create(name, args.backend, args.device, options)
     sheet = contact_sheet(images, stylizers, args.tile_height)
     write_rgb(args.output, sheet)

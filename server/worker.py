@@ -148,7 +148,7 @@ class InferenceWorker:
                 if ckpt.family == "arbitrary":
                     if not self.style_images:
                         raise InputError(f"{name} takes any style picture: give --style-image PAINTING.jpg")
-                    encoder = ckpt.build()  # on the CPU, once per picture
+                    encoder = ckpt.build()  # on the CPU: each picture's statistics are taken once
                     self.style_statistics[name] = [
                         style_image_statistics(encoder, rgb) for rgb in self.style_images.values()
                     ]
