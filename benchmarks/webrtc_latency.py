@@ -28,7 +28,7 @@ import torch
 from realtime.demo import DemoScene
 from server.app import ServerConfig, StylecastServer
 from server.harness import ServerThread, chromium_args, chromium_path, make_y4m
-from server.worker import InferenceWorker
+from server.worker import InferenceWorker, serving_threads
 
 CLIP = Path(__file__).resolve().parent.parent.parent / "shared" / "media" / "video" / "big_buck_bunny_640x360.mp4"
 
@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--size", default="320x240", help="camera size WxH")
     parser.add_argument("--clip", type=Path, default=CLIP)
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--threads", type=int, default=serving_threads(), help="model threads (serve's default)")
     parser.add_argument("--json", type=Path, default=None, help="also write the samples here")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -80,6 +81,7 @@ def main() -> None:
     if browser_path is None:
         sys.exit("chromium is not installed (apt-get install chromium)")
     size = tuple(int(v) for v in args.size.split("x"))
+    torch.set_num_threads(args.threads)
     worker = InferenceWorker(backend=args.backend, device="cpu", target_fps=30)
     worker.load(args.model)
     alone = model_alone_fps(worker, args.model, size)

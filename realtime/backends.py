@@ -121,7 +121,7 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, ckpt: Checkpoint, device: torch.device, threads: int | None = None):
+    def __init__(self, ckpt: Checkpoint, device: torch.device):
         import onnxruntime as ort
 
         self.device, self.dtype = device, torch.float32
@@ -132,8 +132,9 @@ class OnnxRuntimeBackend:
             providers.insert(0, "CUDAExecutionProvider")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
+        # as many threads as torch's own, so one setting at the edge (`stylecast serve --threads`)
+        # governs whichever backend runs
+        options.intra_op_num_threads = torch.get_num_threads()
         # ORT's worker threads spin after each run, waiting for the next; in a frame loop the
         # next work is torch's pre/post-processing, which they starve (2-core CPU, 640x360:
         # 58 -> 41 ms per frame with spinning off, the model call alone within noise)

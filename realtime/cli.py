@@ -685,13 +685,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import torch
+
     from models.zoo import DEFAULT_MODEL, SHIPPED
     from realtime.images import read_rgb
     from realtime.stylizer import load_model
 
     try:
         from server.app import ServerConfig, run_server
-        from server.worker import InferenceWorker
+        from server.worker import InferenceWorker, serving_threads
     except ImportError as exc:
         raise InputError(
             f"the server needs its extra: pip install 'stylecast[server]' ({exc.name} is missing)"
@@ -714,6 +716,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_room_size=args.max_room_size,
         ice_local_only=args.ice_local_only,
     )
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be at least 1, not {args.threads}")
+    torch.set_num_threads(args.threads or serving_threads())  # the model's share of the CPU, for every backend
     worker = InferenceWorker(
         args.backend, args.device, args.target_fps, adaptive=not args.fixed_resolution, style_images=style_images
     )
@@ -825,6 +830,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--backend", default="auto", help="inference backend")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: every core but one)")
     p.add_argument("--target-fps", type=float, default=30.0, help="frame rate the resolution governor aims for")
     p.add_argument(
         "--fixed-resolution", action="store_true", help="never change the processing resolution automatically"

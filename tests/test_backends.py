@@ -28,6 +28,20 @@ def test_onnxruntime_matches_torch(small_model, size, tmp_path, monkeypatch):
     assert list((tmp_path / "onnx").glob("*.onnx"))  # exported once into the cache
 
 
+def test_onnxruntime_uses_as_many_threads_as_torch(small_model, tmp_path, monkeypatch):
+    """`stylecast serve --threads N` sets torch's count once; ONNX Runtime must follow it."""
+    monkeypatch.setenv("STYLECAST_CACHE", str(tmp_path))
+    ckpt = load_model(small_model)
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            options = OnnxRuntimeBackend(ckpt, torch.device("cpu")).session.get_session_options()
+            assert options.intra_op_num_threads == threads
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_stylizer_output_differs_from_input_like_the_model(small_model):
     frame = (np.linspace(0, 255, 100)[None, :, None] * np.ones((72, 1, 3))).astype(np.uint8)
     out = Stylizer.create(small_model, backend="torch", device="cpu").one(frame)

@@ -132,6 +132,7 @@ def bad(tmp_path):
         (["sheet", "-o", "{d}/sheet.png", "--models", "arbitrary"], ["give --style-image"]),
         (["serve", "--model", "arbitrary", "--port", "0"], ["give --style-image"]),
         (["serve", "--style-image", "{d}/text.png", "--port", "0"], ["not a readable image"]),
+        (["serve", "--threads", "0", "--port", "0"], ["--threads must be at least 1"]),
     ],
     ids=lambda v: "-".join(v) if isinstance(v, list) and v and v[0] in ("video", "image", "webcam", "demo") else None,
 )
