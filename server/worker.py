@@ -40,9 +40,9 @@ def serving_threads() -> int:
 
     The model shares the CPU with each client's video decoder and encoder and the event loop;
     when it takes every core, its threads wait at each layer for whichever one the codecs
-    preempted. Measured with benchmarks/webrtc_latency.py on 2 cores (320x240, 60 s runs): one
-    thread delivered 94% of the camera's frames with p95 latency 133-146 ms, two threads 85-91%
-    with 148-170 ms, although the model alone runs faster on two.
+    preempted. Measured with benchmarks/webrtc_latency.py on 2 cores (320x240, 60 s runs,
+    alternated): one thread delivered 85-94% of the camera's frames at p50 latency 101-118 ms,
+    two threads 81-91% at 116-142 ms, although the model alone runs faster on two.
     """
     return max(1, len(os.sched_getaffinity(0)) - 1)
 
