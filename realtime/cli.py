@@ -483,9 +483,17 @@ def cmd_eval_quality(args: argparse.Namespace) -> int:
     contents = [(path.name, read_rgb(path)) for path in image_files(list(config.content))]
     style = read_rgb(config.style)
     stylizers = {}
-    for name in config.models:  # an arbitrary-style model is given the same painting as Gatys
-        pictures = [(style, 1.0)] if load_model(name).family == "arbitrary" else None
-        stylizers[name] = Stylizer.create(name, "torch", config.device, style_images=pictures).one
+    for name in config.models:
+        # each model stylizes with Gatys' painting: an arbitrary-style model takes it as its
+        # picture, a multi-style model uses its style named like the file (great_wave.jpg)
+        ckpt = load_model(name)
+        pictures = [(style, 1.0)] if ckpt.family == "arbitrary" else None
+        painting = Path(config.style).stem if ckpt.family == "multistyle" else None
+        if painting is not None and painting not in ckpt.styles:
+            raise InputError(
+                f"{name} has no style named {painting!r} like the --style file; its styles: {', '.join(ckpt.styles)}"
+            )
+        stylizers[name] = Stylizer.create(name, "torch", config.device, style=painting, style_images=pictures).one
     device = resolve_device(config.device)
     vgg = loss_network(config.vgg_weights, config.style_layers, config.content_layer, device)
     report = quality_report(config, contents, style, stylizers, vgg, device, show_progress=not args.quiet)

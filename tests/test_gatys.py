@@ -125,3 +125,36 @@ def test_eval_quality_reports_models_against_gatys(tmp_path, small_model, vgg_we
     assert -1 <= model["ssim_to_content"] < 1 and summary["gatys"]["ssim_to_content"] < 1
     sheet = read_rgb(tmp_path / "report" / "sheet.png")
     assert sheet.shape[1] > 3 * 64  # photo, Gatys and the model side by side
+
+
+def test_eval_quality_scores_a_multistyle_model_on_the_style_named_like_the_painting(tmp_path, vgg_weights, capsys):
+    """The same picture saved as great_wave.png and as monet.png: Gatys' scores are the same,
+    eight_paintings-small's differ (it stylizes with its style of that name); a name the model
+    lacks is refused."""
+    import json
+
+    from realtime.cli import main
+    from realtime.demo import DemoScene
+    from realtime.images import write_rgb
+
+    scene = DemoScene(96, 64)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_rgb(photos / "0.png", scene.frame(0))
+    summaries = {}
+    for painting in ("great_wave", "monet", "unknown_painting"):
+        write_rgb(tmp_path / f"{painting}.png", scene.frame(300)[:, ::-1])
+        argv = ["eval", "quality", "--json", "-q", "--models", "eight_paintings-small"]
+        argv += ["--style", tmp_path / f"{painting}.png", "--content", photos, "--out", tmp_path / painting]
+        argv += ["--size", "64", "--gatys-steps", "5", "--features", "vgg", "--vgg-weights", vgg_weights]
+        argv += ["--device", "cpu", "--style-size", "64"]
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        if painting == "unknown_painting":
+            assert code == 2 and "has no style named 'unknown_painting'" in err
+        else:
+            assert code == 0
+            summaries[painting] = json.loads(out)
+    assert summaries["great_wave"]["gatys"] == summaries["monet"]["gatys"]
+    wave, monet = (summaries[p]["eight_paintings-small"]["style_loss"] for p in ("great_wave", "monet"))
+    assert abs(wave - monet) > 0.01 * max(wave, monet)
