@@ -13,8 +13,10 @@ Weights come from one of two places, resolved by `load_vgg`:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,7 +152,8 @@ def weights_from_torchvision() -> VGGWeights:
     """torchvision's ImageNet VGG19 (downloads ~550 MB on first use; needs internet)."""
     from torchvision.models import VGG19_Weights, vgg19
 
-    net = vgg19(weights=VGG19_Weights.IMAGENET1K_V1)
+    with contextlib.redirect_stdout(sys.stderr):  # torch.hub announces downloads on stdout, which carries --json
+        net = vgg19(weights=VGG19_Weights.IMAGENET1K_V1)
     return VGGWeights(
         net.features.state_dict(), TORCHVISION, tuple(LAYER_INDEX), "torchvision VGG19_Weights.IMAGENET1K_V1"
     )

@@ -127,6 +127,35 @@ def test_eval_quality_reports_models_against_gatys(tmp_path, small_model, vgg_we
     assert sheet.shape[1] > 3 * 64  # photo, Gatys and the model side by side
 
 
+def test_eval_quality_json_survives_a_failed_inception_download(
+    tmp_path, small_model, vgg_weights, capsys, monkeypatch
+):
+    """Offline, torch.hub prints "Downloading: ..." to stdout before it fails; the report falls
+    back to VGG features and stdout still holds nothing but the JSON."""
+    import json
+
+    import torchvision.models
+
+    from realtime.cli import main
+    from realtime.demo import DemoScene
+    from realtime.images import write_rgb
+
+    def offline_inception(**_):
+        print('Downloading: "https://download.pytorch.org/models/inception_v3_google.pth"')
+        raise OSError("no network")
+
+    monkeypatch.setattr(torchvision.models, "inception_v3", offline_inception)
+    write_rgb(tmp_path / "photo.png", DemoScene(96, 64).frame(0))
+    write_rgb(tmp_path / "style.png", DemoScene(96, 64).frame(300))
+    argv = ["eval", "quality", "--json", "-q", "--models", small_model, "--style", tmp_path / "style.png"]
+    argv += ["--content", tmp_path / "photo.png", "--out", tmp_path / "report", "--size", "64", "--gatys-steps", "3"]
+    argv += ["--features", "auto", "--vgg-weights", vgg_weights, "--device", "cpu", "--style-size", "64"]
+    assert main([str(a) for a in argv]) == 0
+    out, err = capsys.readouterr()
+    assert small_model in json.loads(out) and "Downloading" in err
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["features"].startswith("vgg")
+
+
 def test_eval_quality_scores_a_multistyle_model_on_the_style_named_like_the_painting(tmp_path, vgg_weights, capsys):
     """The same picture saved as great_wave.png and as monet.png: Gatys' scores are the same,
     eight_paintings-small's differ (it stylizes with its style of that name); a name the model

@@ -11,8 +11,10 @@ columns: the photo, Gatys, each model).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -81,7 +83,8 @@ class InceptionFeatures:
     def __init__(self, device: torch.device):
         from torchvision.models import Inception_V3_Weights, inception_v3
 
-        net = inception_v3(weights=Inception_V3_Weights.IMAGENET1K_V1, aux_logits=True)
+        with contextlib.redirect_stdout(sys.stderr):  # torch.hub announces downloads on stdout, which carries --json
+            net = inception_v3(weights=Inception_V3_Weights.IMAGENET1K_V1, aux_logits=True)
         net.fc = torch.nn.Identity()
         self.net = net.eval().to(device)
         self.mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
