@@ -44,7 +44,9 @@ def serving_threads() -> int:
     alternated): one thread delivered 85-94% of the camera's frames at p50 latency 101-118 ms,
     two threads 81-91% at 116-142 ms, although the model alone runs faster on two.
     """
-    return max(1, len(os.sched_getaffinity(0)) - 1)
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux; macOS and Windows have none
+    cores = len(affinity(0)) if affinity else os.cpu_count() or 1  # affinity: what a container allows
+    return max(1, cores - 1)
 
 
 # Longest processing side, from full size down; the governor moves along this ladder.

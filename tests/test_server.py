@@ -16,7 +16,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from av import VideoFrame
 
 from server.app import ServerConfig, StylecastServer
-from server.worker import ClientSettings, InferenceWorker, Job, ResolutionGovernor
+from server.worker import ClientSettings, InferenceWorker, Job, ResolutionGovernor, serving_threads
 
 STAMP_ROWS, STAMP_BITS = 16, 12
 
@@ -467,3 +467,15 @@ def test_settings_validation_knows_each_models_styles():
     )
     assert switched.model == "mosaic" and switched.style is None
     assert base.style is None  # the original is untouched
+
+
+def test_serving_threads_leave_one_core_to_the_codecs(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert serving_threads() == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5}, raising=False)
+    assert serving_threads() == 1  # never zero
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # macOS, Windows
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert serving_threads() == 7
