@@ -40,8 +40,8 @@ def serving_threads() -> int:
 
     The model shares the CPU with each client's video decoder and encoder and the event loop;
     when it takes every core, its threads wait at each layer for whichever one the codecs
-    preempted. Measured with benchmarks/webrtc_latency.py on 2 cores (320x240, 60 s runs,
-    alternated): one thread delivered 85-94% of the camera's frames at p50 latency 101-118 ms,
+    preempted. Measured with benchmarks/webrtc_latency.py on 2 cores (320x240, 40-60 s runs):
+    one thread delivered 85-94% of the camera's frames at p50 latency 101-118 ms,
     two threads 81-91% at 116-142 ms, although the model alone runs faster on two.
     """
     affinity = getattr(os, "sched_getaffinity", None)  # Linux; macOS and Windows have none
