@@ -286,13 +286,14 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     pictures = {Path(p).stem: read_rgb(p) for p in args.style_image or []}
     stylizers = {}
     for name in names:
-        if pictures and load_model(name).family == "arbitrary":  # a column per style picture
+        ckpt = load_model(name)
+        if pictures and ckpt.family == "arbitrary":  # a column per style picture
             for stem, picture in pictures.items():
                 stylizers[f"{name}: {stem}"] = Stylizer.create(
-                    name, args.backend, args.device, options, style_images=[(picture, 1.0)]
+                    ckpt, args.backend, args.device, options, style_images=[(picture, 1.0)]
                 )
         else:  # (without pictures, Stylizer refuses an arbitrary-style model with its one-line error)
-            stylizers[name] = Stylizer.create(name, args.backend, args.device, options)
+            stylizers[name] = Stylizer.create(ckpt, args.backend, args.device, options)
     sheet = contact_sheet(images, stylizers, args.tile_height)
     write_rgb(args.output, sheet)
     emit(
@@ -493,7 +494,7 @@ def cmd_eval_quality(args: argparse.Namespace) -> int:
             raise InputError(
                 f"{name} has no style named {painting!r} like the --style file; its styles: {', '.join(ckpt.styles)}"
             )
-        stylizers[name] = Stylizer.create(name, "torch", config.device, style=painting, style_images=pictures).one
+        stylizers[name] = Stylizer.create(ckpt, "torch", config.device, style=painting, style_images=pictures).one
     device = resolve_device(config.device)
     vgg = loss_network(config.vgg_weights, config.style_layers, config.content_layer, device)
     report = quality_report(config, contents, style, stylizers, vgg, device, show_progress=not args.quiet)

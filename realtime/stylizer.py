@@ -104,7 +104,7 @@ class Stylizer:
     @classmethod
     def create(
         cls,
-        model: str,
+        model: str | Checkpoint,
         backend: str = "auto",
         device: str = "auto",
         options: StyleOptions | None = None,
@@ -113,7 +113,8 @@ class Stylizer:
         alpha: float = 1.0,
         transform: str | None = None,
     ) -> Stylizer:
-        ckpt = load_model(model)
+        """`model`: a shipped name, a checkpoint path, or a checkpoint a caller already loaded."""
+        ckpt = model if isinstance(model, Checkpoint) else load_model(model)
         if transform is not None:  # the arbitrary model's feature transform: adain | wct
             if ckpt.family != "arbitrary" or transform not in ("adain", "wct"):
                 raise InputError("--transform adain|wct applies to arbitrary-style models")
