@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from realtime.errors import InputError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
     import torch
 
@@ -192,13 +194,20 @@ def cmd_image(args: argparse.Namespace) -> int:
 
 
 def cmd_webcam(args: argparse.Namespace) -> int:
+    from realtime.governor import AdaptiveStylizer
     from realtime.live import run_live
     from realtime.sinks import ImageSequenceSink, LiveVideoSink, NullSink, VirtualCameraSink, WindowSink
     from realtime.sources import open_source
     from realtime.video import VIDEO_SUFFIXES
 
+    if args.target_fps is not None and not 0 < args.target_fps <= 1000:
+        raise InputError(f"--target-fps must be between 0 and 1000, got {args.target_fps}")
     source = open_source(args.source if args.source is not None else str(args.camera))
     stylizer = build_stylizer(args)
+    stylize: Callable[[np.ndarray], np.ndarray] = stylizer.one
+    status = None
+    if not args.fixed_resolution:
+        stylize = status = AdaptiveStylizer(stylizer, args.target_fps or source.fps)
     sinks: list[Any] = []
     try:
         if args.virtual_cam:
@@ -211,14 +220,26 @@ def cmd_webcam(args: argparse.Namespace) -> int:
             sinks.append(ImageSequenceSink(args.output))
         if not sinks:
             sinks.append(NullSink())
-        stats = run_live(source, stylizer.one, sinks, seconds=args.seconds, overlay=not args.no_overlay)
+        stats = run_live(
+            source,
+            stylize,
+            sinks,
+            seconds=args.seconds,
+            overlay=not args.no_overlay,
+            status=status.describe if status else None,
+        )
     except BaseException:
         for sink in sinks:
             getattr(sink, "abort", sink.close)()
         raise
     for sink in sinks:
         sink.close()
-    data = dataclasses.asdict(stats) | {"model": args.model, "backend": stylizer.backend.name, "output": args.output}
+    data = dataclasses.asdict(stats) | {
+        "model": args.model,
+        "backend": stylizer.backend.name,
+        "output": args.output,
+        "processing_max_size": stylizer.options.max_size,  # at the end (None: the frame's own size)
+    }
     emit(
         args,
         data,
@@ -792,6 +813,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-overlay", action="store_true", help="no fps / latency text on the frames")
     p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    p.add_argument(
+        "--target-fps",
+        type=float,
+        default=None,
+        help="frame rate the resolution governor aims for (default: the source's own)",
+    )
+    p.add_argument(
+        "--fixed-resolution",
+        action="store_true",
+        help="never lower the processing resolution when the model is slower than the source",
+    )
     add_model_flags(p)
     p.set_defaults(run=cmd_webcam)
 

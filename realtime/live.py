@@ -67,8 +67,12 @@ def run_live(
     seconds: float | None = None,
     max_frames: int | None = None,
     overlay: bool = True,
+    status: Callable[[], str] | None = None,
 ) -> LiveStats:
-    """Run until the source ends, a sink asks to stop, `seconds` pass or `max_frames` are shown."""
+    """Run until the source ends, a sink asks to stop, `seconds` pass or `max_frames` are shown.
+
+    `status` gives one more overlay line (the processing size of an adaptive stylizer).
+    """
     latencies: list[float] = []  # of the frames after the first
     shown = 0
     rate = RollingRate()
@@ -94,6 +98,8 @@ def run_live(
             if overlay:
                 latency_ms = (now - frame.captured_at) * 1000
                 text = [f"{fps:5.1f} fps", f"{latency_ms:5.0f} ms", f"{source.slot.dropped - dropped_before} dropped"]
+                if status is not None:
+                    text.append(status())
                 out = draw_overlay(out, text)
             keep_going = all([sink.write(out, frame.captured_at) for sink in sinks])
             shown += 1

@@ -101,6 +101,11 @@ class Stylizer:
             )
         self.conditions["style"] = parse_style_mix(spec, self.checkpoint.styles)[None]
 
+    def set_max_size(self, max_size: int | None) -> None:
+        """Cap the longest processed side from the next frame on (None: the frame's own size)."""
+        self.options = dataclasses.replace(self.options, max_size=max_size)
+        self.processor.options = self.options
+
     @classmethod
     def create(
         cls,

@@ -18,7 +18,6 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +27,7 @@ from models.adain import interpolate_statistics
 from models.checkpoint import Checkpoint
 from realtime.backends import Backend, create_backend
 from realtime.errors import InputError
+from realtime.governor import ResolutionGovernor, smallest_cap
 from realtime.processing import FrameProcessor, StyleOptions
 from realtime.styles import parse_style_mix
 from realtime.stylizer import load_model, style_image_statistics
@@ -47,10 +47,6 @@ def serving_threads() -> int:
     affinity = getattr(os, "sched_getaffinity", None)  # Linux; macOS and Windows have none
     cores = len(affinity(0)) if affinity else os.cpu_count() or 1  # affinity: what a container allows
     return max(1, cores - 1)
-
-
-# Longest processing side, from full size down; the governor moves along this ladder.
-RESOLUTION_LADDER: tuple[int | None, ...] = (None, 960, 720, 640, 480, 400, 320, 256, 192)
 
 
 @dataclass
@@ -81,38 +77,6 @@ class Prepared:
     x: torch.Tensor  # the model input
     crop: tuple[int, int, int, int]  # top, left, height, width of the picture in the output
     conditions: list[torch.Tensor]  # 1 x ... each (style weights, or an arbitrary style's statistics)
-
-
-class ResolutionGovernor:
-    """Steps the processing size down when turns exceed the budget, up when well under it."""
-
-    def __init__(self, budget_s: float, window: int = 8):
-        self.budget = budget_s
-        self.level = 0
-        self.recent: deque[float] = deque(maxlen=window)
-
-    @property
-    def max_size(self) -> int | None:
-        return RESOLUTION_LADDER[self.level]
-
-    def observe(self, seconds: float) -> None:
-        self.recent.append(seconds)
-        if len(self.recent) < self.recent.maxlen:
-            return
-        typical = float(np.median(self.recent))
-        if typical > 1.15 * self.budget and self.level < len(RESOLUTION_LADDER) - 1:
-            self.level += 1
-            self.recent.clear()
-            log.info(
-                "turns take %.0f ms > %.0f ms budget: processing at %s px",
-                typical * 1e3,
-                self.budget * 1e3,
-                self.max_size,
-            )
-        elif typical < 0.45 * self.budget and self.level > 0:
-            self.level -= 1
-            self.recent.clear()
-            log.info("turns take %.0f ms: back up to %s px", typical * 1e3, self.max_size or "full size")
 
 
 class InferenceWorker:
@@ -207,22 +171,25 @@ class InferenceWorker:
                     return
                 jobs, self._jobs = self._jobs, []
             started = time.perf_counter()
-            self._turn(jobs)
+            processed_side = self._turn(jobs)
             self.last_turn_s = time.perf_counter() - started
             self.turns += 1
             self.frames += len(jobs)
-            if self.governor is not None:
-                self.governor.observe(self.last_turn_s)
+            if self.governor is not None and processed_side:
+                self.governor.observe(self.last_turn_s, processed_side)
 
     @torch.inference_mode()
-    def _turn(self, jobs: list[Job]) -> None:
+    def _turn(self, jobs: list[Job]) -> int:
+        """Runs the jobs; returns the longest side processed (0 when every job failed)."""
         groups: dict[tuple, list[Prepared]] = {}
+        processed_side = 0
         for job in jobs:
             try:
                 prepared = self._prepare(job)
             except Exception as exc:  # noqa: BLE001 - one client's bad request must not stop the others
                 job.loop.call_soon_threadsafe(_fail, job.future, exc)
                 continue
+            processed_side = max(processed_side, *prepared.crop[2:])
             groups.setdefault((job.settings.model, tuple(prepared.x.shape)), []).append(prepared)
         for (model, _), members in groups.items():
             _, backend = self.models[model]
@@ -235,6 +202,7 @@ class InferenceWorker:
             except Exception as exc:  # noqa: BLE001
                 for m in members:
                     m.job.loop.call_soon_threadsafe(_fail, m.job.future, exc)
+        return processed_side
 
     def _prepare(self, job: Job) -> Prepared:
         self.load(job.settings.model)
@@ -242,7 +210,10 @@ class InferenceWorker:
         # plain bicubic back to the camera size: the governor reduces the size to save time, and
         # restoring the detail costs ~7 ms a 640x480 frame on 2 cores (a quarter of the budget)
         options = StyleOptions(
-            job.settings.strength, job.settings.preserve_color, self._cap(job.settings), upsample="bicubic"
+            job.settings.strength,
+            job.settings.preserve_color,
+            smallest_cap(job.settings.max_size, self.processing_max_size),
+            upsample="bicubic",
         )
         processor = FrameProcessor(ckpt.contract, backend.device, backend.dtype, options)
         original = processor.upload([job.frame])
@@ -264,10 +235,6 @@ class InferenceWorker:
         if ckpt.family == "arbitrary":
             return list(self.style_images)
         return list(ckpt.styles) if ckpt.family == "multistyle" else []
-
-    def _cap(self, settings: ClientSettings) -> int | None:
-        sizes = [s for s in (settings.max_size, self.processing_max_size) if s]
-        return min(sizes) if sizes else None
 
 
 def _resolve(future: asyncio.Future, value: object) -> None:

@@ -128,6 +128,7 @@ def bad(tmp_path):
             ["is not 'demo', a camera index or an existing file"],
         ),
         (["demo", "--size", "10x10", "-o", "{d}/demo.mp4"], ["out of range"]),
+        (["webcam", "--source", "demo", "--no-window", "--target-fps", "0"], ["--target-fps must be between"]),
         (["video", "{clip}", "-o", "{d}/o.mp4", "--model", "arbitrary"], ["give --style-image"]),
         (["sheet", "-o", "{d}/sheet.png", "--models", "arbitrary"], ["give --style-image"]),
         (["serve", "--model", "arbitrary", "--port", "0"], ["give --style-image"]),

@@ -16,7 +16,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from av import VideoFrame
 
 from server.app import ServerConfig, StylecastServer
-from server.worker import ClientSettings, InferenceWorker, Job, ResolutionGovernor, serving_threads
+from server.worker import ClientSettings, InferenceWorker, Job, serving_threads
 
 STAMP_ROWS, STAMP_BITS = 16, 12
 
@@ -380,18 +380,6 @@ def test_limits_token_rooms_and_static_files(small_model):
             server.worker.stop()
 
     asyncio.run(scenario())
-
-
-def test_governor_steps_down_when_slow_and_back_up():
-    governor = ResolutionGovernor(budget_s=1 / 30, window=4)
-    for _ in range(8):  # two full windows over budget: two steps down
-        governor.observe(0.080)
-    assert governor.level == 2 and governor.max_size == 720
-    for _ in range(3):  # not a full window yet
-        governor.observe(0.005)
-    assert governor.level == 2
-    governor.observe(0.005)  # a window well under budget: one step back up
-    assert governor.level == 1 and governor.max_size == 960
 
 
 def test_batched_turn_gives_the_same_frames_as_one_client_at_a_time(small_model):

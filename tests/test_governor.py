@@ -1,0 +1,74 @@
+"""The live processing resolution: down while the model is slower than the source, back up when it can."""
+
+import time
+
+import numpy as np
+
+from realtime.governor import AdaptiveStylizer, ResolutionGovernor
+from realtime.processing import StyleOptions
+from realtime.stylizer import Stylizer
+
+
+def test_governor_steps_down_when_slow_and_back_up():
+    governor = ResolutionGovernor(budget_s=1 / 30, window=4)
+    for _ in range(4):  # a full window over budget on 1280 px frames: one rung down
+        governor.observe(0.080, processed_side=1280)
+    assert governor.max_size == 960
+    for _ in range(4):
+        governor.observe(0.080, processed_side=960)
+    assert governor.max_size == 720
+    for _ in range(3):  # not a full window yet
+        governor.observe(0.005, processed_side=720)
+    assert governor.max_size == 720
+    governor.observe(0.005, processed_side=720)  # a window well under budget: one rung back up
+    assert governor.max_size == 960
+
+
+def test_governor_skips_the_rungs_that_would_not_shrink_the_frame():
+    """On 400x300 frames the 960, 720, 640 and 480 caps change nothing: one window goes to 320."""
+    governor = ResolutionGovernor(budget_s=1 / 30, window=4)
+    for _ in range(4):
+        governor.observe(0.080, processed_side=400)
+    assert governor.max_size == 320
+
+
+class PixelPricedBackend:
+    """The real backend, made to take a set time per pixel of model input (a model too slow for
+    the camera): each call lasts `seconds_per_pixel` x pixels, or the model's own time if longer."""
+
+    def __init__(self, backend, seconds_per_pixel):
+        self.backend, self.seconds_per_pixel = backend, seconds_per_pixel
+        self.sizes = []
+
+    def __call__(self, x, *conditions):
+        started = time.perf_counter()
+        self.sizes.append(tuple(x.shape[2:]))
+        y = self.backend(x, *conditions)
+        time.sleep(max(0.0, x.shape[2] * x.shape[3] * self.seconds_per_pixel - (time.perf_counter() - started)))
+        return y
+
+
+def test_adaptive_stylizer_settles_on_a_size_the_model_can_keep_up_with(small_model):
+    """A 100 ms budget (10 fps), stepping down above 115 ms. A 400x300 frame is a 416x320 model
+    input with the margin and size multiple: 133 ms plus pre- and post-processing, over budget;
+    at 320x240 (336x256) 86 ms: within it, and not far enough under it to step back up (45 ms)."""
+    stylizer = Stylizer.create(small_model, backend="torch", device="cpu")
+    slow = PixelPricedBackend(stylizer.backend, seconds_per_pixel=1e-6)
+    stylizer.backend = slow
+    adaptive = AdaptiveStylizer(stylizer, target_fps=10)
+    frame = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    outputs = [adaptive(frame) for _ in range(24)]
+    assert all(out.shape == frame.shape for out in outputs)  # the frame keeps its size
+    assert adaptive.max_size == 320 and adaptive.describe() == "at 320 px"
+    assert slow.sizes[:8] == [(320, 416)] * 8  # one window of 8 calls at full size
+    assert slow.sizes[8:] == [(256, 336)] * 16  # then 320 px, steady
+
+
+def test_adaptive_stylizer_keeps_full_size_for_a_fast_model_and_the_users_cap(small_model):
+    stylizer = Stylizer.create(small_model, backend="torch", device="cpu", options=StyleOptions(max_size=256))
+    adaptive = AdaptiveStylizer(stylizer, target_fps=1)  # a budget of a second: never slow
+    frame = np.zeros((300, 400, 3), np.uint8)
+    for _ in range(10):
+        adaptive(frame)
+    assert adaptive.governor.max_size is None and adaptive.max_size == 256
+    assert stylizer.options.processing_size(300, 400) == (192, 256)
