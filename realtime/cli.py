@@ -729,12 +729,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"the server needs its extra: pip install 'stylecast[server]' ({exc.name} is missing)"
         ) from None
     models = args.model or [m for m in SHIPPED if SHIPPED[m].path.is_file()]
-    families = {name: load_model(name).family for name in models}  # fail now on an unknown model
+    checkpoints = {name: load_model(name) for name in models}  # fail now on an unknown model
     style_images = {Path(p).stem: read_rgb(p) for p in args.style_image or []}  # named for the picker
     if not style_images:
-        if args.model and "arbitrary" in families.values():
+        if args.model and any(c.family == "arbitrary" for c in checkpoints.values()):
             raise InputError("arbitrary-style models take style pictures: give --style-image PAINTING.jpg")
-        models = [m for m in models if families[m] != "arbitrary"]  # nothing to offer them
+        models = [m for m in models if checkpoints[m].family != "arbitrary"]  # nothing to offer them
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -750,7 +750,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InputError(f"--threads must be at least 1, not {args.threads}")
     torch.set_num_threads(args.threads or serving_threads())  # the model's share of the CPU, for every backend
     worker = InferenceWorker(
-        args.backend, args.device, args.target_fps, adaptive=not args.fixed_resolution, style_images=style_images
+        args.backend,
+        args.device,
+        args.target_fps,
+        adaptive=not args.fixed_resolution,
+        style_images=style_images,
+        checkpoints={name: checkpoints[name] for name in models},
     )
     worker.load(config.default_model)
     worker.start()

@@ -93,8 +93,10 @@ class InferenceWorker:
         target_fps: float = 30.0,
         adaptive: bool = True,
         style_images: dict[str, np.ndarray] | None = None,
+        checkpoints: dict[str, Checkpoint] | None = None,
     ):
         self.backend_name, self.device_name = backend, device
+        self.loaded_checkpoints = dict(checkpoints or {})  # read by the caller already: not read again
         self.governor = ResolutionGovernor(1.0 / target_fps) if adaptive else None
         self.style_images = style_images or {}
         self.models: dict[str, tuple[Checkpoint, Backend]] = {}
@@ -124,7 +126,7 @@ class InferenceWorker:
         """Load a model now (on the caller's thread), so the first frame does not wait for it."""
         with self._load_lock:
             if name not in self.models:
-                ckpt = load_model(name)
+                ckpt = self.loaded_checkpoints.pop(name, None) or load_model(name)
                 if ckpt.family == "arbitrary":
                     if not self.style_images:
                         raise InputError(f"{name} takes any style picture: give --style-image PAINTING.jpg")
