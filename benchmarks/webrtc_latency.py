@@ -64,6 +64,18 @@ FRAME_PATH = """(async () => {
 })()"""
 
 
+def frame_path(page) -> dict:
+    """Every frame counter at this moment: the browser's WebRTC ones and the server's, via the page."""
+    path = page.evaluate(FRAME_PATH)
+    path.update(
+        page.evaluate(
+            "(() => { const s = window.stylecastStats; return {server_received: s.received,"
+            " server_dropped: s.dropped, server_stylized: s.processed, page_shown: s.framesShown} })()"
+        )
+    )
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=300)
@@ -95,7 +107,7 @@ def main() -> None:
         page.goto(f"{url}/?autostart=1")
         page.wait_for_function("window.stylecastStats.framesShown > 30", timeout=120_000)
         start = time.perf_counter()
-        shown_before = page.evaluate("window.stylecastStats.framesShown")
+        path_before = frame_path(page)
         seen = page.evaluate("window.stylecastStats.latencyCount")
         while time.perf_counter() - start < args.seconds:
             time.sleep(args.sample)
@@ -117,17 +129,12 @@ def main() -> None:
             }
             samples.append(sample)
             print(json.dumps(sample), flush=True)
-        shown = page.evaluate("window.stylecastStats.framesShown") - shown_before
+        path_after = frame_path(page)
         elapsed = time.perf_counter() - start
-        path = page.evaluate(FRAME_PATH)
-        path.update(
-            page.evaluate(
-                "(() => { const s = window.stylecastStats; return {server_received: s.received,"
-                " server_dropped: s.dropped, server_stylized: s.processed, page_shown: s.framesShown} })()"
-            )
-        )
         browser.close()
-    delivered = shown / elapsed
+    # every counter over the measured window (the warm-up before it left out)
+    path = {k: v - path_before[k] for k, v in path_after.items() if isinstance(v, int | float)}
+    delivered = path["page_shown"] / elapsed
     p95s = [s["p95"] for s in samples if s["p95"] is not None]
     times = [s["t"] / 60 for s in samples if s["p95"] is not None]
     slope = float(np.polyfit(times, p95s, 1)[0]) if len(p95s) > 2 else float("nan")
@@ -139,14 +146,17 @@ def main() -> None:
     print(f"| model alone (frames/s) | {alone:.1f} |")
     print(f"| delivered to the page (frames/s) | {delivered:.1f} |")
     print(f"| delivered / min(camera 30, model alone) | {delivered / ceiling:.0%} |")
+    print(f"| camera sent (frames/s) | {path['camera_sent'] / elapsed:.1f} |")
+    print(f"| page shown / camera sent | {path['page_shown'] / path['camera_sent']:.1%} |")
+    print(f"| page decoded / camera sent | {path['page_decoded'] / path['camera_sent']:.1%} |")
     print(
         f"| latency p50 over the run (median of samples, ms) | {statistics.median(s['p50'] for s in samples if s['p50']):.0f} |"
     )
     print(f"| latency p95 (worst sample, ms) | {max(p95s):.0f} |")
     print(f"| latency p95 trend (ms per minute) | {slope:+.1f} |")
     print(f"| dropped / received | {samples[-1]['dropped']} / {samples[-1]['received']} |")
-    print("\nWhere the frames went, whole session (camera -> server -> page):")
-    print(", ".join(f"{k} {v}" for k, v in path.items()))
+    print("\nWhere the frames went over the measured window (camera -> server -> page):")
+    print(", ".join(f"{k} {v}" for k, v in path.items()), f"(camera limited by: {path_after['camera_limited_by']})")
     if args.json:
         args.json.write_text(
             json.dumps({"model_alone_fps": alone, "delivered_fps": delivered, "samples": samples}, indent=2)
