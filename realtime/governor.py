@@ -2,9 +2,9 @@
 
 A live source delivers frames at its own rate; a model slower than that rate shows fewer of
 them (the live loop and the server drop the stale ones). The governor measures each model
-call and, while calls take longer than the frame budget, lowers the longest processed side
-one rung of a ladder at a time; when they run well under budget it goes back up. The frame
-keeps its size: the reduced output is upsampled to it (`realtime.processing`).
+call and, while calls take longer than the frame budget, lowers the longest processed side to
+the next rung of a ladder below it; when they run well under budget it goes back up a rung.
+The frame keeps its size: the reduced output is upsampled to it (`realtime.processing`).
 """
 
 from __future__ import annotations
