@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Any
 from realtime.errors import InputError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     import numpy as np
     import torch
 
@@ -204,10 +202,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
         raise InputError(f"--target-fps must be between 0 and 1000, got {args.target_fps}")
     source = open_source(args.source if args.source is not None else str(args.camera))
     stylizer = build_stylizer(args)
-    stylize: Callable[[np.ndarray], np.ndarray] = stylizer.one
-    status = None
-    if not args.fixed_resolution:
-        stylize = status = AdaptiveStylizer(stylizer, args.target_fps or source.fps)
+    adaptive = None if args.fixed_resolution else AdaptiveStylizer(stylizer, args.target_fps or source.fps)
     sinks: list[Any] = []
     try:
         if args.virtual_cam:
@@ -222,11 +217,11 @@ def cmd_webcam(args: argparse.Namespace) -> int:
             sinks.append(NullSink())
         stats = run_live(
             source,
-            stylize,
+            adaptive or stylizer.one,
             sinks,
             seconds=args.seconds,
             overlay=not args.no_overlay,
-            status=status.describe if status else None,
+            status=adaptive.describe if adaptive else None,
         )
     except BaseException:
         for sink in sinks:

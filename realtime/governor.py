@@ -93,7 +93,8 @@ class AdaptiveStylizer:
         return f"at {self.max_size} px" if self.max_size else "full size"
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
-        self.stylizer.set_max_size(self.max_size)
+        if self.max_size != self.stylizer.options.max_size:  # only when the governor moved
+            self.stylizer.set_max_size(self.max_size)
         started = time.perf_counter()
         out = self.stylizer.one(frame)
         processed = self.stylizer.options.processing_size(*frame.shape[:2])
