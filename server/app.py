@@ -17,6 +17,7 @@ no trickle ICE). Controls travel on a data channel named "control" as JSON messa
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import json
 import logging
@@ -55,6 +56,7 @@ class ServerConfig:
     max_room_size: int = 4
     max_offer_bytes: int = 64 * 1024
     max_frame_pixels: int = 1280 * 720  # larger camera frames are scaled down before the model
+    max_frame_wait_ms: float = 50.0  # a camera frame this old gives way to a newer one (tracks.FrameMailbox)
     connect_timeout: float = 30.0  # a peer that does not connect in this time is closed
     stats_interval: float = 0.5  # seconds between stats messages on the data channel
     ice_local_only: bool = False  # media never leaves this machine (tests, local benchmarks)
@@ -71,6 +73,15 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+async def freeze_startup_objects(app: web.Application) -> None:
+    """Moves everything alive at start (modules, models, codec tables: most of the heap) out of
+    the garbage collector's reach. Its full passes walk every tracked object while holding the
+    GIL: in a 40 s stream (benchmarks/webrtc_latency.py) one took 125 ms, stalling every
+    stream and the worker; objects made later are collected as usual."""
+    gc.collect()
+    gc.freeze()
 
 
 class BadRequest(web.HTTPBadRequest):
@@ -149,6 +160,7 @@ class StylecastServer:
         app.router.add_post("/offer", self.offer)
         app.router.add_post("/room/{name}/offer", self.offer)
         app.router.add_static("/static", STATIC, follow_symlinks=False)
+        app.on_startup.append(freeze_startup_objects)
         app.on_shutdown.append(self.shutdown)
         return app
 
@@ -291,7 +303,14 @@ class StylecastServer:
         def on_track(track: Any) -> None:
             if track.kind != "video" or peer.track is not None:
                 return
-            peer.track = StylizedTrack(track, self.worker, peer.settings, self.config.max_frame_pixels, peer.stamp_rows)
+            peer.track = StylizedTrack(
+                track,
+                self.worker,
+                peer.settings,
+                self.config.max_frame_pixels,
+                peer.stamp_rows,
+                self.config.max_frame_wait_ms / 1000,
+            )
             if peer.room is not None:
                 self.connect_room(self.rooms[peer.room], peer)
 
