@@ -709,6 +709,24 @@ def cmd_export(args: argparse.Namespace) -> int:
 # --- serve -------------------------------------------------------------------------------------
 
 
+def check_serve_limits(args: argparse.Namespace) -> None:
+    """Refuses `stylecast serve` numbers the server cannot run with, before anything loads."""
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port must be between 0 and 65535, not {args.port}")
+    if not 0 < args.target_fps <= 1000:
+        raise InputError(f"--target-fps must be between 0 and 1000, got {args.target_fps}")
+    if not 0 <= args.max_frame_wait_ms <= 1000:
+        raise InputError(f"--max-frame-wait-ms must be between 0 and 1000, got {args.max_frame_wait_ms}")
+    for flag, value, least in (
+        ("--threads", args.threads, 1),
+        ("--max-peers", args.max_peers, 1),
+        ("--max-rooms", args.max_rooms, 1),
+        ("--max-room-size", args.max_room_size, 2),
+    ):
+        if value is not None and value < least:
+            raise InputError(f"{flag} must be at least {least}, not {value}")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import torch
 
@@ -723,6 +741,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InputError(
             f"the server needs its extra: pip install 'stylecast[server]' ({exc.name} is missing)"
         ) from None
+    check_serve_limits(args)
     models = args.model or [m for m in SHIPPED if SHIPPED[m].path.is_file()]
     checkpoints = {name: load_model(name) for name in models}  # fail now on an unknown model
     style_images = {Path(p).stem: read_rgb(p) for p in args.style_image or []}  # named for the picker
@@ -740,9 +759,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_rooms=args.max_rooms,
         max_room_size=args.max_room_size,
         ice_local_only=args.ice_local_only,
+        max_frame_wait_ms=args.max_frame_wait_ms,
     )
-    if args.threads is not None and args.threads < 1:
-        raise InputError(f"--threads must be at least 1, not {args.threads}")
     torch.set_num_threads(args.threads or serving_threads())  # the model's share of the CPU, for every backend
     worker = InferenceWorker(
         args.backend,
@@ -879,6 +897,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-peers", type=int, default=8, help="concurrent connections")
     p.add_argument("--max-rooms", type=int, default=16, help="concurrent call rooms")
     p.add_argument("--max-room-size", type=int, default=4, help="participants per room")
+    p.add_argument(
+        "--max-frame-wait-ms",
+        type=float,
+        default=50.0,
+        help="a camera frame that waited this long gives way to a newer one (0: always the newest frame)",
+    )
     p.add_argument(
         "--ice-local-only",
         action="store_true",

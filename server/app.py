@@ -21,6 +21,7 @@ import gc
 import ipaddress
 import json
 import logging
+import os
 import re
 import secrets
 import uuid
@@ -466,5 +467,19 @@ def apply_settings(
 def run_server(config: ServerConfig, worker: InferenceWorker) -> None:
     server = StylecastServer(config, worker)
     url = f"http://{config.host}:{config.port}/" + (f"?token={config.token}" if config.token else "")
-    print(f"stylecast: serving {len(config.models)} model(s) at {url}", flush=True)
-    web.run_app(server.app(), host=config.host, port=config.port, print=None, access_log=None)
+
+    bound = False
+
+    def announce(_aiohttp_banner: str) -> None:  # aiohttp calls it once the socket is bound
+        nonlocal bound
+        bound = True
+        print(f"stylecast: serving {len(config.models)} model(s) at {url}", flush=True)
+
+    try:
+        web.run_app(server.app(), host=config.host, port=config.port, print=announce, access_log=None)
+    except OSError as exc:
+        if bound:
+            raise
+        # the address is taken, not this machine's, or a privileged port
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise InputError(f"cannot listen on {config.host}:{config.port}: {reason}") from None

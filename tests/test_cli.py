@@ -134,12 +134,18 @@ def bad(tmp_path):
         (["serve", "--model", "arbitrary", "--port", "0"], ["give --style-image"]),
         (["serve", "--style-image", "{d}/text.png", "--port", "0"], ["not a readable image"]),
         (["serve", "--threads", "0", "--port", "0"], ["--threads must be at least 1"]),
+        (["serve", "--target-fps", "0"], ["--target-fps must be between"]),
+        (["serve", "--max-peers", "0"], ["--max-peers must be at least 1"]),
+        (["serve", "--max-room-size", "1"], ["--max-room-size must be at least 2"]),
+        (["serve", "--max-frame-wait-ms", "-5"], ["--max-frame-wait-ms must be between"]),
+        (["serve", "--port", "70000"], ["--port must be between 0 and 65535"]),
+        (["serve", "--model", "{small}", "--host", "192.0.2.1", "--port", "0"], ["cannot listen on 192.0.2.1:0"]),
     ],
     ids=lambda v: "-".join(v) if isinstance(v, list) and v and v[0] in ("video", "image", "webcam", "demo") else None,
 )
 def test_bad_input_gives_one_line_and_exit_2(capsys, bad, demo_clip, small_model, argv, fragments, monkeypatch):
     other = other_architecture_checkpoint(bad / "other.pt")
-    argv = [a.format(d=bad, clip=demo_clip, other=other) for a in argv]
+    argv = [a.format(d=bad, clip=demo_clip, other=other, small=small_model) for a in argv]
     if argv[0] in ("video", "image") and "--model" not in argv:
         argv += ["--model", small_model]
     before = set(bad.rglob("*"))
