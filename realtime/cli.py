@@ -107,6 +107,8 @@ def cmd_video(args: argparse.Namespace) -> int:
         raise InputError(f"output {output} must end in one of {', '.join(sorted(VIDEO_SUFFIXES))}")
     if Path(args.input).resolve() == output.resolve():
         raise InputError("output would overwrite the input; choose another file name")
+    if not 1 <= args.batch_size <= 64:
+        raise InputError(f"--batch-size must be between 1 and 64, got {args.batch_size}")
     stylizer = build_stylizer(args)
     result = process_video(args.input, output, stylizer, batch_size=args.batch_size, progress=not args.quiet)
     data = dataclasses.asdict(result) | {
@@ -200,6 +202,8 @@ def cmd_webcam(args: argparse.Namespace) -> int:
 
     if args.target_fps is not None and not 0 < args.target_fps <= 1000:
         raise InputError(f"--target-fps must be between 0 and 1000, got {args.target_fps}")
+    if args.seconds is not None and args.seconds <= 0:
+        raise InputError(f"--seconds must be positive, got {args.seconds}")
     source = open_source(args.source if args.source is not None else str(args.camera))
     stylizer = build_stylizer(args)
     adaptive = None if args.fixed_resolution else AdaptiveStylizer(stylizer, args.target_fps or source.fps)

@@ -129,6 +129,8 @@ def bad(tmp_path):
         ),
         (["demo", "--size", "10x10", "-o", "{d}/demo.mp4"], ["out of range"]),
         (["webcam", "--source", "demo", "--no-window", "--target-fps", "0"], ["--target-fps must be between"]),
+        (["webcam", "--source", "demo", "--no-window", "--seconds", "-1"], ["--seconds must be positive"]),
+        (["video", "{clip}", "-o", "{d}/o.mp4", "--batch-size", "0"], ["--batch-size must be between 1 and 64"]),
         (["video", "{clip}", "-o", "{d}/o.mp4", "--model", "arbitrary"], ["give --style-image"]),
         (["sheet", "-o", "{d}/sheet.png", "--models", "arbitrary"], ["give --style-image"]),
         (["serve", "--model", "arbitrary", "--port", "0"], ["give --style-image"]),
