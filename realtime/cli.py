@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -387,10 +388,19 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> N
 
 
 def config_from_args(config_cls: type, args: argparse.Namespace) -> Any:
+    """The config from its flags, refusing values outside the range each field declares."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)}
-    for key, value in values.items():
+    for f in dataclasses.fields(config_cls):
+        value, flag = values[f.name], "--" + f.name.replace("_", "-")
+        least = f.metadata.get("at_least")
+        if value is not None and least is not None and value < least:
+            raise InputError(f"{flag} must be at least {least}, got {value}")
+        if value is not None and f.metadata.get("positive") and value <= 0:
+            raise InputError(f"{flag} must be positive, got {value}")
         if isinstance(value, list):
-            values[key] = tuple(value)
+            values[f.name] = tuple(value)
+    if values.get("crop_size", 0) > values.get("scale_size", math.inf):
+        raise InputError(f"--crop-size {values['crop_size']} is larger than --scale-size {values['scale_size']}")
     return config_cls(**values)
 
 

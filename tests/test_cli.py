@@ -134,6 +134,47 @@ def bad(tmp_path):
         (["video", "{clip}", "-o", "{d}/o.mp4", "--model", "arbitrary"], ["give --style-image"]),
         (["sheet", "-o", "{d}/sheet.png", "--models", "arbitrary"], ["give --style-image"]),
         (["serve", "--model", "arbitrary", "--port", "0"], ["give --style-image"]),
+        (
+            ["train", "fast", "--style", "{d}/s.jpg", "--data", "{d}", "--out", "{d}/t.pt", "--steps", "0"],
+            ["--steps must be at least 1"],
+        ),
+        (
+            ["train", "fast", "--style", "{d}/s.jpg", "--data", "{d}", "--out", "{d}/t.pt", "--lr", "-1"],
+            ["--lr must be positive"],
+        ),
+        (
+            ["train", "fast", "--style", "{d}/s.jpg", "--data", "{d}", "--out", "{d}/t.pt", "--crop-size", "400"],
+            ["--crop-size 400 is larger than --scale-size 320"],
+        ),
+        (
+            ["train", "pix2pix", "--data", "{d}", "--out", "{d}/t.pt", "--batch-size", "0"],
+            ["--batch-size must be at least 1"],
+        ),
+        (
+            ["train", "arbitrary", "--data", "{d}", "--styles", "{d}", "--out", "{d}/t.pt", "--width", "0"],
+            ["--width must be at least 1"],
+        ),
+        (
+            ["optimize", "--content", "{d}/c.jpg", "--styles", "{d}/s.jpg", "--out", "{d}/o.png", "--size", "8"],
+            ["--size must be at least 32"],
+        ),
+        (
+            [
+                "eval",
+                "quality",
+                "--models",
+                "x",
+                "--style",
+                "{d}/s.jpg",
+                "--content",
+                "{d}",
+                "--out",
+                "{d}/q",
+                "--gatys-steps",
+                "0",
+            ],
+            ["--gatys-steps must be at least 1"],
+        ),
         (["serve", "--style-image", "{d}/text.png", "--port", "0"], ["not a readable image"]),
         (["serve", "--threads", "0", "--port", "0"], ["--threads must be at least 1"]),
         (["serve", "--target-fps", "0"], ["--target-fps must be between"]),

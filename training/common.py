@@ -25,11 +25,13 @@ STATE_FILE = "state.pt"
 CONFIG_FILE = "config.json"
 
 
-def option(default: Any, help: str) -> Any:
-    """A config dataclass field with its help text (the command line is generated from it)."""
+def option(default: Any, help: str, at_least: float | None = None, positive: bool = False) -> Any:
+    """A config dataclass field with its help text and the range the command line accepts
+    (`at_least`, or `positive`), from which the flags and their checks are generated."""
+    metadata = {"help": help, "at_least": at_least, "positive": positive}
     if isinstance(default, (list, tuple, dict)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return dataclasses.field(default=default, metadata={"help": help})
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def required(help: str) -> Any:

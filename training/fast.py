@@ -71,18 +71,24 @@ class FastConfig:
     data: str = required("folder of training photos")
     out: str = required("the trained model checkpoint (.pt) written at the end")
     net: str = option("standard", "network size: standard | small")
-    steps: int = option(2000, "optimizer steps")
-    batch_size: int = option(4, "images per step")
-    scale_size: int = option(320, "photos are scaled so their short side is this (the resolution you will run at)")
-    crop_size: int = option(192, "random square crop taken from each scaled photo")
-    style_size: int = option(512, "the style image is scaled so its long side is this (bigger: bigger strokes)")
-    lr: float = option(1e-3, "Adam learning rate")
-    lr_final: float = option(1.0, "learning rate at the last step, as a fraction of --lr (cosine decay; 1 = constant)")
-    content_weight: float = option(1.0, "weight of the content (feature reconstruction) loss")
-    style_weight: float = option(20.0, "weight of the Gram style loss")
-    tv_weight: float = option(1e5, "weight of the total-variation smoothness loss")
+    steps: int = option(2000, "optimizer steps", at_least=1)
+    batch_size: int = option(4, "images per step", at_least=1)
+    scale_size: int = option(
+        320, "photos are scaled so their short side is this (the resolution you will run at)", at_least=32
+    )
+    crop_size: int = option(192, "random square crop taken from each scaled photo", at_least=32)
+    style_size: int = option(
+        512, "the style image is scaled so its long side is this (bigger: bigger strokes)", at_least=32
+    )
+    lr: float = option(1e-3, "Adam learning rate", positive=True)
+    lr_final: float = option(
+        1.0, "learning rate at the last step, as a fraction of --lr (cosine decay; 1 = constant)", at_least=0
+    )
+    content_weight: float = option(1.0, "weight of the content (feature reconstruction) loss", at_least=0)
+    style_weight: float = option(20.0, "weight of the Gram style loss", at_least=0)
+    tv_weight: float = option(1e5, "weight of the total-variation smoothness loss", at_least=0)
     temporal_weight: float = option(
-        0.0, "weight of the synthetic-motion stability loss (0: off); reduces flicker in video"
+        0.0, "weight of the synthetic-motion stability loss (0: off); reduces flicker in video", at_least=0
     )
     content_layer: str = option("relu2_2", "VGG layer of the content loss")
     style_layers: tuple[str, ...] = option(
@@ -98,9 +104,9 @@ class FastConfig:
     seed: int = option(0, "random seed")
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
     amp: bool = option(True, "mixed precision on CUDA")
-    workers: int = option(0, "DataLoader worker processes")
-    checkpoint_every: int = option(100, "steps between resume states and model snapshots")
-    log_every: int = option(10, "steps between TensorBoard scalars")
+    workers: int = option(0, "DataLoader worker processes", at_least=0)
+    checkpoint_every: int = option(100, "steps between resume states and model snapshots", at_least=1)
+    log_every: int = option(10, "steps between TensorBoard scalars", at_least=1)
     run_dir: str | None = option(None, "resume state, config.json and TensorBoard logs; default: <out>.run/")
     half: bool = option(True, "store the weights in fp16 (half the size; outputs differ by < 1/255)")
     dry_run: bool = option(False, "run two steps to check the setup and time a step; write nothing")

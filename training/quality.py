@@ -45,11 +45,11 @@ class QualityConfig:
     style: str = required("the style image the models were trained on (the Gatys target)")
     content: tuple[str, ...] = required("content photos, or folders of them")
     out: str = required("report folder: report.json and sheet.png")
-    size: int = option(256, "long side of each photo, for the models and Gatys alike")
-    gatys_steps: int = option(200, "L-BFGS iterations of the Gatys reference")
+    size: int = option(256, "long side of each photo, for the models and Gatys alike", at_least=32)
+    gatys_steps: int = option(200, "L-BFGS iterations of the Gatys reference", at_least=1)
     content_layer: str = option("relu2_2", "VGG layer of the content loss")
     style_layers: tuple[str, ...] = option(("relu1_2", "relu2_2", "relu3_3", "relu4_3"), "VGG layers of the style loss")
-    style_size: int = option(512, "long side the style image is scaled to")
+    style_size: int = option(512, "long side the style image is scaled to", at_least=32)
     features: str = option(
         "auto", "Frechet distance features: auto (Inception if it can be had, else VGG) | inception | vgg"
     )
