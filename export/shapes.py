@@ -10,4 +10,5 @@ def sample_size(requested: tuple[int, int], size_multiple: int) -> tuple[int, in
     could be 1 after the deepest downsampling, which torch.export specializes to a constant), so
     the sample must lie in that range: a 128-multiple U-Net traces at 256, not 128.
     """
-    return tuple(max(2 * size_multiple, side // size_multiple * size_multiple) for side in requested)
+    height, width = (max(2 * size_multiple, side // size_multiple * size_multiple) for side in requested)
+    return height, width

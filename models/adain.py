@@ -93,6 +93,7 @@ class CompactEncoder(nn.Module):
     """
 
     taps = ("relu1_1", "relu2_1", "relu3_1")
+    gains: torch.Tensor  # one per tap, a buffer registered in __init__
 
     def __init__(self, width: int = 32):
         super().__init__()

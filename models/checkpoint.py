@@ -121,7 +121,7 @@ class Checkpoint:
             kwargs=dict(data["kwargs"]),
             state_dict=data["state_dict"],
             contract=contract,
-            family=data.get("family", arch),
+            family=str(data.get("family", arch)),
             styles=list(data.get("styles", [])),
             training=dict(data.get("training", {})),
         )

@@ -33,7 +33,28 @@ LAYER_INDEX = {
 }  # fmt: skip
 LAYER_CHANNELS = {name: 64 * 2 ** min(int(name[4]) - 1, 3) for name in LAYER_INDEX}
 # conv channel widths of VGG19 ("M" = 2x2 max pool)
-_CONFIG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512]
+_CONFIG: list[int | str] = [
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    512,
+]
 ENV_WEIGHTS = "STYLECAST_VGG_WEIGHTS"
 
 
@@ -58,7 +79,7 @@ def _features(last_index: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     in_ch = 3
     for width in _CONFIG:
-        if width == "M":
+        if isinstance(width, str):  # "M"
             layers.append(nn.MaxPool2d(2, 2))
         else:
             layers += [nn.Conv2d(in_ch, width, 3, padding=1), nn.ReLU(inplace=False)]
@@ -74,6 +95,9 @@ class VGGFeatures(nn.Module):
     Only the layers up to the deepest requested tap are built, so a file holding conv1_1..
     relu3_4 serves any tap up to relu3_4.
     """
+
+    mean: torch.Tensor  # 1 x 3 x 1 x 1, buffers registered in __init__
+    std: torch.Tensor
 
     def __init__(self, taps: list[str], preprocessing: Preprocessing = TORCHVISION):
         super().__init__()

@@ -166,7 +166,7 @@ def create_backend(name: str, ckpt: Checkpoint, device_name: str = "auto") -> Ba
         from realtime.auto_backend import AutoBackend
 
         # both built now, so a bad checkpoint fails here and the first frame waits for neither
-        candidates = {
+        candidates: dict[str, Backend] = {
             "onnxruntime": OnnxRuntimeBackend(ckpt, device),
             "torch": TorchBackend(ckpt, device, torch.float32),
         }
