@@ -34,6 +34,7 @@ class ResolutionGovernor:
 
     def __init__(self, budget_s: float, window: int = 8):
         self.budget = budget_s
+        self.window = window
         self.level = 0
         self.recent: deque[float] = deque(maxlen=window)
 
@@ -49,7 +50,7 @@ class ResolutionGovernor:
         and would each cost a window of slow frames.
         """
         self.recent.append(seconds)
-        if len(self.recent) < self.recent.maxlen:
+        if len(self.recent) < self.window:
             return
         typical = float(np.median(self.recent))
         if typical > 1.15 * self.budget and self.level < len(RESOLUTION_LADDER) - 1:
@@ -57,7 +58,7 @@ class ResolutionGovernor:
                 (
                     level
                     for level in range(self.level + 1, len(RESOLUTION_LADDER))
-                    if RESOLUTION_LADDER[level] < processed_side
+                    if (cap := RESOLUTION_LADDER[level]) is not None and cap < processed_side
                 ),
                 len(RESOLUTION_LADDER) - 1,
             )

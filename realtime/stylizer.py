@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -81,7 +82,8 @@ class Stylizer:
         if ckpt.family == "arbitrary":
             if not style_images:
                 raise InputError("this model takes any style image: give --style-image PAINTING.jpg")
-            self.encoder = ckpt.build()  # on the CPU: style statistics are computed once per style
+            # on the CPU: style statistics are computed once per style
+            self.encoder = cast(ArbitraryStyleNet, ckpt.build())  # what the "arbitrary" family builds
             self.set_style_images(style_images, alpha)
         elif style_images:
             raise InputError("--style-image is for arbitrary-style models (stylecast models lists their family)")

@@ -85,7 +85,7 @@ class Firefox:
         self.lock = threading.Lock()  # one command at a time: each reads the socket until its answer
         self.closed = False
         self.http: aiohttp.ClientSession | None = None
-        self.socket: aiohttp.ClientWebSocketResponse | None = None
+        self.socket: aiohttp.ClientWebSocketResponse[bool] | None = None
         try:
             endpoint = self._endpoint(start_timeout)
             self._run(self._connect(endpoint), start_timeout)
@@ -166,8 +166,8 @@ class Firefox:
         try:
             for step in (
                 lambda: self.command("browser.close", {}, timeout=10),
-                lambda: self._run(self.socket.close(), 10),
-                lambda: self._run(self.http.close(), 10),
+                lambda: self.socket is not None and self._run(self.socket.close(), 10),
+                lambda: self.http is not None and self._run(self.http.close(), 10),
             ):
                 with contextlib.suppress(Exception):  # the session may already be gone
                     step()

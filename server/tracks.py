@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import cast
 
 import cv2
 import numpy as np
@@ -140,7 +141,7 @@ class StylizedTrack(MediaStreamTrack):
     async def _pull(self) -> None:
         try:
             while True:
-                self._slot.put(await self.source.recv())
+                self._slot.put(cast(VideoFrame, await self.source.recv()))  # a video track (app.on_track)
         except MediaStreamError:
             pass
         finally:

@@ -19,11 +19,12 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
 
-from models.adain import interpolate_statistics
+from models.adain import ArbitraryStyleNet, interpolate_statistics
 from models.checkpoint import Checkpoint
 from realtime.backends import Backend, create_backend
 from realtime.errors import InputError
@@ -130,7 +131,8 @@ class InferenceWorker:
                 if ckpt.family == "arbitrary":
                     if not self.style_images:
                         raise InputError(f"{name} takes any style picture: give --style-image PAINTING.jpg")
-                    encoder = ckpt.build()  # on the CPU: each picture's statistics are taken once
+                    # on the CPU: each picture's statistics are taken once
+                    encoder = cast(ArbitraryStyleNet, ckpt.build())  # what the "arbitrary" family builds
                     self.style_statistics[name] = [
                         style_image_statistics(encoder, rgb) for rgb in self.style_images.values()
                     ]
