@@ -662,17 +662,23 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 # --- export ------------------------------------------------------------------------------------
 
 
+EXPORT_SUFFIX = {"onnx": ".onnx", "aot": ".pt2", "tensorrt": ".engine"}
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     import torch
 
     from export.onnx import export_onnx, max_difference
-    from realtime.atomic import check_output_folder
+    from realtime.atomic import atomic_output, check_output_folder
     from realtime.backends import installed
     from realtime.device import resolve_device
     from realtime.stylizer import load_model
 
-    ckpt = load_model(args.model)
     output = Path(args.output)
+    suffix = EXPORT_SUFFIX[args.format]
+    if output.suffix.lower() != suffix:  # the .pt2 loader refuses any other name, and tools go by it
+        raise InputError(f"--format {args.format} writes a {suffix} file, not {output.name}")
+    ckpt = load_model(args.model)
     check_output_folder(output)
     m = ckpt.contract.size_multiple
     sizes = [(64, 96), (23 * m, 31 * m)]
@@ -704,7 +710,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise InputError(str(exc)) from None
         engine = TensorRTBackend(ckpt, device, fp16=args.fp16, profile=profile)
-        output.write_bytes(engine.engine.serialize())
+        with atomic_output(output) as staged:
+            staged.write_bytes(engine.engine.serialize())
         reference = ckpt.build().to(device)
         differences = {}
         with torch.inference_mode():
@@ -1000,7 +1007,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("export", "export a model for deployment")
     p.add_argument("model", help="shipped model name or checkpoint path")
-    p.add_argument("--format", default="onnx", choices=["onnx", "aot", "tensorrt"], help="target format")
+    p.add_argument("--format", default="onnx", choices=list(EXPORT_SUFFIX), help="target format")
     p.add_argument("-o", "--output", required=True, help="output file (.onnx, .pt2 or .engine)")
     p.add_argument("--fp16", action="store_true", help="half precision (aot, tensorrt)")
     p.add_argument(

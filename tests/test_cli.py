@@ -134,6 +134,7 @@ def bad(tmp_path):
         (["video", "{clip}", "-o", "{d}/o.mp4", "--model", "arbitrary"], ["give --style-image"]),
         (["sheet", "-o", "{d}/sheet.png", "--models", "arbitrary"], ["give --style-image"]),
         (["serve", "--model", "arbitrary", "--port", "0"], ["give --style-image"]),
+        (["export", "{small}", "--format", "aot", "-o", "{d}/m.onnx"], ["--format aot writes a .pt2 file, not m.onnx"]),
         (
             ["train", "fast", "--style", "{d}/s.jpg", "--data", "{d}", "--out", "{d}/t.pt", "--steps", "0"],
             ["--steps must be at least 1"],
@@ -364,3 +365,11 @@ def test_serve_starts_answers_and_stops_on_ctrl_c(small_model):
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert f"serving 1 model(s) at http://127.0.0.1:{port}/" in out
+
+
+def test_export_onnx_writes_the_model_and_reports_its_agreement_with_torch(capsys, small_model, tmp_path):
+    code, out, _ = run(capsys, "export", small_model, "--format", "onnx", "-o", tmp_path / "m.onnx", "--json")
+    result = json.loads(out)
+    assert code == 0 and (tmp_path / "m.onnx").stat().st_size > 10_000
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # nothing staged left behind
+    assert len(result["max_abs_difference"]) == 2 and max(result["max_abs_difference"].values()) < 1e-3
