@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -170,7 +171,8 @@ def cmd_image(args: argparse.Namespace) -> int:
 
     jobs = image_jobs(args.inputs, args.output)
     stylizer = build_stylizer(args)
-    results, failed = [], 0
+    results: list[dict[str, Any]] = []
+    failed = 0
     for source, target in jobs:
         started = time.perf_counter()
         try:
@@ -332,7 +334,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from models.checkpoint import load_checkpoint
     from models.zoo import DEFAULT_MODEL, SHIPPED
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for entry in SHIPPED.values():
         if not entry.path.is_file():
             continue
@@ -377,7 +379,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> N
         if f.metadata.get("required"):
             parser.add_argument(flag, required=True, nargs="+" if several else None, help=help_text)
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         elif several:
@@ -513,7 +515,7 @@ def cmd_eval_quality(args: argparse.Namespace) -> int:
         raise InputError(f"output folder does not exist: {out.parent}")
     contents = [(path.name, read_rgb(path)) for path in image_files(list(config.content))]
     style = read_rgb(config.style)
-    stylizers = {}
+    stylizers: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
     for name in config.models:
         # each model stylizes with Gatys' painting: an arbitrary-style model takes it as its
         # picture, a multi-style model uses its style named like the file (great_wave.jpg)

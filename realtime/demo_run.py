@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ def record_camera(path: Path, index: int, seconds: float) -> int:
     try:
         for rgb in camera.frames():
             if writer is None:
-                writer = VideoWriter(path, rgb.shape[1], rgb.shape[0], round(camera.fps))
+                writer = VideoWriter(path, rgb.shape[1], rgb.shape[0], Fraction(round(camera.fps)))
             writer.write(rgb)
             count += 1
             if count >= seconds * camera.fps:

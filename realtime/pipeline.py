@@ -58,7 +58,7 @@ class _Stages:
         self.threads: list[threading.Thread] = []
         self.busy: dict[str, float] = {}
 
-    def queue(self) -> queue.Queue:
+    def new_queue(self) -> queue.Queue:
         return queue.Queue(maxsize=self.depth)
 
     def put(self, q: queue.Queue, item: Any) -> None:
@@ -137,7 +137,7 @@ def process_video(
     started = time.perf_counter()
     reader = VideoReader(source)
     stages = _Stages(queue_depth)
-    decoded, stylized = stages.queue(), stages.queue()
+    decoded, stylized = stages.new_queue(), stages.new_queue()
     frames_done = 0
 
     def decode() -> None:

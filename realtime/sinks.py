@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -135,7 +135,7 @@ class VirtualCameraSink:
             raise InputError(f"--virtual-cam needs pyvirtualcam: {VIRTUALCAM_HINT}") from None
         self.pyvirtualcam = pyvirtualcam
         self.fps, self.device = fps, device
-        self.camera = None
+        self.camera: Any = None  # a pyvirtualcam.Camera once the first frame gives the size
 
     def write(self, rgb: np.ndarray, captured_at: float) -> bool:
         if self.camera is None:

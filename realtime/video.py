@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -99,7 +100,7 @@ class VideoReader:
             except av.error.FFmpegError:
                 self.decode_errors += 1
                 continue
-            for frame in frames:
+            for frame in cast("list[av.VideoFrame]", frames):  # a video stream's packet
                 yield Frame(frame.to_ndarray(format="rgb24"), frame.pts, frame.time_base, index)
                 index += 1
 
@@ -126,7 +127,7 @@ class VideoWriter:
             raise InputError(f"cannot write video as {suffix!r}; use one of {', '.join(sorted(_VIDEO_CODEC))}")
         self.container = av.open(str(path), mode="w", format=suffix.lstrip(".").replace("mkv", "matroska"))
         codec = _VIDEO_CODEC[suffix]
-        self.stream = self.container.add_stream(codec, rate=rate)
+        self.stream = cast("av.video.stream.VideoStream", self.container.add_stream(codec, rate=rate))
         self.stream.width, self.stream.height = width, height
         # 4:2:0 needs even sizes; keep odd-sized input at its exact size with 4:4:4 instead.
         self.stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
@@ -180,9 +181,11 @@ class _AudioTranscoder:
     def __init__(self, container: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str):
         self.container = container
         rate = source.codec_context.sample_rate or 48000
-        self.stream = container.add_stream(codec, rate=rate)
+        self.stream = cast("av.audio.stream.AudioStream", container.add_stream(codec, rate=rate))
         self.stream.layout = source.codec_context.layout.name if source.codec_context.layout else "stereo"
-        self.decoder = av.CodecContext.create(source.codec_context.name, "r")
+        self.decoder = cast(
+            av.audio.codeccontext.AudioCodecContext, av.CodecContext.create(source.codec_context.name, "r")
+        )
         if source.codec_context.extradata:
             self.decoder.extradata = source.codec_context.extradata
         self.resampler = av.AudioResampler(format=self.stream.format.name, layout=self.stream.layout.name, rate=rate)
