@@ -15,6 +15,7 @@ from models.checkpoint import Checkpoint, InputContract, save_checkpoint
 from models.small import SmallTransformerNet
 from models.zoo import DEFAULT_MODEL, SHIPPED
 from realtime.cli import main
+from realtime.video import VideoReader
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -282,6 +283,19 @@ def test_demo_command_writes_clip_and_preview(capsys, tmp_path, small_model):
     assert preview.shape == (3 * 72, 2 * 128, 3)
     left, right = preview[:, :128].astype(int), preview[:, 128:].astype(int)
     assert np.abs(left - right).mean() > 15  # the right column is stylized
+
+
+def test_demo_command_records_the_camera_when_asked(capsys, tmp_path, small_model, demo_clip, monkeypatch):
+    """`stylecast demo --camera N` through OpenCV's capture, a video file standing in for camera N."""
+    open_capture = cv2.VideoCapture
+    monkeypatch.setattr(cv2, "VideoCapture", lambda index: open_capture(str(demo_clip)))
+    argv = ["demo", "--camera", "0", "-o", tmp_path / "demo.mp4", "--seconds", "0.5", "--model", small_model]
+    code, out, _ = run(capsys, *argv, "--json", "-q")
+    summary = json.loads(out)
+    assert code == 0 and summary["frames"] == 15  # half a second of the 30 fps "camera"
+    reader = VideoReader(tmp_path / "demo.mp4")
+    assert reader.rate == 30 and (reader.width, reader.height) == (160, 96)
+    reader.close()
 
 
 def test_sheet_gives_an_arbitrary_style_model_a_column_per_picture(capsys, tmp_path):
