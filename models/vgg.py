@@ -33,28 +33,7 @@ LAYER_INDEX = {
 }  # fmt: skip
 LAYER_CHANNELS = {name: 64 * 2 ** min(int(name[4]) - 1, 3) for name in LAYER_INDEX}
 # conv channel widths of VGG19 ("M" = 2x2 max pool)
-_CONFIG: list[int | str] = [
-    64,
-    64,
-    "M",
-    128,
-    128,
-    "M",
-    256,
-    256,
-    256,
-    256,
-    "M",
-    512,
-    512,
-    512,
-    512,
-    "M",
-    512,
-    512,
-    512,
-    512,
-]
+_CONFIG: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512]  # fmt: skip
 ENV_WEIGHTS = "STYLECAST_VGG_WEIGHTS"
 
 
