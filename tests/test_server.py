@@ -268,6 +268,35 @@ def test_frame_mailbox_keeps_a_bunch_and_drops_what_waited_too_long():
     asyncio.run(scenario())
 
 
+def test_a_peer_that_never_connects_is_closed_after_the_timeout(small_model):
+    """An offer answered but never followed by a connection (the tab closed at once): the server
+    closes the peer after connect_timeout and forgets it."""
+
+    async def scenario():
+        server = make_server(small_model, connect_timeout=1.0)
+        test_server, url = await serve(server)
+        try:
+            pc = RTCPeerConnection()
+            pc.addTransceiver(SyntheticCamera(), direction="sendrecv")
+            await pc.setLocalDescription(await pc.createOffer())
+            async with aiohttp.ClientSession() as session:
+                offer = {"sdp": pc.localDescription.sdp, "type": "offer"}
+                async with session.post(f"{url}/offer", json=offer) as r:
+                    assert r.status == 200  # answered; the client never applies the answer
+            assert len(server.peers) == 1
+            for _ in range(50):
+                if not server.peers:
+                    break
+                await asyncio.sleep(0.1)
+            assert not server.peers and server.closed_peers == 1
+            await pc.close()
+        finally:
+            await test_server.close()
+            server.worker.stop()
+
+    asyncio.run(scenario())
+
+
 def test_two_clients_share_one_batched_worker(small_model):
     async def scenario():
         server = make_server(small_model)
