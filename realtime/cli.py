@@ -196,6 +196,12 @@ def cmd_image(args: argparse.Namespace) -> int:
 # --- webcam / live -----------------------------------------------------------------------------
 
 
+def check_target_fps(fps: float) -> None:
+    """The frame rate the resolution governor aims for (webcam and serve)."""
+    if not 0 < fps <= 1000:
+        raise InputError(f"--target-fps must be between 0 and 1000, got {fps}")
+
+
 def cmd_webcam(args: argparse.Namespace) -> int:
     from realtime.governor import AdaptiveStylizer
     from realtime.live import run_live
@@ -203,8 +209,8 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     from realtime.sources import open_source
     from realtime.video import VIDEO_SUFFIXES
 
-    if args.target_fps is not None and not 0 < args.target_fps <= 1000:
-        raise InputError(f"--target-fps must be between 0 and 1000, got {args.target_fps}")
+    if args.target_fps is not None:  # None: the source's own rate
+        check_target_fps(args.target_fps)
     if args.seconds is not None and args.seconds <= 0:
         raise InputError(f"--seconds must be positive, got {args.seconds}")
     source = open_source(args.source if args.source is not None else str(args.camera))
@@ -736,8 +742,7 @@ def check_serve_limits(args: argparse.Namespace) -> None:
     """Refuses `stylecast serve` numbers the server cannot run with, before anything loads."""
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port must be between 0 and 65535, not {args.port}")
-    if not 0 < args.target_fps <= 1000:
-        raise InputError(f"--target-fps must be between 0 and 1000, got {args.target_fps}")
+    check_target_fps(args.target_fps)
     if not 0 <= args.max_frame_wait_ms <= 1000:
         raise InputError(f"--max-frame-wait-ms must be between 0 and 1000, got {args.max_frame_wait_ms}")
     for flag, value, least in (
