@@ -47,6 +47,21 @@ def test_a_few_steps_on_real_photos_lower_the_loss(tmp_path, trainset, vgg_weigh
     assert list(run_dir.glob("events.out.tfevents.*"))  # TensorBoard
 
 
+def test_cpu_mixed_precision_is_bf16_only_where_the_cpu_computes_it(tmp_path, trainset, vgg_weights, monkeypatch):
+    def trained(native: bool, **overrides) -> tuple[list[float], str]:
+        monkeypatch.setattr("training.common.cpu_computes_bf16", lambda: native)
+        run = tmp_path / str(len(list(tmp_path.iterdir())))
+        result = train(tiny_config(run, trainset, vgg_weights, **overrides), progress=False)
+        totals = [sum(step.values()) for step in result.history]
+        return totals, load_checkpoint(result.checkpoint).training["autocast_dtype"]
+
+    totals, dtype = trained(native=True)
+    assert dtype == "torch.bfloat16"
+    assert np.mean(totals[-4:]) < 0.7 * np.mean(totals[:4])  # bf16 steps learn as fp32 ones do
+    assert trained(native=True, amp=False, steps=2)[1] == "off"
+    assert trained(native=False, steps=2)[1] == "off"  # emulated bf16 would only be slower
+
+
 def test_training_resumes_where_it_stopped(tmp_path, trainset, vgg_weights):
     first = train(tiny_config(tmp_path, trainset, vgg_weights, steps=8), progress=False)
     assert first.steps == 8

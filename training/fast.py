@@ -103,7 +103,7 @@ class FastConfig:
     )
     seed: int = option(0, "random seed")
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
-    amp: bool = option(True, "mixed precision on CUDA")
+    amp: bool = option(True, "mixed precision: on CUDA, and bf16 on a CPU with bf16 arithmetic (AVX512-BF16, AMX)")
     workers: int = option(0, "DataLoader worker processes", at_least=0)
     checkpoint_every: int = option(100, "steps between resume states and model snapshots", at_least=1)
     log_every: int = option(10, "steps between TensorBoard scalars", at_least=1)
@@ -209,7 +209,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
         start_from(net, architecture, net_kwargs, config.init)
     net = net.to(device).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-    autocast, scaler = autocast_for(device, config.amp)
+    autocast, scaler = autocast_for(device, config.amp, cpu_bf16=True)
     resumables = {"model": net, "optimizer": optimizer, "scaler": scaler}
     if writes:  # the run folder appears only once the style, data and VGG were accepted
         save_config(config, run_dir)
@@ -235,6 +235,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
                 "vgg_source": weights.source,
                 "style_layers_used": style_layers,
                 "device_used": str(device),
+                "autocast_dtype": str(getattr(autocast, "fast_dtype", "off")),
                 "world_size": ranks.world_size,
             },
         )
