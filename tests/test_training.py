@@ -231,3 +231,17 @@ def test_missing_training_data_leaves_no_run_folder(tmp_path, trainset, vgg_weig
     with pytest.raises(InputError, match="training data folder not found"):
         train(config, progress=False)
     assert list(out.parent.iterdir()) == []
+
+
+def test_fewer_photos_than_a_batch_is_refused_instead_of_spinning(tmp_path, trainset, vgg_weights):
+    from realtime.errors import InputError
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "only.jpg").symlink_to(sorted(trainset.glob("*.jpg"))[0])
+    out = tmp_path / "out" / "model.pt"
+    out.parent.mkdir()
+    config = tiny_config(tmp_path, trainset, vgg_weights, data=str(photos), batch_size=2, out=str(out))
+    with pytest.raises(InputError, match="fewer training images than one batch of 2"):
+        train(config, progress=False)
+    assert list(out.parent.iterdir()) == []  # refused before the run folder was made

@@ -14,22 +14,23 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from models.adain import ArbitraryStyleNet, adain, channel_stats
+from models.adain import ArbitraryStyleNet, CompactEncoder, adain, channel_stats
 from models.checkpoint import Checkpoint, InputContract, save_checkpoint
 from models.vgg import ENV_WEIGHTS, load_vgg
 from training.common import (
     Scalars,
-    endless,
+    endless_batches,
     init_distributed,
     load_state,
     log_dry_run,
@@ -105,7 +106,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
             "mean": list(p.mean),
             "std": list(p.std),
         }
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "transform": "adain",
         "encoder": config.encoder,
         "width": config.width,
@@ -116,18 +117,9 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         net.encoder.load_state_dict(vgg.state_dict())
     net.encoder.requires_grad_(config.encoder == "compact")
 
-    def crops(folder: str) -> iter:
+    def crops(folder: str) -> Iterator[torch.Tensor]:
         dataset = RandomCrops(folder, config.scale_size, config.crop_size)
-        sampler = DistributedSampler(dataset, ranks.world_size, ranks.rank, seed=config.seed) if ranks.enabled else None
-        loader = DataLoader(
-            dataset,
-            config.batch_size,
-            shuffle=sampler is None,
-            sampler=sampler,
-            drop_last=True,
-            num_workers=config.workers,
-        )
-        return endless(loader)
+        return endless_batches(dataset, config.batch_size, ranks, config.seed, config.workers)
 
     photos, paintings = crops(config.data), crops(config.styles)
     if writes:  # the run folder appears only once the data and VGG were accepted
@@ -142,7 +134,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
     encoder = DDP(net.encoder) if ranks.enabled and distill else net.encoder
     decoder = DDP(net.decoder) if ranks.enabled else net.decoder
     scalars = Scalars(run_dir, enabled=writes)
-    steps = range(start + 1, total_steps + 1)
+    steps: Sequence[int] = range(start + 1, total_steps + 1)
     if config.dry_run:  # the first two steps of each phase
         steps = sorted({1, 2, distill + 1, distill + 2} & set(steps))
     bar = tqdm(
@@ -159,6 +151,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
             with torch.no_grad():
                 teacher = vgg(c)
             if step == 1:
+                assert isinstance(net.encoder, CompactEncoder)  # only the compact encoder is distilled
                 net.encoder.calibrate(c, teacher)
             loss = distillation_loss(encoder(c), teacher)
             encoder_opt.zero_grad(set_to_none=True)  # type: ignore[union-attr]

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from models.checkpoint import atomic_torch_save
 from realtime.device import resolve_device
+from realtime.errors import InputError
 
 STATE_FILE = "state.pt"
 CONFIG_FILE = "config.json"
@@ -76,9 +77,9 @@ def all_gather_floats(value: float, info: Distributed) -> list[float]:
     """`value` from every rank (a list of one when not distributed)."""
     if not info.enabled:
         return [value]
-    gathered = [None] * info.world_size
+    gathered: list[float] = [0.0] * info.world_size
     dist.all_gather_object(gathered, value)
-    return [float(v) for v in gathered]
+    return gathered
 
 
 def weight_checksums(module: torch.nn.Module, info: Distributed) -> list[float]:
@@ -132,12 +133,24 @@ def autocast_for(
     return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
 
 
-def endless(loader: DataLoader) -> Iterator[Any]:
-    """Cycle a DataLoader forever (training is counted in steps, not epochs)."""
+def endless_batches(dataset: Dataset, batch_size: int, ranks: Distributed, seed: int, workers: int) -> Iterator[Any]:
+    """Shuffled batches of `dataset` forever (training counts steps, not epochs). Under torchrun
+    each rank draws its own share of every epoch (`batch_size` is per process)."""
+    sampler: DistributedSampler | None = None
+    if ranks.enabled:
+        sampler = DistributedSampler(dataset, ranks.world_size, ranks.rank, seed=seed)
+    loader = DataLoader(
+        dataset, batch_size, shuffle=sampler is None, sampler=sampler, drop_last=True, num_workers=workers
+    )
+    if len(loader) == 0:  # drop_last leaves nothing: cycling it would spin without yielding
+        raise InputError(f"fewer training images than one batch of {batch_size} per process")
+    return _cycle(loader, sampler)
+
+
+def _cycle(loader: DataLoader, sampler: DistributedSampler | None) -> Iterator[Any]:
     epoch = 0
     while True:
-        sampler = getattr(loader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
+        if sampler is not None:  # a new shuffle each epoch, the same on every rank
             sampler.set_epoch(epoch)
         yield from loader
         epoch += 1

@@ -16,12 +16,12 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from models.checkpoint import Checkpoint, CheckpointError, InputContract, load_checkpoint, save_checkpoint
@@ -34,7 +34,7 @@ from realtime.images import read_rgb
 from training.common import (
     Scalars,
     autocast_for,
-    endless,
+    endless_batches,
     init_distributed,
     load_state,
     log_dry_run,
@@ -50,8 +50,9 @@ from training.losses import ContentLoss, StyleLoss, TemporalLoss, gram_matrix, t
 
 log = logging.getLogger("stylecast.train")
 
+StylizerNet = TransformerNet | SmallTransformerNet | MultiStyleTransformerNet | MultiStyleSmallNet
 # --net: architecture key in models.ARCHITECTURES, its class and constructor arguments
-NETS = {
+NETS: dict[str, tuple[str, type[StylizerNet], dict[str, Any]]] = {
     "standard": ("johnson", TransformerNet, {"width": 32, "residual_blocks": 5, "outer_kernel": 9}),
     "small": ("johnson_small", SmallTransformerNet, {"width": 16, "residual_blocks": 5, "stem_kernel": 5}),
     # multi-style: the same sizes with conditional instance norm; num_styles comes from --style
@@ -190,16 +191,8 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     temporal_loss = TemporalLoss()
 
     dataset = RandomCrops(config.data, config.scale_size, config.crop_size)
-    sampler = DistributedSampler(dataset, ranks.world_size, ranks.rank, seed=config.seed) if ranks.enabled else None
-    loader = DataLoader(
-        dataset,
-        batch_size=config.batch_size,  # per process: the global batch is world_size times this
-        shuffle=sampler is None,
-        sampler=sampler,
-        drop_last=True,
-        num_workers=config.workers,
-    )
-    batches = endless(loader)
+    # per process: the global batch is world_size times batch_size
+    batches = endless_batches(dataset, config.batch_size, ranks, config.seed, config.workers)
 
     architecture, net_class, net_kwargs = NETS[config.net]
     if multistyle:
@@ -272,7 +265,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
             }
             if config.temporal_weight:
                 losses["temporal"] = config.temporal_weight * temporal_loss(y, y_moved, motion)
-            total = sum(losses.values())
+            total = torch.stack(list(losses.values())).sum()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         optimizer.zero_grad(set_to_none=True)

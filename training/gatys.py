@@ -124,7 +124,7 @@ def optimize_image(
         optimizer = torch.optim.Adam([z], lr=config.lr)
     values: dict[str, float] = {}
 
-    def closure() -> torch.Tensor:
+    def closure() -> float:
         optimizer.zero_grad()
         image = torch.sigmoid(z)
         features = vgg(image)
@@ -133,13 +133,13 @@ def optimize_image(
             "style": config.style_weight * style_loss(features),
             "tv": config.tv_weight * total_variation(image),
         }
-        total = sum(terms.values())
+        total = terms["content"] + terms["style"] + terms["tv"]
         total.backward()
         values.update({k: float(v.detach()) for k, v in terms.items()})
         evaluations[0] += 1
         if progress is not None and evaluations[0] <= config.steps:
             progress(evaluations[0], dict(values))
-        return total
+        return float(total.detach())
 
     evaluations = [0]
     if config.optimizer == "lbfgs":

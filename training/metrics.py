@@ -21,10 +21,10 @@ import torch.nn.functional as F
 
 def optical_flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Dense flow H x W x 2 such that target(x) ~ source(x + flow(x)) (uint8 RGB inputs)."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     gray_target = cv2.cvtColor(target, cv2.COLOR_RGB2GRAY)
     gray_source = cv2.cvtColor(source, cv2.COLOR_RGB2GRAY)
-    return dis.calc(gray_target, gray_source, None)
+    return dis.calc(gray_target, gray_source, None)  # type: ignore[call-overload]  # stubs lack the None output
 
 
 def warp_by_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
@@ -62,11 +62,14 @@ class WarpingError:
 
 def warping_error(frames: Iterable[np.ndarray], stylize: Callable[[np.ndarray], np.ndarray]) -> WarpingError:
     """Warping error of `stylize` over consecutive `frames` (uint8 RGB), next to the input's."""
-    previous_in = previous_out = None
-    stylized_errors, input_errors, visible = [], [], []
+    previous: tuple[np.ndarray, np.ndarray] | None = None  # the last input frame and its stylization
+    stylized_errors: list[float] = []
+    input_errors: list[float] = []
+    visible: list[float] = []
     for frame in frames:
         out = stylize(frame)
-        if previous_in is not None:
+        if previous is not None:
+            previous_in, previous_out = previous
             backward = optical_flow(previous_in, frame)  # frame(x) ~ previous(x + backward(x))
             forward = optical_flow(frame, previous_in)
             mask = visible_mask(backward, forward)
@@ -75,7 +78,7 @@ def warping_error(frames: Iterable[np.ndarray], stylize: Callable[[np.ndarray], 
                 moved = warp_by_flow(prev.astype(np.float32) / 255, backward)
                 diff = ((cur.astype(np.float32) / 255 - moved) ** 2).sum(-1)
                 errors.append(float(diff[mask].mean() / 3) if mask.any() else 0.0)
-        previous_in, previous_out = frame, out
+        previous = frame, out
     pairs = len(stylized_errors)
     if pairs == 0:
         raise ValueError("need at least two frames")

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -55,6 +56,15 @@ class QualityConfig:
     )
     vgg_weights: str | None = option(None, "local VGG19 weights (else $STYLECAST_VGG_WEIGHTS or torchvision)")
     device: str = option("auto", "auto | cpu | cuda")
+
+
+class FrechetFeatures(Protocol):
+    """A pluggable feature extractor for the Frechet distance: its label in the report, and
+    1 x 3 x H x W images in [0, 1] -> S x D float64 samples on the CPU."""
+
+    name: str
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor: ...
 
 
 class VGGSampleFeatures:
@@ -96,7 +106,7 @@ class InceptionFeatures:
         return self.net((x - self.mean) / self.std).double().cpu()  # 1 x 2048
 
 
-def frechet_features(kind: str, vgg: VGGFeatures, layer: str, device: torch.device) -> Callable:
+def frechet_features(kind: str, vgg: VGGFeatures, layer: str, device: torch.device) -> FrechetFeatures:
     """The extractor asked for; `auto` falls back to VGG when Inception's weights cannot be had."""
     if kind in ("auto", "inception"):
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -35,7 +36,7 @@ from training.fast import FastConfig, train
 # The standard nets take the same temporal weight (it is relative to the content loss, which
 # both share) and the same style weight: at 20 the standard net had lost the photo's shapes to
 # the texture by step 400 (content loss 1.44e5 against the small net's 1.03e5 at that step).
-RECIPE = {
+RECIPE: dict[str, dict[str, Any]] = {
     "small": {"steps": 3000, "lr": 2e-3, "style_weight": 10.0, "temporal_weight": 3e7},
     "standard": {"steps": 3000, "lr": 1e-3, "style_weight": 10.0, "temporal_weight": 3e7},
     "multistyle_small": {"steps": 3000, "lr": 2e-3, "style_weight": 10.0},
@@ -44,8 +45,8 @@ RECIPE = {
 # Per model, over its net's recipe. great_wave-small's flat colour fields gained only 8-38% in
 # stability at 3e7; at 1e8 it loses 22-65% of its flicker for a style loss 9.4% above the
 # first release's (README, "Temporal training").
-MODEL_OVERRIDES: dict[str, dict[str, float]] = {"great_wave-small": {"temporal_weight": 1e8}}
-COMMON = {
+MODEL_OVERRIDES: dict[str, dict[str, Any]] = {"great_wave-small": {"temporal_weight": 1e8}}
+COMMON: dict[str, Any] = {
     "scale_size": 320,
     "batch_size": 4,
     "crop_size": 128,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 from realtime.images import read_rgb, write_rgb
 from training.data import list_images
@@ -31,7 +32,7 @@ from training.translators import TranslatorConfig, train_cyclegan, train_pix2pix
 # pass both through. Their decoder resizes and convolves: with the paper's transposed
 # convolutions the run learned the grade (L1 to the target 0.035, the photo's 0.041) but laid
 # a fine grid over every output (SSIM 0.83, the photo's 0.95).
-RECIPES = {
+RECIPES: dict[str, dict[str, Any]] = {
     "colorize": {
         "trainer": "pix2pix",
         "pairs": "grayscale",

@@ -20,13 +20,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import Dataset
 from torchvision.utils import make_grid
 from tqdm import tqdm
 
@@ -41,7 +42,7 @@ from training.common import (
     Distributed,
     Scalars,
     autocast_for,
-    endless,
+    endless_batches,
     init_distributed,
     load_state,
     log_dry_run,
@@ -112,13 +113,16 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
     return (x + 1) / 2
 
 
-def build_generator(config: TranslatorConfig, kind: str) -> tuple[str, dict, nn.Module]:
+Generator = UnetGenerator | ResnetGenerator
+
+
+def build_generator(config: TranslatorConfig, kind: str) -> tuple[str, dict[str, Any], Generator]:
     if kind not in GENERATORS:
         raise InputError(f"--generator must be one of {', '.join(GENERATORS)}, got {kind!r}")
     if kind == "unet":
         if config.unet_upsample not in UPSAMPLES:
             raise InputError(f"--unet-upsample must be one of {', '.join(UPSAMPLES)}, got {config.unet_upsample!r}")
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "depth": config.unet_depth,
             "width": config.width,
             "norm": config.norm,
@@ -129,7 +133,7 @@ def build_generator(config: TranslatorConfig, kind: str) -> tuple[str, dict, nn.
     return "resnet_generator", kwargs, ResnetGenerator(**kwargs)
 
 
-def check_crop(config: TranslatorConfig, generator: nn.Module) -> None:
+def check_crop(config: TranslatorConfig, generator: Generator) -> None:
     if config.crop_size % generator.size_multiple:
         raise InputError(
             f"--crop-size {config.crop_size} must be a multiple of {generator.size_multiple} for this generator"
@@ -137,17 +141,7 @@ def check_crop(config: TranslatorConfig, generator: nn.Module) -> None:
 
 
 def loader(dataset: Dataset, config: TranslatorConfig, ranks: Distributed) -> Iterator:
-    sampler = DistributedSampler(dataset, ranks.world_size, ranks.rank, seed=config.seed) if ranks.enabled else None
-    return endless(
-        DataLoader(
-            dataset,
-            config.batch_size,
-            shuffle=sampler is None,
-            sampler=sampler,
-            drop_last=True,
-            num_workers=config.workers,
-        )
-    )
+    return endless_batches(dataset, config.batch_size, ranks, config.seed, config.workers)
 
 
 def adam(module: nn.Module, config: TranslatorConfig) -> torch.optim.Adam:
@@ -155,7 +149,7 @@ def adam(module: nn.Module, config: TranslatorConfig) -> torch.optim.Adam:
 
 
 def translator_checkpoint(
-    architecture: str, kwargs: dict, module: nn.Module, training: dict, transform: str | None, name: str
+    architecture: str, kwargs: dict, module: Generator, training: dict, transform: str | None, name: str
 ) -> Checkpoint:
     return Checkpoint(
         architecture=architecture,
