@@ -112,7 +112,15 @@ def cmd_video(args: argparse.Namespace) -> int:
     if not 1 <= args.batch_size <= 64:
         raise InputError(f"--batch-size must be between 1 and 64, got {args.batch_size}")
     stylizer = build_stylizer(args)
-    result = process_video(args.input, output, stylizer, batch_size=args.batch_size, progress=not args.quiet)
+    on_gpu = stylizer.backend.device.type == "cuda"
+    result = process_video(
+        args.input,
+        output,
+        stylizer,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+        hardware_codecs=args.video_codecs == "cuda" or (args.video_codecs == "auto" and on_gpu),
+    )
     data = dataclasses.asdict(result) | {
         "model": args.model,
         "backend": stylizer.backend.name,
@@ -123,7 +131,8 @@ def cmd_video(args: argparse.Namespace) -> int:
         data,
         f"{result.input} -> {result.output}: {result.frames} frames {result.width}x{result.height} "
         f"at {result.fps:.3g} fps{', audio kept' if result.audio else ''} "
-        f"in {result.seconds:.1f} s ({result.throughput:.1f} frames/s, {stylizer.backend.name} on {stylizer.backend.device})"
+        f"in {result.seconds:.1f} s ({result.throughput:.1f} frames/s, {stylizer.backend.name} on {stylizer.backend.device}, "
+        f"{result.decoder} -> {result.encoder})"
         + (f"; {result.decode_errors} damaged packet(s) skipped" if result.decode_errors else ""),
     )
     return 0
@@ -833,6 +842,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="video file")
     p.add_argument("-o", "--output", required=True, help="output video (.mp4, .mkv, .mov, .webm)")
     p.add_argument("--batch-size", type=int, default=1, help="frames per model call")
+    p.add_argument(
+        "--video-codecs",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="decode and encode on the CPU, or with NVDEC/NVENC (falling back to the CPU where they are "
+        "missing); auto: cuda when the model runs on a CUDA GPU",
+    )
     add_model_flags(p)
     p.set_defaults(run=cmd_video)
 

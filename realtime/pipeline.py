@@ -37,6 +37,8 @@ class VideoResult:
     audio: bool
     decode_errors: int
     seconds: float
+    decoder: str  # e.g. "h264", or "h264 (cuda)" for NVDEC
+    encoder: str  # e.g. "libx264" or "h264_nvenc"
     stages: dict[str, float] = field(default_factory=dict)  # busy seconds per stage
 
     @property
@@ -129,13 +131,15 @@ def process_video(
     batch_size: int = 1,
     progress: bool = True,
     queue_depth: int = 8,
+    hardware_codecs: bool = False,
 ) -> VideoResult:
     """Stylize every frame of `source` into `output` (written atomically), keeping the audio.
 
-    `stylize` maps a list of same-size uint8 RGB frames to stylized frames.
+    `stylize` maps a list of same-size uint8 RGB frames to stylized frames. `hardware_codecs`:
+    decode with NVDEC and encode with NVENC where they can be had (the CPU codecs otherwise).
     """
     started = time.perf_counter()
-    reader = VideoReader(source)
+    reader = VideoReader(source, hardware=hardware_codecs)
     stages = _Stages(queue_depth)
     decoded, stylized = stages.new_queue(), stages.new_queue()
     frames_done = 0
@@ -172,7 +176,14 @@ def process_video(
 
     with atomic_output(output) as tmp:
         writer = VideoWriter(
-            tmp, reader.width, reader.height, reader.rate, reader.time_base, reader.audio, Path(output).suffix
+            tmp,
+            reader.width,
+            reader.height,
+            reader.rate,
+            reader.time_base,
+            reader.audio,
+            Path(output).suffix,
+            hardware=hardware_codecs,
         )
         bar = tqdm(total=reader.frame_count, disable=None if progress else True, unit="frame", desc=Path(source).name)
 
@@ -212,5 +223,7 @@ def process_video(
         audio=reader.audio is not None,
         decode_errors=reader.decode_errors,
         seconds=time.perf_counter() - started,
+        decoder=reader.decoder,
+        encoder=writer.encoder,
         stages=dict(stages.busy),
     )

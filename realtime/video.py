@@ -1,9 +1,15 @@
 """Video files through PyAV: a reader that yields decoded RGB frames and raw audio packets in
 file order, and a writer that encodes H.264 with the input's timestamps and copies the audio.
+
+With `hardware=True` both try NVIDIA's codecs through PyAV's FFmpeg: NVDEC decoding (the
+`cuda` hwaccel, which picks h264_cuvid, hevc_cuvid, ... per stream, frames downloaded to host
+memory) and NVENC encoding (h264_nvenc). Where the driver or the GPU lacks them they fall back
+to the CPU codecs with one log line, and report which codec ran.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +19,7 @@ from typing import cast
 
 import av
 import numpy as np
+from av.codec.hwaccel import HWAccel
 
 from realtime.errors import InputError
 
@@ -29,6 +36,23 @@ _AUDIO_COPY = {
 _AUDIO_FALLBACK = {".webm": "libopus"}
 _VIDEO_CODEC = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9"}
 VIDEO_SUFFIXES = set(_VIDEO_CODEC)
+_NVENC = {"libx264": "h264_nvenc"}  # the hardware encoder standing in for each CPU one
+
+
+@functools.cache
+def nvenc_opens(codec: str) -> bool:
+    """Whether this FFmpeg, driver and GPU can open the NVENC encoder `codec` (tried once)."""
+    if codec not in av.codecs_available:
+        return False
+    context = cast(av.video.codeccontext.VideoCodecContext, av.CodecContext.create(codec, "w"))
+    context.width, context.height, context.pix_fmt = 256, 256, "yuv420p"
+    context.time_base = Fraction(1, 30)
+    try:
+        context.open()
+    except av.error.FFmpegError as exc:
+        log.info("no %s encoder here (%s); encoding on the CPU", codec, _reason(exc))
+        return False
+    return True
 
 
 @dataclass
@@ -48,14 +72,16 @@ class VideoReader:
     yields every frame that could be decoded.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, hardware: bool = False):
         self.path = Path(path)
         if not self.path.exists():
             raise InputError(f"video not found: {self.path}")
         if self.path.is_dir():
             raise InputError(f"{self.path} is a folder, not a video")
+        self.hardware = False  # whether NVDEC decodes (set once the file is open)
         try:
-            self.container = av.open(str(self.path))
+            opened = self._open_hardware() if hardware else None
+            self.container = opened or av.open(str(self.path))
         except (av.error.FFmpegError, UnicodeDecodeError) as exc:
             raise InputError(f"{self.path} is not a readable video ({_reason(exc)})") from None
         except OSError as exc:
@@ -77,6 +103,22 @@ class VideoReader:
         if self.frame_count is None and self.video.duration:
             self.frame_count = round(float(self.video.duration * self.time_base * self.rate))
         self.decode_errors = 0
+
+    def _open_hardware(self) -> av.container.InputContainer | None:
+        """The file opened for NVDEC decoding, or None where no CUDA device can be had (then the
+        caller opens it for the CPU, which also reports a bad file the usual way)."""
+        try:
+            container = av.open(str(self.path), hwaccel=HWAccel("cuda", allow_software_fallback=True))
+        except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+            log.info("no CUDA video decoding here (%s); decoding on the CPU", _reason(exc))
+            return None
+        self.hardware = True
+        return container
+
+    @property
+    def decoder(self) -> str:
+        """The decoder in use, e.g. "h264" or "h264 (cuda)"."""
+        return self.video.codec_context.name + (" (cuda)" if self.hardware else "")
 
     def items(self) -> Iterator[Frame | av.Packet]:
         streams = [s for s in (self.video, self.audio) if s is not None]
@@ -121,24 +163,32 @@ class VideoWriter:
         audio: av.audio.stream.AudioStream | None = None,
         container_suffix: str | None = None,
         crf: int = 18,
+        hardware: bool = False,
     ):
         suffix = (container_suffix or Path(path).suffix).lower()
         if suffix not in _VIDEO_CODEC:
             raise InputError(f"cannot write video as {suffix!r}; use one of {', '.join(sorted(_VIDEO_CODEC))}")
-        self.container = av.open(str(path), mode="w", format=suffix.lstrip(".").replace("mkv", "matroska"))
         codec = _VIDEO_CODEC[suffix]
-        self.stream = cast("av.video.stream.VideoStream", self.container.add_stream(codec, rate=rate))
-        self.stream.width, self.stream.height = width, height
         # 4:2:0 needs even sizes; keep odd-sized input at its exact size with 4:4:4 instead.
-        self.stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        if hardware and pix_fmt == "yuv420p" and codec in _NVENC and nvenc_opens(_NVENC[codec]):
+            codec = _NVENC[codec]
+        self.container = av.open(str(path), mode="w", format=suffix.lstrip(".").replace("mkv", "matroska"))
+        self.stream = cast("av.video.stream.VideoStream", self.container.add_stream(codec, rate=rate))
+        self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
+        self.encoder = codec
         self.rate = rate
         self.time_base = time_base or 1 / rate
         # The encoder's own time base too: PyAV sets it to 1/rate, which would round
         # variable-rate timestamps to the nearest frame slot.
         self.stream.time_base = self.stream.codec_context.time_base = self.time_base
-        self.stream.options = (
-            {"crf": str(crf), "preset": "veryfast"} if codec == "libx264" else {"crf": str(crf + 14), "b": "0"}
-        )
+        options: dict[str, dict[str, object]] = {
+            "libx264": {"crf": str(crf), "preset": "veryfast"},
+            # constant quality (no bitrate target) at about libx264's crf, medium preset
+            "h264_nvenc": {"rc": "vbr", "cq": str(crf), "b": "0", "preset": "p4"},
+            "libvpx-vp9": {"crf": str(crf + 14), "b": "0"},
+        }
+        self.stream.options = options[codec]
         self.audio_in = audio
         self.audio_out = None
         self.transcoder: _AudioTranscoder | None = None

@@ -5,6 +5,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+import torch
 
 from realtime.errors import InputError
 from realtime.pipeline import process_video
@@ -27,9 +28,12 @@ def probe(path):
     return info, frames, audio_packets
 
 
-def test_identity_pipeline_keeps_frames_timing_and_audio(demo_clip, tmp_path):
+@pytest.mark.parametrize("hardware", [False, True], ids=["cpu-codecs", "hardware-codecs"])
+def test_identity_pipeline_keeps_frames_timing_and_audio(demo_clip, tmp_path, hardware):
     out = tmp_path / "copy.mp4"
-    result = process_video(demo_clip, out, lambda frames: frames, progress=False)
+    result = process_video(demo_clip, out, lambda frames: frames, progress=False, hardware_codecs=hardware)
+    if not hardware or not torch.cuda.is_available():  # asked for NVDEC/NVENC without a GPU: the CPU's
+        assert (result.decoder, result.encoder) == ("h264", "libx264")
     src_info, src_frames, src_audio = probe(demo_clip)
     out_info, out_frames, out_audio = probe(out)
     assert result.frames == len(src_frames) == len(out_frames) == 30
