@@ -78,7 +78,6 @@ class VideoReader:
             raise InputError(f"video not found: {self.path}")
         if self.path.is_dir():
             raise InputError(f"{self.path} is a folder, not a video")
-        self.hardware = False  # whether NVDEC decodes (set once the file is open)
         try:
             opened = self._open_hardware() if hardware else None
             self.container = opened or av.open(str(self.path))
@@ -112,13 +111,13 @@ class VideoReader:
         except (av.error.FFmpegError, UnicodeDecodeError) as exc:
             log.info("no CUDA video decoding here (%s); decoding on the CPU", _reason(exc))
             return None
-        self.hardware = True
         return container
 
     @property
     def decoder(self) -> str:
-        """The decoder in use, e.g. "h264" or "h264 (cuda)"."""
-        return self.video.codec_context.name + (" (cuda)" if self.hardware else "")
+        """The decoder that ran, e.g. "h264" or "h264 (cuda)" (a GPU without NVDEC support for
+        the stream's codec decodes it on the CPU: then no "(cuda)")."""
+        return self.video.codec_context.name + (" (cuda)" if self.video.codec_context.is_hwaccel else "")
 
     def items(self) -> Iterator[Frame | av.Packet]:
         streams = [s for s in (self.video, self.audio) if s is not None]
