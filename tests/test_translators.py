@@ -153,21 +153,26 @@ def mean_colour(frames) -> np.ndarray:
 def test_cyclegan_moves_unpaired_images_to_the_other_domains_colours(domains, tmp_path):
     """Unpaired training only promises the other domain's distribution; at this size (300
     steps of a width-8 net) that shows in the colour statistics of held-out images, not yet in
-    a pixel-exact mapping. The identity loss is off: it exists to resist colour changes."""
+    a pixel-exact mapping. The identity loss is off: it exists to resist colour changes.
+
+    One such short GAN run follows a chaotic path: on a Zen 4 CPU with two threads seed 0 ended
+    farther from B's colours than it began (29.6 against 26.6), seeds 1 and 2 at 9.5 and 9.3
+    (on the Intel Xeon of earlier CI runs seed 0 had passed). So three seeds, and the median."""
     from realtime.stylizer import Stylizer
     from training.translators import train_cyclegan
 
     a, b, held_out = domains
-    out = train_cyclegan(
-        tiny(data_a=str(a), data_b=str(b), out=str(tmp_path / "cg.pt"), steps=300, identity_weight=0.0),
-        progress=False,
-    )
-    assert (tmp_path / "cg-BtoA.pt").is_file()
-    a_to_b = Stylizer.create(str(out), backend="torch", device="cpu")
     target = mean_colour([known_transform(f) for f in held_out])
     before = np.abs(mean_colour(held_out) - target).mean()  # about 27 of 255
-    after = np.abs(mean_colour([a_to_b.one(f) for f in held_out]) - target).mean()
-    assert after < 0.5 * before, (after, before)
+    afters = []
+    for seed in range(3):
+        out = tmp_path / f"cg{seed}.pt"
+        config = tiny(data_a=str(a), data_b=str(b), out=str(out), steps=300, identity_weight=0.0, seed=seed)
+        train_cyclegan(config, progress=False)
+        assert (tmp_path / f"cg{seed}-BtoA.pt").is_file()
+        a_to_b = Stylizer.create(str(out), backend="torch", device="cpu")
+        afters.append(np.abs(mean_colour([a_to_b.one(f) for f in held_out]) - target).mean())
+    assert np.median(afters) < 0.5 * before, (afters, before)
 
 
 @pytest.mark.slow
