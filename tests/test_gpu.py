@@ -89,20 +89,20 @@ def test_nvdec_and_nvenc_run_the_file_pipeline(demo_clip, tmp_path):
 
 
 def test_training_steps_on_cuda_lower_the_loss_in_mixed_precision(tmp_path, trainset, vgg_weights):
-    from training.fast import FastConfig, train
+    from test_training import tiny_config  # the CPU training tests' config, made bigger for a GPU
 
-    config = FastConfig(
-        style=(str(trainset.parent / "media" / "styles" / "starry_night.jpg"),),
-        data=str(trainset),
-        out=str(tmp_path / "m.pt"),
+    from training.fast import train
+
+    config = tiny_config(
+        tmp_path,
+        trainset,
+        vgg_weights,
         net="standard",
         steps=30,
         batch_size=4,
         scale_size=160,
         crop_size=128,
         style_size=256,
-        lr=5e-3,
-        vgg_weights=str(vgg_weights),
         temporal_weight=3e7,
         device="cuda",
     )
