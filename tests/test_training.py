@@ -121,27 +121,6 @@ def test_temporal_loss_is_zero_for_equivariant_functions_and_grows_with_flicker(
     assert 0.2**2 < large < 2 * 0.2**2
 
 
-def test_lower_contrast_flattens_the_chosen_crops_toward_their_mean_colour():
-    from realtime.errors import InputError
-    from training.data import lower_contrast
-
-    torch.manual_seed(0)
-    images = torch.rand(256, 3, 16, 16)
-    assert torch.equal(lower_contrast(images, 0.0), images)
-    flattened = lower_contrast(images, 1.0)
-    assert torch.allclose(flattened.mean(dim=(2, 3)), images.mean(dim=(2, 3)), atol=1e-6)
-    assert 0 <= float(flattened.min()) and float(flattened.max()) <= 1
-    # every crop's spread shrinks by one factor per crop, spread evenly in log scale over 0.03..1
-    factors = flattened.std(dim=(1, 2, 3)) / images.std(dim=(1, 2, 3))
-    assert 0.03 - 1e-4 <= float(factors.min()) and float(factors.max()) <= 1 + 1e-4
-    assert 0.1 < float(factors.median()) < 0.3  # log-even: the median near 0.03 ** 0.5 = 0.17
-    some = lower_contrast(images, 0.25)
-    untouched = (some == images).flatten(1).all(dim=1).float().mean()
-    assert 0.6 < float(untouched) < 0.9
-    with pytest.raises(InputError, match="at most 1"):
-        FastConfig(style="s.jpg", data="d", out="o.pt", low_contrast=1.5)
-
-
 def test_random_affine_moves_by_at_most_the_bounds():
     theta = random_affine(64, 100, 200, max_shift=4, max_degrees=0, max_zoom=0, device=torch.device("cpu"))
     assert torch.allclose(theta[:, :, :2], torch.eye(2).expand(64, 2, 2))

@@ -43,21 +43,6 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
 
 
-def lower_contrast(images: torch.Tensor, fraction: float, weakest: float = 0.03) -> torch.Tensor:
-    """Flatten a random `fraction` of the N x 3 x H x W images toward their mean colour, each by
-    a factor between `weakest` and 1 drawn evenly in log scale; the others pass unchanged.
-
-    Photos rarely hold a flat region the size of a crop, but video does (a plain wall, a road
-    seen from above), and instance norm divides a flat frame's features by their tiny spread,
-    so a stylizer that never saw one turns the sensor noise into texture that changes every
-    frame. Lowered crops let the temporal loss teach it to leave such noise alone."""
-    n = images.shape[0]
-    chosen = torch.rand(n, device=images.device) < fraction
-    factor = (weakest ** torch.rand(n, device=images.device)).view(n, 1, 1, 1)
-    mean = images.mean(dim=(2, 3), keepdim=True)  # N x 3 x 1 x 1
-    return torch.where(chosen.view(n, 1, 1, 1), mean + factor * (images - mean), images)
-
-
 class RandomCrops(Dataset):
     """Photos with their short side scaled to `scale_size`, then a random `crop_size` square
     crop and a random horizontal flip; each item is 3 x crop x crop in [0, 1].

@@ -45,7 +45,7 @@ from training.common import (
     seed_everything,
     weight_checksums,
 )
-from training.data import RandomCrops, lower_contrast, resize_short_side, to_tensor
+from training.data import RandomCrops, resize_short_side, to_tensor
 from training.losses import ContentLoss, StyleLoss, TemporalLoss, gram_matrix, total_variation
 
 log = logging.getLogger("stylecast.train")
@@ -91,11 +91,6 @@ class FastConfig:
     temporal_weight: float = option(
         0.0, "weight of the synthetic-motion stability loss (0: off); reduces flicker in video", at_least=0
     )
-    low_contrast: float = option(
-        0.0,
-        "fraction of training crops flattened toward their mean colour (x0.03..1), so flat scenes do not flicker",
-        at_least=0,
-    )
     content_layer: str = option("relu2_2", "VGG layer of the content loss")
     style_layers: tuple[str, ...] = option(
         PREFERRED_STYLE_LAYERS, "VGG layers of the style loss (missing ones are dropped)"
@@ -120,8 +115,6 @@ class FastConfig:
     def __post_init__(self) -> None:
         if isinstance(self.style, str):  # one style image given as a plain path
             self.style = (self.style,)
-        if self.low_contrast > 1:
-            raise InputError(f"--low-contrast is a fraction of the crops, at most 1, got {self.low_contrast}")
 
 
 def choose_layers(config: FastConfig, available: tuple[str, ...]) -> tuple[list[str], str]:
@@ -252,8 +245,6 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     history: list[dict[str, float]] = []
     for step in range(start + 1, last + 1):
         x = next(batches).to(device, non_blocking=True)  # N x 3 x crop x crop, [0, 1]
-        if config.low_contrast:
-            x = lower_contrast(x, config.low_contrast)
         # a style per sample: its index picks the Gram targets, its one-hot row the CIN weights
         chosen = torch.randint(len(config.style), (x.shape[0],), device=device)
         conditions = [F.one_hot(chosen, len(config.style)).float()] if multistyle else []
