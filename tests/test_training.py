@@ -62,17 +62,6 @@ def test_cpu_mixed_precision_is_bf16_only_where_the_cpu_computes_it(tmp_path, tr
     assert trained(native=False, steps=2)[1] == "off"  # emulated bf16 would only be slower
 
 
-def test_temporal_loss_joins_after_temporal_start_steps_of_the_plain_recipe(tmp_path, trainset, vgg_weights):
-    def history(name: str, **overrides) -> list[dict[str, float]]:
-        config = tiny_config(tmp_path / name, trainset, vgg_weights, out=str(tmp_path / f"{name}.pt"), **overrides)
-        return train(config, progress=False).history
-
-    plain = history("plain", steps=6, amp=False)
-    late = history("late", steps=6, amp=False, temporal_weight=3e7, temporal_start=3)
-    assert late[:3] == plain[:3]  # until then, exactly the recipe without the temporal loss
-    assert all(step["temporal"] > 0 for step in late[3:])
-
-
 def test_training_resumes_where_it_stopped(tmp_path, trainset, vgg_weights):
     first = train(tiny_config(tmp_path, trainset, vgg_weights, steps=8), progress=False)
     assert first.steps == 8

@@ -91,11 +91,6 @@ class FastConfig:
     temporal_weight: float = option(
         0.0, "weight of the synthetic-motion stability loss (0: off); reduces flicker in video", at_least=0
     )
-    temporal_start: int = option(
-        0,
-        "steps trained before the temporal loss joins in (0: from the first): lets the texture form first",
-        at_least=0,
-    )
     content_layer: str = option("relu2_2", "VGG layer of the content loss")
     style_layers: tuple[str, ...] = option(
         PREFERRED_STYLE_LAYERS, "VGG layers of the style loss (missing ones are dropped)"
@@ -253,9 +248,8 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
         # a style per sample: its index picks the Gram targets, its one-hot row the CIN weights
         chosen = torch.randint(len(config.style), (x.shape[0],), device=device)
         conditions = [F.one_hot(chosen, len(config.style)).float()] if multistyle else []
-        stabilize = config.temporal_weight > 0 and step > config.temporal_start
         with autocast:
-            if stabilize:  # one call for both frames: DDP allows one forward per step
+            if config.temporal_weight:  # one call for both frames: DDP allows one forward per step
                 motion = temporal_loss.move(x)
                 both = model(torch.cat([x, motion.moved]), *(torch.cat([c, c]) for c in conditions))
                 y, y_moved = both.chunk(2)
@@ -269,7 +263,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
                 "style": config.style_weight * style_loss(features_y, {k: g[chosen] for k, g in style_grams.items()}),
                 "tv": config.tv_weight * total_variation(y.float()),
             }
-            if stabilize:
+            if config.temporal_weight:
                 losses["temporal"] = config.temporal_weight * temporal_loss(y, y_moved, motion)
             total = torch.stack(list(losses.values())).sum()
         for group in optimizer.param_groups:
