@@ -7,8 +7,8 @@ colour scaled by 1, 0.3, 0.1 and 0.03 (0.03: a plain wall, or the road in the ca
     python benchmarks/flat_scene_noise.py [--models starry_night-small the_scream-small ...]
         [--frame ../shared/media/content/chicago.jpg] [--size 640x360] [--draws 3] [--threads N]
 
-A stylizer whose instance norm meets a flat frame divides its features by their tiny spread, so
-the noise grows into texture that changes every frame: the figures grow as the contrast falls.
+The figures grow as the contrast falls: the noise becomes texture that changes every frame (the
+likely cause: instance norm divides a flat frame's features by their tiny spread).
 Compare models (say, trained with different `--temporal-weight`) in one run; the input's own
 figure (2 x the noise variance) is the floor.
 """
@@ -27,7 +27,7 @@ from realtime.images import read_rgb
 from realtime.stylizer import Stylizer
 
 CONTRASTS = (1.0, 0.3, 0.1, 0.03)
-NOISE_LEVELS = 1.0  # standard deviation, in grey levels of 255
+NOISE_STD = 1.0  # standard deviation, in grey levels of 255
 
 
 def flattened(rgb: np.ndarray, contrast: float) -> np.ndarray:
@@ -38,7 +38,7 @@ def flattened(rgb: np.ndarray, contrast: float) -> np.ndarray:
 
 
 def noisy(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return np.clip(frame + rng.normal(0, NOISE_LEVELS, frame.shape), 0, 255).round().astype(np.uint8)
+    return np.clip(frame + rng.normal(0, NOISE_STD, frame.shape), 0, 255).round().astype(np.uint8)
 
 
 def output_change(stylizer: Stylizer, frame: np.ndarray, draws: int, seed: int) -> float:
@@ -66,11 +66,11 @@ def main() -> None:
     width, height = (int(v) for v in args.size.split("x"))
     rgb = cv2.resize(read_rgb(args.frame), (width, height), interpolation=cv2.INTER_AREA)
 
-    print(f"{cpu_name()}; {Path(args.frame).name} at {width}x{height}; noise {NOISE_LEVELS} grey level")
+    print(f"{cpu_name()}; {Path(args.frame).name} at {width}x{height}; noise {NOISE_STD} grey level")
     print("output change between two noisy copies (MSE, RGB in [0, 1]) at each contrast")
     print(f"| model | {' | '.join(f'contrast {c}' for c in CONTRASTS)} |")
     print(f"|---|{'---|' * len(CONTRASTS)}")
-    floor = 2 * (NOISE_LEVELS / 255) ** 2
+    floor = 2 * (NOISE_STD / 255) ** 2
     print(f"| the input itself | {' | '.join(f'{floor:.2g}' for _ in CONTRASTS)} |")
     for model in args.models:
         stylizer = Stylizer.create(model, "torch", "cpu")
