@@ -22,7 +22,9 @@ import cv2
 import numpy as np
 import torch
 
+from realtime.cli import parse_size
 from realtime.device import cpu_name
+from realtime.errors import InputError
 from realtime.images import read_rgb
 from realtime.stylizer import Stylizer
 
@@ -52,6 +54,13 @@ def output_change(stylizer: Stylizer, frame: np.ndarray, draws: int, seed: int) 
 
 
 def main() -> None:
+    try:
+        run()
+    except InputError as exc:  # a missing photo, a bad --size, an unknown model: one line
+        raise SystemExit(f"flat_scene_noise: {exc}") from None
+
+
+def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["starry_night-small", "the_scream-small"])
     parser.add_argument(
@@ -63,10 +72,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = parse_size(args.size)
     rgb = cv2.resize(read_rgb(args.frame), (width, height), interpolation=cv2.INTER_AREA)
 
-    print(f"{cpu_name()}; {Path(args.frame).name} at {width}x{height}; noise {NOISE_STD} grey level")
+    print(f"{cpu_name()}; {args.frame.name} at {width}x{height}; noise {NOISE_STD} grey level")
     print("output change between two noisy copies (MSE, RGB in [0, 1]) at each contrast")
     print(f"| model | {' | '.join(f'contrast {c}' for c in CONTRASTS)} |")
     print(f"|---|{'---|' * len(CONTRASTS)}")
