@@ -11,6 +11,7 @@ removes the checkerboard pattern.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -50,8 +51,28 @@ def conv(
     return padded_conv(in_ch, out_ch, kernel, stride, reflect=reflect)
 
 
+class Blur(nn.Module):
+    """3x3 binomial low-pass per channel ([1, 2, 1] x [1, 2, 1] / 16; zero at the Nyquist
+    frequency), zero padded: before a stride-2 convolution it removes what the subsampling
+    would alias, so the output follows a one-pixel move of the input instead of jumping
+    between the four sampling phases (Zhang 2019, "Making Convolutional Networks
+    Shift-Invariant Again")."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        taps = torch.tensor([1.0, 2.0, 1.0])
+        kernel = (taps[:, None] * taps[None, :] / 16).expand(channels, 1, 3, 3).clone()  # C x 1 x 3 x 3
+        self.kernel: torch.Tensor
+        self.register_buffer("kernel", kernel, persistent=False)  # fixed: not a weight, not saved
+        self.channels = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.kernel.to(x.dtype), padding=1, groups=self.channels)
+
+
 class ConvBlock(nn.Sequential):
-    """conv -> instance norm -> ReLU, optionally preceded by a 2x nearest upsample."""
+    """conv -> instance norm -> ReLU, optionally preceded by a 2x upsample (nearest; bilinear
+    when anti-aliased) or, for an anti-aliased strided convolution, by a Blur."""
 
     def __init__(
         self,
@@ -62,14 +83,22 @@ class ConvBlock(nn.Sequential):
         upsample: bool = False,
         separable: bool = False,
         reflect: bool = True,
+        antialias: bool = False,
     ):
-        layers: list[nn.Module] = [nn.Upsample(scale_factor=2, mode="nearest")] if upsample else []
+        layers: list[nn.Module] = [upsample_2x(antialias)] if upsample else []
+        layers += [Blur(in_ch)] if antialias and stride > 1 else []
         layers += [
             conv(in_ch, out_ch, kernel, stride, separable, reflect),
             nn.InstanceNorm2d(out_ch, affine=True),
             nn.ReLU(inplace=True),
         ]
         super().__init__(*layers)
+
+
+def upsample_2x(antialias: bool) -> nn.Upsample:
+    # nearest repeats each pixel 2x2, a pattern fixed to the pixel grid that a moving picture
+    # slides across; bilinear interpolates between the samples instead
+    return nn.Upsample(scale_factor=2, mode="bilinear" if antialias else "nearest")
 
 
 class ResidualBlock(nn.Module):

@@ -14,7 +14,9 @@ from models.unet_generator import UnetGenerator
 from training.fast import NETS
 
 
-@pytest.mark.parametrize("net_class", [TransformerNet, SmallTransformerNet])
+@pytest.mark.parametrize(
+    "net_class", [TransformerNet, SmallTransformerNet, lambda: SmallTransformerNet(antialias=True)]
+)
 @pytest.mark.parametrize("size", [(64, 96), (40, 56)])
 def test_nets_keep_size_for_multiples_of_their_size_multiple(net_class, size):
     net = net_class().eval()
@@ -46,6 +48,27 @@ def test_small_net_needs_an_eighth_of_the_arithmetic():
     small = multiply_adds_per_pixel(SmallTransformerNet())
     assert 150_000 < standard < 170_000  # Johnson et al.'s network: ~160 k per pixel
     assert small < standard / 8
+
+
+def test_antialiased_small_net_follows_a_one_pixel_move():
+    """Untrained, so only the architecture speaks: the plain net's stride-2 subsampling makes
+    its output jump with the input's position modulo 8; blurring before each subsampling and
+    interpolating the upsamplings makes it follow the move."""
+    torch.manual_seed(0)
+    scene = torch.nn.functional.avg_pool2d(torch.rand(4, 3, 104, 136), 3, stride=1)  # N x 3 x 102 x 134
+    still, moved = scene[..., 3:99, 2:130], scene[..., 3:99, 3:131]  # the camera moved one pixel
+    errors = {}
+    for antialias in (False, True):
+        torch.manual_seed(1)
+        net = SmallTransformerNet(antialias=antialias).eval()
+        with torch.no_grad():
+            before, after = net(still), net(moved)
+        # compare the pixels both frames see, away from the zero-padded border
+        errors[antialias] = float(((after[..., 8:-8, 8:-9] - before[..., 8:-8, 9:-8]) ** 2).mean())
+    assert errors[True] < errors[False] / 4
+    assert multiply_adds_per_pixel(SmallTransformerNet(antialias=True)) < 1.05 * multiply_adds_per_pixel(
+        SmallTransformerNet()
+    )
 
 
 def test_forward_does_not_modify_the_input():

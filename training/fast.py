@@ -55,6 +55,11 @@ StylizerNet = TransformerNet | SmallTransformerNet | MultiStyleTransformerNet | 
 NETS: dict[str, tuple[str, type[StylizerNet], dict[str, Any]]] = {
     "standard": ("johnson", TransformerNet, {"width": 32, "residual_blocks": 5, "outer_kernel": 9}),
     "small": ("johnson_small", SmallTransformerNet, {"width": 16, "residual_blocks": 5, "stem_kernel": 5}),
+    "small_aa": (
+        "johnson_small",
+        SmallTransformerNet,
+        {"width": 16, "residual_blocks": 5, "stem_kernel": 5, "antialias": True},
+    ),
     # multi-style: the same sizes with conditional instance norm; num_styles comes from --style
     "multistyle": ("multistyle", MultiStyleTransformerNet, {"width": 32, "residual_blocks": 5, "outer_kernel": 9}),
     "multistyle_small": ("multistyle_small", MultiStyleSmallNet, {"width": 16, "residual_blocks": 5, "stem_kernel": 5}),
@@ -71,7 +76,9 @@ class FastConfig:
     style: tuple[str, ...] = required("the style image (several for a multi-style net)")
     data: str = required("folder of training photos")
     out: str = required("the trained model checkpoint (.pt) written at the end")
-    net: str = option("standard", "network size: standard | small")
+    net: str = option(
+        "standard", "network size: standard | small | small_aa (the small net, anti-aliased: less flicker)"
+    )
     steps: int = option(2000, "optimizer steps", at_least=1)
     batch_size: int = option(4, "images per step", at_least=1)
     scale_size: int = option(
