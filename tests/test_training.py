@@ -81,9 +81,9 @@ def test_fine_tuning_starts_from_the_given_checkpoint_and_refuses_another_networ
     from models.zoo import SHIPPED
     from realtime.errors import InputError
 
-    shipped = str(SHIPPED[small_model].path)
-    tuned = train(tiny_config(tmp_path, trainset, vgg_weights, steps=4, init=shipped), progress=False)
-    fresh = train(tiny_config(tmp_path / "fresh", trainset, vgg_weights, steps=4), progress=False)
+    shipped, net = str(SHIPPED[small_model].path), SHIPPED[small_model].net
+    tuned = train(tiny_config(tmp_path, trainset, vgg_weights, steps=4, net=net, init=shipped), progress=False)
+    fresh = train(tiny_config(tmp_path / "fresh", trainset, vgg_weights, steps=4, net=net), progress=False)
     # a trained network starts far closer to the style than a random one, at the same step
     assert sum(tuned.history[0].values()) < 0.5 * sum(fresh.history[0].values())
     with pytest.raises(InputError, match="not the johnson "):
