@@ -121,6 +121,26 @@ def test_temporal_loss_is_zero_for_equivariant_functions_and_grows_with_flicker(
     assert 0.2**2 < large < 2 * 0.2**2
 
 
+def test_flattened_crops_keep_their_mean_and_lose_contrast_and_the_copy_is_re_noised():
+    torch.manual_seed(0)
+    x = torch.rand(64, 3, 32, 32)
+    flat, noisy = TemporalLoss(noise=0.02).flatten(x, min_contrast=0.03)
+    assert torch.allclose(flat.mean(dim=(2, 3)), x.mean(dim=(2, 3)), atol=1e-5)
+    contrast = flat.std(dim=(2, 3)) / x.std(dim=(2, 3))  # one factor per crop, the same in each channel
+    assert torch.allclose(contrast, contrast[:, :1].expand_as(contrast), rtol=1e-4)
+    assert contrast.min() >= 0.03 - 1e-4 and contrast.max() <= 1 + 1e-4
+    assert contrast.min() < 0.1 and contrast.max() > 0.5  # log-uniform: spread over the range
+    assert abs(float((noisy - flat).std()) - 0.02) < 0.001
+
+
+def test_the_flat_scene_term_trains_beside_the_temporal_loss(tmp_path, trainset, vgg_weights):
+    config = tiny_config(tmp_path, trainset, vgg_weights, steps=2, temporal_weight=1e6, flat_scene_weight=3.0)
+    result = train(config, progress=False)
+    assert all(step["flat"] > 0 and step["temporal"] > 0 for step in result.history)
+    without = train(tiny_config(tmp_path / "off", trainset, vgg_weights, steps=2, temporal_weight=1e6), progress=False)
+    assert "flat" not in without.history[0]
+
+
 def test_random_affine_moves_by_at_most_the_bounds():
     theta = random_affine(64, 100, 200, max_shift=4, max_degrees=0, max_zoom=0, device=torch.device("cpu"))
     assert torch.allclose(theta[:, :, :2], torch.eye(2).expand(64, 2, 2))

@@ -95,6 +95,12 @@ class FastConfig:
     temporal_weight: float = option(
         0.0, "weight of the synthetic-motion stability loss (0: off); reduces flicker in video", at_least=0
     )
+    flat_scene_weight: float = option(
+        0.0,
+        "with --temporal-weight: a low-contrast crop and its re-noised copy must stylize alike, weighted"
+        " this many times the temporal weight (0: off); damps noise flicker on flat scenes",
+        at_least=0,
+    )
     content_layer: str = option("relu2_2", "VGG layer of the content loss")
     style_layers: tuple[str, ...] = option(
         PREFERRED_STYLE_LAYERS, "VGG layers of the style loss (missing ones are dropped)"
@@ -252,11 +258,15 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
         # a style per sample: its index picks the Gram targets, its one-hot row the CIN weights
         chosen = torch.randint(len(config.style), (x.shape[0],), device=device)
         conditions = [F.one_hot(chosen, len(config.style)).float()] if multistyle else []
+        y_flat: list[torch.Tensor] = []  # the flat-scene pair, when that term is on
         with autocast:
-            if config.temporal_weight:  # one call for both frames: DDP allows one forward per step
+            if config.temporal_weight:  # one call for all frames: DDP allows one forward per step
                 motion = temporal_loss.move(x)
-                both = model(torch.cat([x, motion.moved]), *(torch.cat([c, c]) for c in conditions))
-                y, y_moved = both.chunk(2)
+                frames = [x, motion.moved]
+                if config.flat_scene_weight:
+                    frames += temporal_loss.flatten(x)
+                stylized = model(torch.cat(frames), *(torch.cat([c] * len(frames)) for c in conditions))
+                y, y_moved, *y_flat = stylized.chunk(len(frames))
             else:
                 y = model(x, *conditions)
             features_y = vgg(y)
@@ -269,6 +279,9 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
             }
             if config.temporal_weight:
                 losses["temporal"] = config.temporal_weight * temporal_loss(y, y_moved, motion)
+            if y_flat:
+                weight = config.temporal_weight * config.flat_scene_weight
+                losses["flat"] = weight * F.mse_loss(y_flat[0].float(), y_flat[1].float())
             total = torch.stack(list(losses.values())).sum()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
