@@ -10,7 +10,16 @@ import torch
 
 from models.checkpoint import load_checkpoint
 from training.fast import FastConfig, train
-from training.losses import ContentLoss, StyleLoss, TemporalLoss, gram_matrix, random_affine, total_variation, warp
+from training.losses import (
+    ContentLoss,
+    FlatSceneLoss,
+    StyleLoss,
+    TemporalLoss,
+    gram_matrix,
+    random_affine,
+    total_variation,
+    warp,
+)
 
 
 def tiny_config(tmp_path, trainset, vgg_weights, **overrides) -> FastConfig:
@@ -124,7 +133,7 @@ def test_temporal_loss_is_zero_for_equivariant_functions_and_grows_with_flicker(
 def test_flattened_crops_keep_their_mean_and_lose_contrast_and_the_copy_is_re_noised():
     torch.manual_seed(0)
     x = torch.rand(64, 3, 32, 32)
-    flat, noisy = TemporalLoss(noise=0.02).flatten(x, min_contrast=0.03)
+    flat, noisy = FlatSceneLoss(noise=0.02, min_contrast=0.03).pair(x)
     assert torch.allclose(flat.mean(dim=(2, 3)), x.mean(dim=(2, 3)), atol=1e-5)
     contrast = flat.std(dim=(2, 3)) / x.std(dim=(2, 3))  # one factor per crop, the same in each channel
     assert torch.allclose(contrast, contrast[:, :1].expand_as(contrast), rtol=1e-4)

@@ -46,7 +46,7 @@ from training.common import (
     weight_checksums,
 )
 from training.data import RandomCrops, resize_short_side, to_tensor
-from training.losses import ContentLoss, StyleLoss, TemporalLoss, gram_matrix, total_variation
+from training.losses import ContentLoss, FlatSceneLoss, StyleLoss, TemporalLoss, gram_matrix, total_variation
 
 log = logging.getLogger("stylecast.train")
 
@@ -199,6 +199,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     multistyle = config.net.startswith("multistyle")
     content_loss = ContentLoss(content_layer)
     temporal_loss = TemporalLoss()
+    flat_scene_loss = FlatSceneLoss()
 
     dataset = RandomCrops(config.data, config.scale_size, config.crop_size)
     # per process: the global batch is world_size times batch_size
@@ -264,7 +265,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
                 motion = temporal_loss.move(x)
                 frames = [x, motion.moved]
                 if config.flat_scene_weight:
-                    frames += temporal_loss.flatten(x)
+                    frames += flat_scene_loss.pair(x)
                 stylized = model(torch.cat(frames), *(torch.cat([c] * len(frames)) for c in conditions))
                 y, y_moved, *y_flat = stylized.chunk(len(frames))
             else:
@@ -281,7 +282,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
                 losses["temporal"] = config.temporal_weight * temporal_loss(y, y_moved, motion)
             if y_flat:
                 weight = config.temporal_weight * config.flat_scene_weight
-                losses["flat"] = weight * F.mse_loss(y_flat[0].float(), y_flat[1].float())
+                losses["flat"] = weight * flat_scene_loss(*y_flat)
             total = torch.stack(list(losses.values())).sum()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)

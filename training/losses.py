@@ -119,22 +119,35 @@ class TemporalLoss:
         difference = (y_moved.float() - warp(y.float(), motion.theta)) ** 2
         return (difference * motion.valid).sum() / (motion.valid.sum() * 3).clamp(min=1)
 
-    def flatten(self, x: torch.Tensor, min_contrast: float = 0.03) -> tuple[torch.Tensor, torch.Tensor]:
-        """A low-contrast copy of x and that copy re-noised (N x 3 x H x W each).
-
-        Instance norm divides each frame by its own contrast, so on a flat scene (a wall, a sky,
-        a dim room) it amplifies sensor noise into flicker that the motion pairs, drawn from
-        ordinary photos, rarely show. The contrast factor is log-uniform in [min_contrast, 1].
-        """
-        mean = x.mean(dim=(2, 3), keepdim=True)
-        log_contrast = torch.empty(x.shape[0], 1, 1, 1, device=x.device).uniform_(math.log(min_contrast), 0.0)
-        flat = mean + log_contrast.exp() * (x - mean)
-        return flat, flat + self.noise * torch.randn_like(flat)
-
     def of(self, stylize: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """The loss of `stylize` on a random motion of `x` (for evaluation and tests)."""
         motion = self.move(x)
         return self(stylize(x), stylize(motion.moved), motion)
+
+
+class FlatSceneLoss:
+    """Stability on flat scenes: a low-contrast crop and that crop re-noised should stylize alike.
+
+    Instance norm divides each frame by its own contrast, so on a flat scene (a wall, a sky, a
+    road) it amplifies sensor noise into flicker that the motion pairs, drawn from ordinary
+    photos, rarely show. Each crop's deviation from its mean colour is scaled by a contrast
+    factor, log-uniform in [min_contrast, 1].
+
+    Use: `flat, noisy = loss.pair(x)`, stylize both (in one batch), then `loss(y_flat, y_noisy)`.
+    """
+
+    def __init__(self, noise: float = 0.02, min_contrast: float = 0.03):
+        self.noise, self.min_contrast = noise, min_contrast
+
+    def pair(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """N x 3 x H x W crops -> their low-contrast copies and those copies re-noised."""
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        log_contrast = torch.empty(x.shape[0], 1, 1, 1, device=x.device).uniform_(math.log(self.min_contrast), 0.0)
+        flat = mean + log_contrast.exp() * (x - mean)
+        return flat, flat + self.noise * torch.randn_like(flat)
+
+    def __call__(self, y_flat: torch.Tensor, y_noisy: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(y_noisy.float(), y_flat.float())
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:
