@@ -143,11 +143,15 @@ def test_flattened_crops_keep_their_mean_and_lose_contrast_and_the_copy_is_re_no
 
 
 def test_the_flat_scene_term_trains_beside_the_temporal_loss(tmp_path, trainset, vgg_weights):
+    from realtime.errors import InputError
+
     config = tiny_config(tmp_path, trainset, vgg_weights, steps=2, temporal_weight=1e6, flat_scene_weight=3.0)
     result = train(config, progress=False)
     assert all(step["flat"] > 0 and step["temporal"] > 0 for step in result.history)
     without = train(tiny_config(tmp_path / "off", trainset, vgg_weights, steps=2, temporal_weight=1e6), progress=False)
     assert "flat" not in without.history[0]
+    with pytest.raises(InputError, match="--temporal-weight"):
+        tiny_config(tmp_path, trainset, vgg_weights, flat_scene_weight=3.0)
 
 
 def test_random_affine_moves_by_at_most_the_bounds():

@@ -125,6 +125,8 @@ class FastConfig:
     def __post_init__(self) -> None:
         if isinstance(self.style, str):  # one style image given as a plain path
             self.style = (self.style,)
+        if self.flat_scene_weight and not self.temporal_weight:
+            raise InputError("--flat-scene-weight is a multiple of --temporal-weight; give that too")
 
 
 def choose_layers(config: FastConfig, available: tuple[str, ...]) -> tuple[list[str], str]:
