@@ -52,13 +52,14 @@ log = logging.getLogger("stylecast.train")
 
 StylizerNet = TransformerNet | SmallTransformerNet | MultiStyleTransformerNet | MultiStyleSmallNet
 # --net: architecture key in models.ARCHITECTURES, its class and constructor arguments
+STANDARD = {"width": 32, "residual_blocks": 5, "outer_kernel": 9}
 SMALL = {"width": 16, "residual_blocks": 5, "stem_kernel": 5}
 NETS: dict[str, tuple[str, type[StylizerNet], dict[str, Any]]] = {
-    "standard": ("johnson", TransformerNet, {"width": 32, "residual_blocks": 5, "outer_kernel": 9}),
+    "standard": ("johnson", TransformerNet, STANDARD),
     "small": ("johnson_small", SmallTransformerNet, SMALL),
     "small_aa": ("johnson_small", SmallTransformerNet, {**SMALL, "antialias": True}),
     # multi-style: the same sizes with conditional instance norm; num_styles comes from --style
-    "multistyle": ("multistyle", MultiStyleTransformerNet, {"width": 32, "residual_blocks": 5, "outer_kernel": 9}),
+    "multistyle": ("multistyle", MultiStyleTransformerNet, STANDARD),
     "multistyle_small": ("multistyle_small", MultiStyleSmallNet, SMALL),
 }
 # Johnson et al. use relu2_2 for content and relu1_2, relu2_2, relu3_3, relu4_3 for style.
