@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from models.checkpoint import load_checkpoint
+from realtime.errors import InputError
 from training.fast import FastConfig, train
 from training.losses import (
     ContentLoss,
@@ -88,7 +89,6 @@ def test_fine_tuning_starts_from_the_given_checkpoint_and_refuses_another_networ
     tmp_path, trainset, vgg_weights, small_model
 ):
     from models.zoo import SHIPPED
-    from realtime.errors import InputError
 
     shipped, net = str(SHIPPED[small_model].path), SHIPPED[small_model].net
     tuned = train(tiny_config(tmp_path, trainset, vgg_weights, steps=4, net=net, init=shipped), progress=False)
@@ -143,8 +143,6 @@ def test_flattened_crops_keep_their_mean_and_lose_contrast_and_the_copy_is_re_no
 
 
 def test_the_flat_scene_term_trains_beside_the_temporal_loss(tmp_path, trainset, vgg_weights):
-    from realtime.errors import InputError
-
     config = tiny_config(tmp_path, trainset, vgg_weights, steps=2, temporal_weight=1e6, flat_scene_weight=3.0)
     result = train(config, progress=False)
     assert all(step["flat"] > 0 and step["temporal"] > 0 for step in result.history)
@@ -256,8 +254,6 @@ def test_multistyle_training_lowers_the_loss_and_switches_styles_at_run_time(tmp
 
 
 def test_missing_training_data_leaves_no_run_folder(tmp_path, trainset, vgg_weights):
-    from realtime.errors import InputError
-
     out = tmp_path / "out" / "model.pt"
     out.parent.mkdir()
     config = tiny_config(tmp_path, trainset, vgg_weights, data=str(tmp_path / "missing"), out=str(out))
@@ -267,8 +263,6 @@ def test_missing_training_data_leaves_no_run_folder(tmp_path, trainset, vgg_weig
 
 
 def test_fewer_photos_than_a_batch_is_refused_instead_of_spinning(tmp_path, trainset, vgg_weights):
-    from realtime.errors import InputError
-
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "only.jpg").symlink_to(sorted(trainset.glob("*.jpg"))[0])
