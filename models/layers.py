@@ -84,12 +84,13 @@ class ConvBlock(nn.Sequential):
         separable: bool = False,
         reflect: bool = True,
         antialias: bool = False,
+        norm_eps: float = 1e-5,
     ):
         layers: list[nn.Module] = [upsample_2x(antialias)] if upsample else []
         layers += [Blur(in_ch)] if antialias and stride > 1 else []
         layers += [
             conv(in_ch, out_ch, kernel, stride, separable, reflect),
-            nn.InstanceNorm2d(out_ch, affine=True),
+            nn.InstanceNorm2d(out_ch, eps=norm_eps, affine=True),
             nn.ReLU(inplace=True),
         ]
         super().__init__(*layers)
@@ -104,14 +105,14 @@ def upsample_2x(antialias: bool) -> nn.Upsample:
 class ResidualBlock(nn.Module):
     """Two 3x3 convolutions with instance norm and an identity shortcut (He et al. 2016)."""
 
-    def __init__(self, channels: int, separable: bool = False, reflect: bool = True):
+    def __init__(self, channels: int, separable: bool = False, reflect: bool = True, norm_eps: float = 1e-5):
         super().__init__()
         self.body = nn.Sequential(
             conv(channels, channels, 3, separable=separable, reflect=reflect),
-            nn.InstanceNorm2d(channels, affine=True),
+            nn.InstanceNorm2d(channels, eps=norm_eps, affine=True),
             nn.ReLU(inplace=True),
             conv(channels, channels, 3, separable=separable, reflect=reflect),
-            nn.InstanceNorm2d(channels, affine=True),
+            nn.InstanceNorm2d(channels, eps=norm_eps, affine=True),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

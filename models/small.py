@@ -16,7 +16,12 @@ upsample + convolution decoder, trained with the same perceptual losses), reshap
 - optionally (`antialias=True`) a binomial blur before each stride-2 convolution and bilinear
   instead of nearest upsampling (Zhang 2019): the plain net's output depends on where the
   picture sits on its 8-pixel sampling grid, so a moving picture makes its texture jump; the
-  anti-aliased one follows the move (README, "Temporal training").
+  anti-aliased one follows the move (README, "Temporal training");
+- optionally a larger instance-norm epsilon (`norm_eps`, 1e-3 for the default): each norm
+  divides by sqrt(variance + eps), so a nearly flat frame (a wall, a road), whose features
+  vary less than eps, is no longer stretched to full contrast, sensor noise and all; a
+  textured one, whose variance is far above it, is normalized as before (README, "Instance-norm
+  epsilon").
 
 At 640x360 it needs ~9 k multiply-adds per pixel, about a sixteenth of the standard network.
 """
@@ -37,16 +42,23 @@ class SmallTransformerNet(nn.Module):
     # pixels on each side and crops them off, so those effects fall outside the picture
     margin = 8
 
-    def __init__(self, width: int = 16, residual_blocks: int = 5, stem_kernel: int = 5, antialias: bool = False):
+    def __init__(
+        self,
+        width: int = 16,
+        residual_blocks: int = 5,
+        stem_kernel: int = 5,
+        antialias: bool = False,
+        norm_eps: float = 1e-5,
+    ):
         super().__init__()
-        w, aa = width, antialias
-        self.down1 = ConvBlock(3, w, stem_kernel, stride=2, reflect=False, antialias=aa)
-        self.down2 = ConvBlock(w, 2 * w, 3, stride=2, reflect=False, antialias=aa)
-        self.down3 = ConvBlock(2 * w, 4 * w, 3, stride=2, reflect=False, antialias=aa)
-        blocks = [ResidualBlock(4 * w, separable=True, reflect=False) for _ in range(residual_blocks)]
+        w, aa, e = width, antialias, norm_eps
+        self.down1 = ConvBlock(3, w, stem_kernel, stride=2, reflect=False, antialias=aa, norm_eps=e)
+        self.down2 = ConvBlock(w, 2 * w, 3, stride=2, reflect=False, antialias=aa, norm_eps=e)
+        self.down3 = ConvBlock(2 * w, 4 * w, 3, stride=2, reflect=False, antialias=aa, norm_eps=e)
+        blocks = [ResidualBlock(4 * w, separable=True, reflect=False, norm_eps=e) for _ in range(residual_blocks)]
         self.residuals = nn.Sequential(*blocks)
-        self.up2 = ConvBlock(4 * w, 2 * w, 3, upsample=True, reflect=False, antialias=aa)
-        self.up1 = ConvBlock(2 * w, w, 3, upsample=True, reflect=False, antialias=aa)
+        self.up2 = ConvBlock(4 * w, 2 * w, 3, upsample=True, reflect=False, antialias=aa, norm_eps=e)
+        self.up1 = ConvBlock(2 * w, w, 3, upsample=True, reflect=False, antialias=aa, norm_eps=e)
         self.output = nn.Sequential(upsample_2x(aa), nn.Conv2d(w, 3, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

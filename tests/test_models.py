@@ -68,6 +68,28 @@ def test_antialiased_small_net_follows_a_one_pixel_move():
     assert errors[True] < errors[False] / 4
 
 
+def test_larger_norm_epsilon_damps_a_flat_frames_noise_and_keeps_a_textured_one():
+    """Instance norm divides by sqrt(variance + eps): a nearly flat frame's features vary less
+    than a larger eps, so its noise is no longer stretched to full contrast; a textured frame's
+    vary far more, so the same weights stylize it almost as before."""
+    torch.manual_seed(0)
+    plain = SmallTransformerNet(antialias=True).eval()
+    calm = SmallTransformerNet(antialias=True, norm_eps=1e-3).eval()
+    calm.load_state_dict(plain.state_dict())  # the same weights: only eps differs
+    generator = torch.Generator().manual_seed(0)
+    scene = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 98, 130, generator=generator), 3, stride=1)
+    flat = 0.5 + 0.01 * (scene - scene.mean())  # a wall: 1% of the scene's contrast
+    first, second = (flat + torch.randn(flat.shape, generator=generator) / 255 for _ in range(2))  # 1 grey level
+    with torch.no_grad():
+        change = {
+            name: float(((net(first) - net(second)) ** 2).mean()) for name, net in (("plain", plain), ("calm", calm))
+        }
+        textured = plain(scene)
+        shift = float(((calm(scene) - textured) ** 2).mean() / textured.var())
+    assert change["calm"] < 0.7 * change["plain"]
+    assert shift < 0.05
+
+
 def test_forward_does_not_modify_the_input():
     for net in (TransformerNet().eval(), SmallTransformerNet().eval()):
         x = torch.rand(1, 3, 32, 32)
