@@ -51,14 +51,14 @@ class SmallTransformerNet(nn.Module):
         norm_eps: float = 1e-5,
     ):
         super().__init__()
-        w, aa, e = width, antialias, norm_eps
-        self.down1 = ConvBlock(3, w, stem_kernel, stride=2, reflect=False, antialias=aa, norm_eps=e)
-        self.down2 = ConvBlock(w, 2 * w, 3, stride=2, reflect=False, antialias=aa, norm_eps=e)
-        self.down3 = ConvBlock(2 * w, 4 * w, 3, stride=2, reflect=False, antialias=aa, norm_eps=e)
-        blocks = [ResidualBlock(4 * w, separable=True, reflect=False, norm_eps=e) for _ in range(residual_blocks)]
+        w, aa, eps = width, antialias, norm_eps
+        self.down1 = ConvBlock(3, w, stem_kernel, stride=2, reflect=False, antialias=aa, norm_eps=eps)
+        self.down2 = ConvBlock(w, 2 * w, 3, stride=2, reflect=False, antialias=aa, norm_eps=eps)
+        self.down3 = ConvBlock(2 * w, 4 * w, 3, stride=2, reflect=False, antialias=aa, norm_eps=eps)
+        blocks = [ResidualBlock(4 * w, separable=True, reflect=False, norm_eps=eps) for _ in range(residual_blocks)]
         self.residuals = nn.Sequential(*blocks)
-        self.up2 = ConvBlock(4 * w, 2 * w, 3, upsample=True, reflect=False, antialias=aa, norm_eps=e)
-        self.up1 = ConvBlock(2 * w, w, 3, upsample=True, reflect=False, antialias=aa, norm_eps=e)
+        self.up2 = ConvBlock(4 * w, 2 * w, 3, upsample=True, reflect=False, antialias=aa, norm_eps=eps)
+        self.up1 = ConvBlock(2 * w, w, 3, upsample=True, reflect=False, antialias=aa, norm_eps=eps)
         self.output = nn.Sequential(upsample_2x(aa), nn.Conv2d(w, 3, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
