@@ -18,10 +18,9 @@ upsample + convolution decoder, trained with the same perceptual losses), reshap
   picture sits on its 8-pixel sampling grid, so a moving picture makes its texture jump; the
   anti-aliased one follows the move (README, "Temporal training");
 - optionally a larger instance-norm epsilon (`norm_eps`, 1e-3 for the default): each norm
-  divides by sqrt(variance + eps), so a nearly flat frame (a wall, a road), whose features
-  vary less than eps, is no longer stretched to full contrast, sensor noise and all; a
-  textured one, whose variance is far above it, is normalized as before (README, "Instance-norm
-  epsilon").
+  divides by sqrt(variance + eps), so a feature map whose variance is below eps (as on a wall
+  or a road) is damped instead of stretched to full contrast, sensor noise and all; one far
+  above it is normalized as before (README, "Instance-norm epsilon").
 
 At 640x360 it needs ~9 k multiply-adds per pixel, about a sixteenth of the standard network.
 """
