@@ -19,7 +19,9 @@ from training.losses import (
     gram_matrix,
     random_affine,
     total_variation,
+    video_noise,
     warp,
+    white_noise,
 )
 
 
@@ -128,6 +130,36 @@ def test_temporal_loss_is_zero_for_equivariant_functions_and_grows_with_flicker(
     # noise in both frames: 0.2^2 in the moved one, and less in the warped one (bilinear
     # resampling averages neighbouring noise)
     assert 0.2**2 < large < 2 * 0.2**2
+
+
+def neighbour_correlation(noise: torch.Tensor) -> torch.Tensor:
+    """N x C x H x W -> N: correlation of horizontally adjacent pixels, per sample."""
+    return (noise[..., 1:] * noise[..., :-1]).mean(dim=(1, 2, 3)) / noise.pow(2).mean(dim=(1, 2, 3))
+
+
+def test_video_noise_is_mostly_brightness_and_spatially_correlated_unlike_white_noise():
+    torch.manual_seed(0)
+    like = torch.zeros(32, 3, 64, 64)
+    video, white = video_noise(like), white_noise(like)
+    assert video.shape == like.shape
+    assert torch.allclose(video.pow(2).mean(dim=(1, 2, 3)), torch.ones(32), atol=1e-4)  # unit variance each
+    # brightness: the channels' mean carries most of the power ((1 + 0.5^2 / 3) / (1 + 0.5^2) = 0.87)
+    assert 0.82 < float(video.mean(1).pow(2).mean()) < 0.92
+    assert float(white.mean(1).pow(2).mean()) < 0.4  # a third, for independent channels
+    # correlated over a blur drawn per sample (0.5 to 3 px): neighbours nearly independent in
+    # some samples, nearly equal in others; white noise's neighbours are independent
+    correlation = neighbour_correlation(video)
+    assert correlation.min() < 0.5 and correlation.max() > 0.9
+    assert neighbour_correlation(white).abs().max() < 0.05
+
+
+def test_the_temporal_loss_trains_with_either_noise_model(tmp_path, trainset, vgg_weights):
+    config = tiny_config(tmp_path, trainset, vgg_weights, steps=2, temporal_weight=1e6, temporal_noise="video")
+    result = train(config, progress=False)
+    assert all(step["temporal"] > 0 for step in result.history)
+    assert json.loads((tmp_path / "model.run" / "config.json").read_text())["temporal_noise"] == "video"
+    with pytest.raises(InputError, match="--temporal-noise 'pink'"):
+        tiny_config(tmp_path, trainset, vgg_weights, temporal_noise="pink")
 
 
 def test_flattened_crops_keep_their_mean_and_lose_contrast_and_the_copy_is_re_noised():

@@ -46,7 +46,15 @@ from training.common import (
     weight_checksums,
 )
 from training.data import RandomCrops, resize_short_side, to_tensor
-from training.losses import ContentLoss, FlatSceneLoss, StyleLoss, TemporalLoss, gram_matrix, total_variation
+from training.losses import (
+    NOISE_MODELS,
+    ContentLoss,
+    FlatSceneLoss,
+    StyleLoss,
+    TemporalLoss,
+    gram_matrix,
+    total_variation,
+)
 
 log = logging.getLogger("stylecast.train")
 
@@ -100,6 +108,11 @@ class FastConfig:
     temporal_weight: float = option(
         0.0, "weight of the synthetic-motion stability loss (0: off); reduces flicker in video", at_least=0
     )
+    temporal_noise: str = option(
+        "white",
+        "the temporal loss's noise: white (independent per pixel, a sensor's) | video (mostly brightness,"
+        " spatially correlated, as a compressed video's frames change: steadier on still, flat scenes)",
+    )
     flat_scene_weight: float = option(
         0.0,
         "with --temporal-weight: a low-contrast crop and its re-noised copy must stylize alike, weighted"
@@ -130,6 +143,8 @@ class FastConfig:
     def __post_init__(self) -> None:
         if isinstance(self.style, str):  # one style image given as a plain path
             self.style = (self.style,)
+        if self.temporal_noise not in NOISE_MODELS:
+            raise InputError(f"--temporal-noise {self.temporal_noise!r}: choose one of {', '.join(NOISE_MODELS)}")
         if self.flat_scene_weight and not self.temporal_weight:
             raise InputError("--flat-scene-weight is a multiple of --temporal-weight; give that too")
 
@@ -205,7 +220,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     names = list(config.style_names or [Path(p).stem for p in config.style])
     multistyle = config.net.startswith("multistyle")
     content_loss = ContentLoss(content_layer)
-    temporal_loss = TemporalLoss()
+    temporal_loss = TemporalLoss(noise_model=config.temporal_noise)
     flat_scene_loss = FlatSceneLoss()
 
     dataset = RandomCrops(config.data, config.scale_size, config.crop_size)

@@ -82,6 +82,39 @@ def warp(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def white_noise(like: torch.Tensor) -> torch.Tensor:
+    """Unit-variance noise, independent per pixel and channel: a raw sensor's."""
+    return torch.randn_like(like)
+
+
+def video_noise(like: torch.Tensor, max_blur: float = 3.0) -> torch.Tensor:
+    """Unit-variance noise shaped like the change between two frames of a still, compressed video.
+
+    Measured on the car clip: what changes from frame to frame is mostly brightness (luma), and
+    spatially correlated (codec blocks, denoised sensor grain), not independent per pixel; a
+    stylizer amplifies that 2 to 4 times more than white noise of the same power. So: luma plus
+    half as much colour noise, blurred by a Gaussian whose sigma is drawn per sample,
+    log-uniformly from 0.5 to `max_blur` px, then scaled back to unit variance.
+    N x 3 x H x W -> N x 3 x H x W.
+    """
+    n, channels, h, w = like.shape
+    noise = torch.randn(n, 1, h, w, device=like.device) + 0.5 * torch.randn(n, channels, h, w, device=like.device)
+    sigma = 0.5 * (max_blur / 0.5) ** torch.rand(n, device=like.device)  # N
+    radius = math.ceil(3 * max_blur)
+    taps = torch.arange(-radius, radius + 1, device=like.device, dtype=noise.dtype)
+    kernel = torch.exp(-(taps[None] ** 2) / (2 * sigma[:, None] ** 2))  # N x K
+    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(channels, 0)  # N*C x K, one per map
+    maps = noise.reshape(1, n * channels, h, w)  # grouped convolution: each map its own sample's sigma
+    maps = F.conv2d(F.pad(maps, (radius, radius, 0, 0), mode="reflect"), kernel[:, None, None, :], groups=n * channels)
+    maps = F.conv2d(F.pad(maps, (0, 0, radius, radius), mode="reflect"), kernel[:, None, :, None], groups=n * channels)
+    blurred = maps.reshape(n, channels, h, w)
+    return (blurred / blurred.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()).to(like.dtype)
+
+
+# --temporal-noise: what re-noises the moved frame of the temporal loss
+NOISE_MODELS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"white": white_noise, "video": video_noise}
+
+
 @dataclass
 class Motion:
     """A synthetic camera motion applied to a batch: the moved (and re-noised) images, the
@@ -97,21 +130,30 @@ class TemporalLoss:
 
     A video's next frame is roughly the current one moved a little and re-noised; a stylizer
     that commutes with such motions does not flicker. Random small affine warps stand in for
-    the motion (so no video dataset or optical flow is needed), Gaussian noise for the sensor.
+    the motion (so no video dataset or optical flow is needed), Gaussian noise (`noise` its
+    standard deviation, `noise_model` its shape: NOISE_MODELS) for the sensor and the codec.
     The squared difference is averaged over pixels that both warps cover.
 
     Use: `motion = loss.move(x)`, stylize x and motion.moved (one batch: instance norm keeps
     the samples independent), then `loss(y, y_moved, motion)`.
     """
 
-    def __init__(self, max_shift: float = 4.0, max_degrees: float = 2.0, max_zoom: float = 0.03, noise: float = 0.02):
+    def __init__(
+        self,
+        max_shift: float = 4.0,
+        max_degrees: float = 2.0,
+        max_zoom: float = 0.03,
+        noise: float = 0.02,
+        noise_model: str = "white",
+    ):
         self.max_shift, self.max_degrees, self.max_zoom, self.noise = max_shift, max_degrees, max_zoom, noise
+        self.noise_shape = NOISE_MODELS[noise_model]
 
     def move(self, x: torch.Tensor) -> Motion:
         n, _, h, w = x.shape
         theta = random_affine(n, h, w, self.max_shift, self.max_degrees, self.max_zoom, x.device)
         moved = warp(x, theta)
-        moved = moved + self.noise * torch.randn_like(moved)
+        moved = moved + self.noise * self.noise_shape(moved)
         valid = warp(torch.ones_like(x[:, :1]), theta) > 0.999
         return Motion(moved, theta, valid)
 
