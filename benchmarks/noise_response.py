@@ -1,0 +1,126 @@
+"""Which frame-to-frame change does a stylizer amplify? On a still clip (by default the car
+clip: a road filmed from above, where only noise and the codec change between frames), each
+model stylizes consecutive frames, and the gain (output change over input change, both as MSE
+on RGB in [0, 1]) is printed for the clip's real change and for synthetic noises of the same
+power added to a frame:
+
+  white       independent per pixel and channel (the temporal loss's `--temporal-noise white`)
+  brightness  one noise for all three channels
+  colour      the three channels' noise minus their mean
+  blur S      white noise blurred by a Gaussian of S px
+  video       `training.losses.video_noise` (`--temporal-noise video`)
+
+    python benchmarks/noise_response.py [--clip ../shared/media/video/car-detection.mp4]
+        [--models starry_night-small the_scream-small ...] [--frames 12] [--threads N]
+
+A noise the real change's gain is near is a good stand-in for it in the temporal loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from realtime.device import cpu_name
+from realtime.errors import InputError
+from realtime.stylizer import Stylizer
+from realtime.video import Frame, VideoReader
+from training.losses import video_noise
+
+
+def blurred(sigma: float) -> Callable[[tuple[int, ...], np.random.Generator], np.ndarray]:
+    def noise(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        return cv2.GaussianBlur(rng.standard_normal(shape).astype(np.float32), (0, 0), sigma)
+
+    return noise
+
+
+def colour(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    noise = rng.standard_normal(shape)
+    return noise - noise.mean(axis=2, keepdims=True)
+
+
+def video(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    torch.manual_seed(int(rng.integers(2**31)))
+    return video_noise(torch.zeros(1, shape[2], *shape[:2]))[0].permute(1, 2, 0).numpy()
+
+
+# name -> noise of a given H x W x 3 shape, any power (it is scaled to the clip's)
+NOISES: dict[str, Callable[[tuple[int, ...], np.random.Generator], np.ndarray]] = {
+    "white": lambda shape, rng: rng.standard_normal(shape),
+    "brightness": lambda shape, rng: np.repeat(rng.standard_normal((*shape[:2], 1)), 3, axis=2),
+    "colour": colour,
+    "blur 0.7": blurred(0.7),
+    "blur 1.5": blurred(1.5),
+    "blur 3": blurred(3.0),
+    "video": video,
+}
+
+
+def mse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(((a.astype(np.float32) - b.astype(np.float32)) ** 2).mean()) / 255**2
+
+
+def gains(stylizer: Stylizer, frames: list[np.ndarray], power: float) -> dict[str, float]:
+    """Mean output-change / input-change over consecutive pairs: the real change, then each noise."""
+    outputs = [stylizer.one(frame) for frame in frames]
+    pairs = list(zip(frames, frames[1:], outputs, outputs[1:], strict=False))
+    result = {"the clip's own change": float(np.mean([mse(oa, ob) / mse(a, b) for a, b, oa, ob in pairs]))}
+    for name, make in NOISES.items():
+        rng = np.random.default_rng(0)  # the same noise for every model
+        ratios = []
+        for frame, out in zip(frames[:-1], outputs[:-1], strict=True):
+            noise = make(frame.shape, rng)
+            noise *= np.sqrt(power / float((noise**2).mean()))
+            changed = np.clip(frame + noise, 0, 255).round().astype(np.uint8)
+            ratios.append(mse(stylizer.one(changed), out) / mse(changed, frame))
+        result[name] = float(np.mean(ratios))
+    return result
+
+
+def main() -> None:
+    try:
+        run()
+    except InputError as exc:  # a missing clip, an unknown model: one line
+        raise SystemExit(f"noise_response: {exc}") from None
+
+
+def run() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["starry_night-small", "the_scream-small"])
+    parser.add_argument(
+        "--clip", type=Path, default=Path(__file__).resolve().parents[2] / "shared/media/video/car-detection.mp4"
+    )
+    parser.add_argument("--frames", type=int, default=12, help="frames from the start of the clip")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    reader = VideoReader(args.clip)
+    try:
+        frames = list(itertools.islice((item.rgb for item in reader.items() if isinstance(item, Frame)), args.frames))
+    finally:
+        reader.close()
+    if len(frames) < 2:
+        raise InputError(f"{args.clip}: need at least two frames")
+    # the power of the clip's own change (grey levels^2): every noise is scaled to it
+    power = float(np.mean([mse(a, b) for a, b in itertools.pairwise(frames)])) * 255**2
+    height, width = frames[0].shape[:2]
+    print(f"{cpu_name()}; {args.clip.name}, {len(frames)} frames at {width}x{height}")
+    print(f"gain: output change / input change (MSE); every change {power**0.5:.2f} grey levels RMS")
+    kinds = ["the clip's own change", *NOISES]
+    print(f"| model | {' | '.join(kinds)} |")
+    print(f"|---|{'---|' * len(kinds)}")
+    for model in args.models:
+        result = gains(Stylizer.create(model, "torch", "cpu"), frames, power)
+        print(f"| {model} | {' | '.join(f'{result[k]:.1f}' for k in kinds)} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
