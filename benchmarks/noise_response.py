@@ -71,7 +71,8 @@ def gains(stylizer: Stylizer, frames: list[np.ndarray], power: float) -> dict[st
     """Mean output-change / input-change over consecutive pairs: the real change, then each noise."""
     outputs = [stylizer.one(frame) for frame in frames]
     pairs = list(zip(frames, frames[1:], outputs, outputs[1:], strict=False))
-    result = {"the clip's own change": float(np.mean([mse(oa, ob) / mse(a, b) for a, b, oa, ob in pairs]))}
+    changed_pairs = [(a, b, oa, ob) for a, b, oa, ob in pairs if mse(a, b) > 0]  # skip repeated frames
+    result = {"the clip's own change": float(np.mean([mse(oa, ob) / mse(a, b) for a, b, oa, ob in changed_pairs]))}
     for name, make in NOISES.items():
         rng = np.random.default_rng(0)  # the same noise for every model
         ratios = []
@@ -111,6 +112,8 @@ def run() -> None:
         raise InputError(f"{args.clip}: need at least two frames")
     # the power of the clip's own change (grey levels^2): every noise is scaled to it
     power = float(np.mean([mse(a, b) for a, b in itertools.pairwise(frames)])) * 255**2
+    if power == 0:
+        raise InputError(f"{args.clip}: its first {len(frames)} frames are identical; nothing changes")
     height, width = frames[0].shape[:2]
     print(f"{cpu_name()}; {args.clip.name}, {len(frames)} frames at {width}x{height}")
     print(f"gain: output change / input change (MSE); every change {power**0.5:.2f} grey levels RMS")
