@@ -91,8 +91,8 @@ def video_noise(like: torch.Tensor, max_blur: float = 3.0) -> torch.Tensor:
     """Unit-variance noise shaped like the change between two frames of a still, compressed video.
 
     Measured on the car clip: what changes from frame to frame is mostly brightness (luma), and
-    spatially correlated (codec blocks, denoised sensor grain), not independent per pixel; a
-    stylizer amplifies that 2 to 4 times more than white noise of the same power. So: luma plus
+    spatially correlated (likely codec blocks and denoised grain), not independent per pixel; a
+    stylizer amplifies that 2 to 3 times more than white noise of the same power. So: luma plus
     half as much colour noise, blurred by a Gaussian whose sigma is drawn per sample,
     log-uniformly from 0.5 to `max_blur` px, then scaled back to unit variance.
     N x 3 x H x W -> N x 3 x H x W.
