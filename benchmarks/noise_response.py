@@ -13,7 +13,9 @@ power added to a frame:
     python benchmarks/noise_response.py [--clip ../shared/media/video/car-detection.mp4]
         [--models starry_night-small the_scream-small ...] [--frames 12] [--threads N]
 
-A noise the real change's gain is near is a good stand-in for it in the temporal loss.
+It also prints what the clip's change is made of: the share of its power common to the three
+channels (brightness) and the correlation of neighbouring pixels (white noise: 1/3 and 0). A
+noise the real change's gain is near is a good stand-in for it in the temporal loss.
 """
 
 from __future__ import annotations
@@ -67,6 +69,15 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
     return float(((a.astype(np.float32) - b.astype(np.float32)) ** 2).mean()) / 255**2
 
 
+def describe(changes: np.ndarray) -> str:
+    """K x H x W x 3 frame differences -> their brightness share and neighbour correlation
+    (white noise: 1/3 and 0)."""
+    power = float((changes**2).mean())
+    brightness = float((changes.mean(axis=3) ** 2).mean()) / power
+    neighbours = float((changes[:, :, 1:] * changes[:, :, :-1]).mean()) / power
+    return f"{brightness:.0%} brightness, neighbouring pixels' correlation {neighbours:.2f}"
+
+
 def gains(stylizer: Stylizer, frames: list[np.ndarray], power: float) -> dict[str, float]:
     """Mean output-change / input-change over consecutive pairs: the real change, then each noise."""
     outputs = [stylizer.one(frame) for frame in frames]
@@ -116,6 +127,8 @@ def run() -> None:
         raise InputError(f"{args.clip}: its first {len(frames)} frames are identical; nothing changes")
     height, width = frames[0].shape[:2]
     print(f"{cpu_name()}; {args.clip.name}, {len(frames)} frames at {width}x{height}")
+    changes = np.stack([b.astype(np.float32) - a for a, b in itertools.pairwise(frames)])
+    print(f"the clip's change: {describe(changes)}")
     print(f"gain: output change / input change (MSE); every change {power**0.5:.2f} grey levels RMS")
     kinds = ["the clip's own change", *NOISES]
     print(f"| model | {' | '.join(kinds)} |")
