@@ -16,8 +16,10 @@ from training.losses import (
     FlatSceneLoss,
     StyleLoss,
     TemporalLoss,
+    affine_grid,
     gram_matrix,
     random_affine,
+    smooth_flow,
     total_variation,
     video_noise,
     warp,
@@ -132,6 +134,30 @@ def test_temporal_loss_is_zero_for_equivariant_functions_and_grows_with_flicker(
     assert 0.2**2 < large < 2 * 0.2**2
 
 
+def test_smooth_flow_moves_parts_of_the_picture_against_each_other_within_its_bound():
+    torch.manual_seed(0)
+    flow = smooth_flow(16, 96, 128, max_flow=4, spacing=32, device=torch.device("cpu"))
+    assert flow.shape == (16, 96, 128, 2)
+    pixels = flow * torch.tensor([128 / 2, 96 / 2])  # normalized -> pixels
+    assert pixels.abs().max() <= 4 + 1e-4 and pixels.abs().max() > 3
+    # smooth: neighbours move almost alike (at most about 2 * 4 px over the 32 px between control points)
+    assert (pixels[:, 1:] - pixels[:, :-1]).abs().max() < 0.5
+    assert (pixels[:, :, 1:] - pixels[:, :, :-1]).abs().max() < 0.5
+    # but not as one: far apart, the motions differ by pixels (a shift of the whole frame: zero)
+    assert (pixels[:, :, :16] - pixels[:, :, -16:]).abs().mean() > 1
+
+
+def test_the_temporal_loss_with_flow_spares_pointwise_maps_and_charges_a_fixed_pattern():
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 64, 64)
+    flowing = TemporalLoss(noise=0.0, max_shift=0, max_degrees=0, max_zoom=0, max_flow=3)
+    assert float(flowing.of(lambda t: 0.5 * t + 0.1, x)) < 1e-10
+    # a texture fixed to the frame, not to the picture: the flow alone exposes it
+    pattern = 0.2 * torch.rand(1, 3, 64, 64)
+    assert float(flowing.of(lambda t: t + pattern, x)) > 1e-3
+    assert float(TemporalLoss(noise=0.0, max_shift=0, max_degrees=0, max_zoom=0).of(lambda t: t + pattern, x)) < 1e-10
+
+
 def neighbour_correlation(noise: torch.Tensor) -> torch.Tensor:
     """N x C x H x W -> N: correlation of horizontally adjacent pixels, per sample."""
     return (noise[..., 1:] * noise[..., :-1]).mean(dim=(1, 2, 3)) / noise.pow(2).mean(dim=(1, 2, 3))
@@ -153,11 +179,14 @@ def test_video_noise_is_mostly_brightness_and_spatially_correlated_unlike_white_
     assert neighbour_correlation(white).abs().max() < 0.05
 
 
-def test_the_temporal_loss_trains_with_either_noise_model(tmp_path, trainset, vgg_weights):
-    config = tiny_config(tmp_path, trainset, vgg_weights, steps=2, temporal_weight=1e6, temporal_noise="video")
+def test_the_temporal_loss_trains_with_either_noise_model_and_with_flow(tmp_path, trainset, vgg_weights):
+    config = tiny_config(
+        tmp_path, trainset, vgg_weights, steps=2, temporal_weight=1e6, temporal_noise="video", temporal_flow=3.0
+    )
     result = train(config, progress=False)
     assert all(step["temporal"] > 0 for step in result.history)
-    assert json.loads((tmp_path / "model.run" / "config.json").read_text())["temporal_noise"] == "video"
+    saved = json.loads((tmp_path / "model.run" / "config.json").read_text())
+    assert saved["temporal_noise"] == "video" and saved["temporal_flow"] == 3.0
     with pytest.raises(InputError, match="--temporal-noise 'pink'"):
         tiny_config(tmp_path, trainset, vgg_weights, temporal_noise="pink")
 
@@ -191,7 +220,7 @@ def test_random_affine_moves_by_at_most_the_bounds():
     assert shift_px.abs().max() <= 4 + 1e-4 and shift_px.abs().max() > 2
     image = torch.zeros(1, 1, 100, 200)
     image[..., 50, 100] = 1
-    moved = warp(image, torch.tensor([[[1.0, 0, 10 * 2 / 200], [0, 1.0, 0]]]))
+    moved = warp(image, affine_grid(torch.tensor([[[1.0, 0, 10 * 2 / 200], [0, 1.0, 0]]]), image.shape))
     assert moved[0, 0, 50].argmax() == 90  # sampling 10 px to the right moves content 10 px left
 
 

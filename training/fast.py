@@ -113,6 +113,13 @@ class FastConfig:
         "the temporal loss's noise: white (independent per pixel, a sensor's) | video (mostly brightness,"
         " spatially correlated, as a compressed video's frames change: steadier on still, flat scenes)",
     )
+    temporal_flow: float = option(
+        0.0,
+        "the temporal loss also moves parts of the crop against each other, by up to this many pixels"
+        " (a smooth random flow, control points 32 px apart; 0: the camera's motion only), as objects"
+        " move in front of a still camera",
+        at_least=0,
+    )
     flat_scene_weight: float = option(
         0.0,
         "with --temporal-weight: a low-contrast crop and its re-noised copy must stylize alike, weighted"
@@ -220,7 +227,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     names = list(config.style_names or [Path(p).stem for p in config.style])
     multistyle = config.net.startswith("multistyle")
     content_loss = ContentLoss(content_layer)
-    temporal_loss = TemporalLoss(noise_model=config.temporal_noise)
+    temporal_loss = TemporalLoss(noise_model=config.temporal_noise, max_flow=config.temporal_flow)
     flat_scene_loss = FlatSceneLoss()
 
     dataset = RandomCrops(config.data, config.scale_size, config.crop_size)
