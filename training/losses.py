@@ -88,8 +88,8 @@ def smooth_flow(n: int, height: int, width: int, max_flow: float, spacing: int, 
 
     The shared clips' motion is local (a still camera; hands, a rabbit, cars moving against
     the background: on big_buck_bunny the flow left after fitting one affine to the whole
-    frame is 1 px at the 90th percentile, 6 px at the 99th), which a warp of the whole frame
-    never shows the network.
+    frame is 1.7 px at the 90th percentile, 7 px at the 99th; benchmarks/clip_motion.py),
+    which a warp of the whole frame never shows the network.
     """
     rows, cols = math.ceil(height / spacing) + 1, math.ceil(width / spacing) + 1
     coarse = (torch.rand(n, 2, rows, cols, device=device) * 2 - 1) * max_flow  # N x 2 x rows x cols, pixels
