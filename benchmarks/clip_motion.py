@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.errors import InputError
-from realtime.video import Frame, VideoReader
+from realtime.video import VideoReader
 from training.metrics import optical_flow
 
 SHARED_CLIPS = Path(__file__).resolve().parents[2] / "shared/media/video"
@@ -41,7 +41,7 @@ def clip_motion(clip: Path, frames: int) -> tuple[np.ndarray, np.ndarray]:
     """Flow lengths and left-over lengths over the first `frames` frames of `clip`."""
     reader = VideoReader(clip)
     try:
-        pictures = list(itertools.islice((item.rgb for item in reader.items() if isinstance(item, Frame)), frames))
+        pictures = list(itertools.islice(reader.rgb_frames(), frames))
     finally:
         reader.close()
     if len(pictures) < 2:
@@ -69,16 +69,15 @@ def run() -> None:
     clips = args.clips or sorted(p for p in SHARED_CLIPS.glob("*") if p.suffix in {".mp4", ".mkv"})
     if not clips:
         raise InputError(f"no clips given and none in {SHARED_CLIPS}")
-    missing = [str(clip) for clip in clips if not clip.is_file()]
-    if missing:
-        raise InputError(f"video not found: {', '.join(missing)}")
-    columns = " | ".join(f"p{p}" for p in PERCENTILES)
-    print(f"| clip | flow, px: {columns} | after one affine fit: {columns} |")
-    print(f"|---|{'---|' * 2 * len(PERCENTILES)}")
+    rows = []  # every clip is read before the table starts: a bad one leaves no partial table
     for clip in clips:
         lengths, left_over = clip_motion(clip, args.frames)
         cells = [f"{v:.2f}" for v in (*np.percentile(lengths, PERCENTILES), *np.percentile(left_over, PERCENTILES))]
-        print(f"| {clip.name} | {' | '.join(cells)} |", flush=True)
+        rows.append(f"| {clip.name} | {' | '.join(cells)} |")
+    columns = " | ".join(f"p{p}" for p in PERCENTILES)
+    print(f"| clip | flow, px: {columns} | after one affine fit: {columns} |")
+    print(f"|---|{'---|' * 2 * len(PERCENTILES)}")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":

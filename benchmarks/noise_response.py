@@ -32,7 +32,7 @@ import torch
 from realtime.device import cpu_name
 from realtime.errors import InputError
 from realtime.stylizer import Stylizer
-from realtime.video import Frame, VideoReader
+from realtime.video import VideoReader
 from training.losses import video_noise
 
 
@@ -116,7 +116,7 @@ def run() -> None:
         torch.set_num_threads(args.threads)
     reader = VideoReader(args.clip)
     try:
-        frames = list(itertools.islice((item.rgb for item in reader.items() if isinstance(item, Frame)), args.frames))
+        frames = list(itertools.islice(reader.rgb_frames(), args.frames))
     finally:
         reader.close()
     if len(frames) < 2:

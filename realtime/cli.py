@@ -487,13 +487,13 @@ def cmd_train_arbitrary(args: argparse.Namespace) -> int:
 def cmd_eval_temporal(args: argparse.Namespace) -> int:
     import itertools
 
-    from realtime.video import Frame, VideoReader
+    from realtime.video import VideoReader
     from training.metrics import warping_error
 
     stylizer = build_stylizer(args)
     reader = VideoReader(args.video)
     try:
-        frames = itertools.islice((item.rgb for item in reader.items() if isinstance(item, Frame)), args.max_frames)
+        frames = itertools.islice(reader.rgb_frames(), args.max_frames)
         result = warping_error(frames, stylizer.one)
     except ValueError as exc:
         raise InputError(f"{args.video}: {exc}") from None

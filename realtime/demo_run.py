@@ -16,7 +16,7 @@ from realtime.errors import InputError
 from realtime.images import write_rgb
 from realtime.pipeline import process_video
 from realtime.stylizer import Stylizer
-from realtime.video import Frame, VideoReader, VideoWriter
+from realtime.video import VideoReader, VideoWriter
 
 
 def record_camera(path: Path, index: int, seconds: float) -> int:
@@ -45,7 +45,7 @@ def preview(input_video: Path, output_video: Path, rows: int = 3) -> np.ndarray:
     pairs = []
     for path in (input_video, output_video):
         reader = VideoReader(path)
-        frames = [item.rgb for item in reader.items() if isinstance(item, Frame)]
+        frames = list(reader.rgb_frames())
         reader.close()
         picks = np.linspace(0, len(frames) - 1, rows).round().astype(int)
         pairs.append([frames[i] for i in picks])

@@ -20,7 +20,7 @@ import numpy as np
 from realtime.demo import DemoScene
 from realtime.errors import InputError
 from realtime.images import IMAGE_SUFFIXES, read_rgb
-from realtime.video import Frame, VideoReader
+from realtime.video import VideoReader
 
 
 @dataclass
@@ -166,7 +166,7 @@ class VideoFileSource(LiveSource):
         while True:
             reader = VideoReader(self.path)
             try:
-                yield from self.paced((item.rgb for item in reader.items() if isinstance(item, Frame)), self.fps)
+                yield from self.paced(reader.rgb_frames(), self.fps)
             finally:
                 reader.close()
             if not self.loop or self._stop.is_set():

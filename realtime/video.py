@@ -145,6 +145,10 @@ class VideoReader:
                 yield Frame(frame.to_ndarray(format="rgb24"), frame.pts, frame.time_base, index)
                 index += 1
 
+    def rgb_frames(self) -> Iterator[np.ndarray]:
+        """The video frames alone, uint8 RGB H x W x 3, in order (audio packets skipped)."""
+        return (item.rgb for item in self.items() if isinstance(item, Frame))
+
     def close(self) -> None:
         self.container.close()
 
