@@ -201,6 +201,14 @@ def test_flattened_crops_keep_their_mean_and_lose_contrast_and_the_copy_is_re_no
     assert contrast.min() >= 0.03 - 1e-4 and contrast.max() <= 1 + 1e-4
     assert contrast.min() < 0.1 and contrast.max() > 0.5  # log-uniform: spread over the range
     assert abs(float((noisy - flat).std()) - 0.02) < 0.001
+    # the noise model shapes the copy's noise as it shapes the temporal loss's: white has a third
+    # of its power in the channels' common part (brightness), video noise most of it
+    for noise_model, low, high in (("white", 0.3, 0.37), ("video", 0.8, 0.95)):
+        flat, noisy = FlatSceneLoss(noise=0.02, noise_model=noise_model).pair(x)
+        change = noisy - flat
+        assert abs(float(change.std()) - 0.02) < 0.001
+        brightness = float(change.mean(dim=1).pow(2).mean() / change.pow(2).mean())
+        assert low < brightness < high, (noise_model, brightness)
 
 
 def test_the_flat_scene_term_trains_beside_the_temporal_loss(tmp_path, trainset, vgg_weights):

@@ -122,8 +122,8 @@ class FastConfig:
     )
     flat_scene_weight: float = option(
         0.0,
-        "with --temporal-weight: a low-contrast crop and its re-noised copy must stylize alike, weighted"
-        " this many times the temporal weight (0: off); damps noise flicker on flat scenes",
+        "with --temporal-weight: a low-contrast crop and its copy re-noised (--temporal-noise) must stylize"
+        " alike, weighted this many times the temporal weight (0: off); damps noise flicker on flat scenes",
         at_least=0,
     )
     content_layer: str = option("relu2_2", "VGG layer of the content loss")
@@ -228,7 +228,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     multistyle = config.net.startswith("multistyle")
     content_loss = ContentLoss(content_layer)
     temporal_loss = TemporalLoss(noise_model=config.temporal_noise, max_flow=config.temporal_flow)
-    flat_scene_loss = FlatSceneLoss()
+    flat_scene_loss = FlatSceneLoss(noise_model=config.temporal_noise)
 
     dataset = RandomCrops(config.data, config.scale_size, config.crop_size)
     # per process: the global batch is world_size times batch_size

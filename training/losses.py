@@ -204,20 +204,22 @@ class FlatSceneLoss:
     Instance norm divides each frame by its own contrast, so on a flat scene (a wall, a sky, a
     road) it amplifies sensor noise into flicker that the motion pairs, drawn from ordinary
     photos, rarely show. Each crop's deviation from its mean colour is scaled by a contrast
-    factor, log-uniform in [min_contrast, 1].
+    factor, log-uniform in [min_contrast, 1]; the noise is shaped by `noise_model`
+    (NOISE_MODELS), as the temporal loss's.
 
     Use: `flat, noisy = loss.pair(x)`, stylize both (in one batch), then `loss(y_flat, y_noisy)`.
     """
 
-    def __init__(self, noise: float = 0.02, min_contrast: float = 0.03):
+    def __init__(self, noise: float = 0.02, min_contrast: float = 0.03, noise_model: str = "white"):
         self.noise, self.min_contrast = noise, min_contrast
+        self.noise_shape = NOISE_MODELS[noise_model]
 
     def pair(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """N x 3 x H x W crops -> their low-contrast copies and those copies re-noised."""
         mean = x.mean(dim=(2, 3), keepdim=True)
         log_contrast = torch.empty(x.shape[0], 1, 1, 1, device=x.device).uniform_(math.log(self.min_contrast), 0.0)
         flat = mean + log_contrast.exp() * (x - mean)
-        return flat, flat + self.noise * torch.randn_like(flat)
+        return flat, flat + self.noise * self.noise_shape(flat)
 
     def __call__(self, y_flat: torch.Tensor, y_noisy: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(y_noisy.float(), y_flat.float())
