@@ -8,6 +8,7 @@ from realtime.demo import DemoScene
 from training.metrics import (
     frechet_distance,
     optical_flow,
+    pair_errors,
     perceptual_distance,
     ssim,
     visible_mask,
@@ -93,3 +94,20 @@ def test_perceptual_distance_is_zero_for_the_same_features_and_grows_apart():
     far = {k: torch.rand(v.shape, generator=g) for k, v in a.items()}
     assert float(perceptual_distance(a, a)) == 0
     assert 0 < float(perceptual_distance(a, near)) < float(perceptual_distance(a, far)) <= 8
+
+
+def test_pair_errors_say_where_the_flicker_is(moving_scene):
+    rng = np.random.default_rng(2)
+
+    def flicker_on_the_left(frame):  # 160 px wide: noise on columns 0-79, the input elsewhere
+        out = frame.astype(np.float64)
+        out[:, :80] += rng.normal(0, 20, out[:, :80].shape)
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+    pairs = list(pair_errors(moving_scene, flicker_on_the_left))
+    assert len(pairs) == len(moving_scene) - 1
+    for pair in pairs:
+        assert pair.stylized.shape == pair.input.shape == pair.visible.shape == (96, 160)
+        left, right = pair.visible[:, :70], pair.visible[:, 90:]  # away from the seam the warp blurs
+        assert pair.stylized[:, :70][left].mean() > 20 * pair.input[:, :70][left].mean()
+        np.testing.assert_allclose(pair.stylized[:, 90:][right], pair.input[:, 90:][right], atol=1e-6)

@@ -10,7 +10,7 @@ the input video itself is the floor that lighting changes and flow errors leave.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -60,25 +60,43 @@ class WarpingError:
         return self.stylized / self.input if self.input else float("inf")
 
 
-def warping_error(frames: Iterable[np.ndarray], stylize: Callable[[np.ndarray], np.ndarray]) -> WarpingError:
-    """Warping error of `stylize` over consecutive `frames` (uint8 RGB), next to the input's."""
+@dataclass
+class PairErrors:
+    """One pair of consecutive frames: where it was compared and how far each video missed."""
+
+    frame: np.ndarray  # H x W x 3 uint8, the later input frame
+    backward: np.ndarray  # H x W x 2, frame(x) ~ previous(x + backward(x))
+    visible: np.ndarray  # H x W bool, passed the occlusion check
+    stylized: np.ndarray  # H x W float, squared error per pixel (mean over RGB in [0, 1])
+    input: np.ndarray  # H x W float, the same for the input frames
+
+
+def pair_errors(frames: Iterable[np.ndarray], stylize: Callable[[np.ndarray], np.ndarray]) -> Iterator[PairErrors]:
+    """Per-pixel warping errors of `stylize` and of the input, pair by pair (uint8 RGB frames)."""
     previous: tuple[np.ndarray, np.ndarray] | None = None  # the last input frame and its stylization
-    stylized_errors: list[float] = []
-    input_errors: list[float] = []
-    visible: list[float] = []
     for frame in frames:
         out = stylize(frame)
         if previous is not None:
             previous_in, previous_out = previous
             backward = optical_flow(previous_in, frame)  # frame(x) ~ previous(x + backward(x))
             forward = optical_flow(frame, previous_in)
-            mask = visible_mask(backward, forward)
-            visible.append(float(mask.mean()))
-            for errors, prev, cur in ((stylized_errors, previous_out, out), (input_errors, previous_in, frame)):
-                moved = warp_by_flow(prev.astype(np.float32) / 255, backward)
-                diff = ((cur.astype(np.float32) / 255 - moved) ** 2).sum(-1)
-                errors.append(float(diff[mask].mean() / 3) if mask.any() else 0.0)
+            errors = [
+                ((cur.astype(np.float32) / 255 - warp_by_flow(prev.astype(np.float32) / 255, backward)) ** 2).mean(-1)
+                for prev, cur in ((previous_out, out), (previous_in, frame))
+            ]
+            yield PairErrors(frame, backward, visible_mask(backward, forward), *errors)
         previous = frame, out
+
+
+def warping_error(frames: Iterable[np.ndarray], stylize: Callable[[np.ndarray], np.ndarray]) -> WarpingError:
+    """Warping error of `stylize` over consecutive `frames` (uint8 RGB), next to the input's."""
+    stylized_errors: list[float] = []
+    input_errors: list[float] = []
+    visible: list[float] = []
+    for pair in pair_errors(frames, stylize):
+        visible.append(float(pair.visible.mean()))
+        for errors, error_map in ((stylized_errors, pair.stylized), (input_errors, pair.input)):
+            errors.append(float(error_map[pair.visible].mean()) if pair.visible.any() else 0.0)
     pairs = len(stylized_errors)
     if pairs == 0:
         raise ValueError("need at least two frames")
