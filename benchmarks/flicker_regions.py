@@ -1,6 +1,6 @@
 """Where on a clip does a stylizer's flicker come from? The warping error of `stylecast eval
 temporal` (the same DIS flow, occlusion check and per-pixel error), split by what the input
-shows at each pixel: still or moving (flow up to 0.5 px or more), and flat or textured (the
+shows at each pixel: still or moving (flow of at most 0.5 px, or more), and flat or textured (the
 grey level's standard deviation over the 9 x 9 pixels around it: under 3, 3 to 10, 10 and
 more grey levels). A flicker that sits on flat, still pixels is the network's answer to the
 noise of a still camera (the flat-scene term's business); one on moving pixels is motion's.
