@@ -61,19 +61,27 @@ def test_a_few_steps_on_real_photos_lower_the_loss(tmp_path, trainset, vgg_weigh
     assert list(run_dir.glob("events.out.tfevents.*"))  # TensorBoard
 
 
-def test_cpu_mixed_precision_is_bf16_only_where_the_cpu_computes_it(tmp_path, trainset, vgg_weights, monkeypatch):
-    def trained(native: bool, **overrides) -> tuple[list[float], str]:
-        monkeypatch.setattr("training.common.cpu_computes_bf16", lambda: native)
-        run = tmp_path / str(len(list(tmp_path.iterdir())))
-        result = train(tiny_config(run, trainset, vgg_weights, **overrides), progress=False)
-        totals = [sum(step.values()) for step in result.history]
-        return totals, load_checkpoint(result.checkpoint).training["autocast_dtype"]
+def trained_with_cpu_bf16(native: bool, run: Path, trainset, vgg_weights, monkeypatch, **overrides):
+    """Train as if the CPU did (or did not) compute bf16 natively -> (per-step loss totals, the
+    autocast dtype the checkpoint records)."""
+    monkeypatch.setattr("training.common.cpu_computes_bf16", lambda: native)
+    result = train(tiny_config(run, trainset, vgg_weights, **overrides), progress=False)
+    totals = [sum(step.values()) for step in result.history]
+    return totals, load_checkpoint(result.checkpoint).training["autocast_dtype"]
 
-    totals, dtype = trained(native=True)
+
+def test_cpu_mixed_precision_is_bf16_only_where_the_cpu_computes_it(tmp_path, trainset, vgg_weights, monkeypatch):
+    args = (trainset, vgg_weights, monkeypatch)
+    assert trained_with_cpu_bf16(True, tmp_path / "native", *args, steps=2)[1] == "torch.bfloat16"
+    assert trained_with_cpu_bf16(True, tmp_path / "off", *args, amp=False, steps=2)[1] == "off"
+    assert trained_with_cpu_bf16(False, tmp_path / "emulated", *args, steps=2)[1] == "off"  # emulated: slower only
+
+
+@pytest.mark.slow  # on a CPU without native bf16 (no AVX512-BF16 or AMX) torch emulates it: minutes
+def test_bf16_training_steps_learn_as_fp32_ones_do(tmp_path, trainset, vgg_weights, monkeypatch):
+    totals, dtype = trained_with_cpu_bf16(True, tmp_path, trainset, vgg_weights, monkeypatch)
     assert dtype == "torch.bfloat16"
-    assert np.mean(totals[-4:]) < 0.7 * np.mean(totals[:4])  # bf16 steps learn as fp32 ones do
-    assert trained(native=True, amp=False, steps=2)[1] == "off"
-    assert trained(native=False, steps=2)[1] == "off"  # emulated bf16 would only be slower
+    assert np.mean(totals[-4:]) < 0.7 * np.mean(totals[:4])
 
 
 def test_training_resumes_where_it_stopped(tmp_path, trainset, vgg_weights):
