@@ -17,12 +17,11 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+from clips import SHARED_CLIPS, first_frames  # beside this script
 
 from realtime.errors import InputError
-from realtime.video import VideoReader
 from training.metrics import optical_flow
 
-SHARED_CLIPS = Path(__file__).resolve().parents[2] / "shared/media/video"
 PERCENTILES = (50, 90, 99)
 
 
@@ -39,15 +38,8 @@ def non_affine_part(flow: np.ndarray, step: int = 8) -> np.ndarray:
 
 def clip_motion(clip: Path, frames: int) -> tuple[np.ndarray, np.ndarray]:
     """Flow lengths and left-over lengths over the first `frames` frames of `clip`."""
-    reader = VideoReader(clip)
-    try:
-        pictures = list(itertools.islice(reader.rgb_frames(), frames))
-    finally:
-        reader.close()
-    if len(pictures) < 2:
-        raise InputError(f"{clip}: need at least two frames")
     lengths, left_over = [], []
-    for source, target in itertools.pairwise(pictures):
+    for source, target in itertools.pairwise(first_frames(clip, frames)):
         flow = optical_flow(source, target)
         lengths.append(np.linalg.norm(flow, axis=2).ravel())
         left_over.append(np.linalg.norm(non_affine_part(flow), axis=1))

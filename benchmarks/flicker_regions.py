@@ -16,7 +16,6 @@ error and the region's mean error over the input's own there (its gain).
 from __future__ import annotations
 
 import argparse
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +23,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from clips import SHARED_CLIPS, first_frames  # beside this script
 
 from realtime.device import cpu_name
 from realtime.errors import InputError
 from realtime.stylizer import Stylizer
-from realtime.video import VideoReader
 from training.metrics import PairErrors, pair_errors
 
-SHARED_CLIPS = Path(__file__).resolve().parents[2] / "shared/media/video"
 REGIONS = ("still", "moving", "flat", "some texture", "textured")
 
 
@@ -91,13 +89,7 @@ def run() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    reader = VideoReader(args.clip)
-    try:
-        frames = list(itertools.islice(reader.rgb_frames(), args.frames))
-    finally:
-        reader.close()
-    if len(frames) < 2:
-        raise InputError(f"{args.clip}: need at least two frames")
+    frames = first_frames(args.clip, args.frames)
     stylizers = [Stylizer.create(model, "torch", "cpu") for model in args.models]  # bad names fail first
     results = [error_sums(frames, stylizer.one) for stylizer in stylizers]
     floor = results[0]  # the input's errors and the pixel counts are the same in every result

@@ -28,11 +28,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from clips import SHARED_CLIPS, first_frames  # beside this script
 
 from realtime.device import cpu_name
 from realtime.errors import InputError
 from realtime.stylizer import Stylizer
-from realtime.video import VideoReader
 from training.losses import video_noise
 
 
@@ -106,21 +106,13 @@ def main() -> None:
 def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["starry_night-small", "the_scream-small"])
-    parser.add_argument(
-        "--clip", type=Path, default=Path(__file__).resolve().parents[2] / "shared/media/video/car-detection.mp4"
-    )
+    parser.add_argument("--clip", type=Path, default=SHARED_CLIPS / "car-detection.mp4")
     parser.add_argument("--frames", type=int, default=12, help="frames from the start of the clip")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    reader = VideoReader(args.clip)
-    try:
-        frames = list(itertools.islice(reader.rgb_frames(), args.frames))
-    finally:
-        reader.close()
-    if len(frames) < 2:
-        raise InputError(f"{args.clip}: need at least two frames")
+    frames = first_frames(args.clip, args.frames)
     # the power of the clip's own change (grey levels^2): every noise is scaled to it
     power = float(np.mean([mse(a, b) for a, b in itertools.pairwise(frames)])) * 255**2
     if power == 0:
