@@ -66,7 +66,12 @@ class Checkpoint:
 
     def build(self) -> nn.Module:
         """The module with its weights loaded, in eval mode, fp32, on the CPU."""
-        module = ARCHITECTURES[self.architecture](**self.kwargs)
+        try:
+            module = ARCHITECTURES[self.architecture](**self.kwargs)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"arguments {self.kwargs} do not fit architecture {self.architecture!r}: {exc}"
+            ) from None
         state = {k: v.float() if v.is_floating_point() else v for k, v in self.state_dict.items()}
         try:
             module.load_state_dict(state)
@@ -99,14 +104,26 @@ class Checkpoint:
     def from_dict(cls, data: Any, source: str = "checkpoint") -> Checkpoint:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise CheckpointError(f"{source} is not a stylecast checkpoint")
-        if data.get("version", 0) > VERSION:
-            raise CheckpointError(
-                f"{source} has format version {data['version']}; this stylecast reads up to {VERSION}"
-            )
+        version = data.get("version", 0)
+        if not isinstance(version, int):
+            raise CheckpointError(f"{source} has format version {version!r}, not a number")
+        if version > VERSION:
+            raise CheckpointError(f"{source} has format version {version}; this stylecast reads up to {VERSION}")
         arch = data.get("architecture")
         if arch not in ARCHITECTURES:
             raise CheckpointError(f"{source} has unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
+        try:
+            return cls._fields_from_dict(data, arch)
+        except KeyError as exc:
+            raise CheckpointError(f"{source} lacks the field {exc.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(f"{source} has a malformed field ({exc})") from None
+
+    @classmethod
+    def _fields_from_dict(cls, data: dict[str, Any], arch: str) -> Checkpoint:
         inp, out = data["input"], data.get("output", {})
+        if not isinstance(data["state_dict"], dict):
+            raise TypeError("state_dict is not a dict of tensors")
         contract = InputContract(
             range=tuple(inp["range"]),  # type: ignore[arg-type]
             channel_order=inp["channel_order"],

@@ -196,6 +196,31 @@ def test_unknown_architecture_and_foreign_files_are_refused(tmp_path):
         load_checkpoint(tmp_path / "junk.pt")
 
 
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: d.pop("input"), "lacks the field 'input'"),
+        (lambda d: d["input"].pop("channel_order"), "lacks the field 'channel_order'"),
+        (lambda d: d["input"].update(size_multiple="four"), "malformed field"),
+        (lambda d: d.update(state_dict=[1, 2]), "malformed field"),
+        (lambda d: d.update(version="2"), "format version '2', not a number"),
+    ],
+)
+def test_a_stylecast_checkpoint_with_damaged_fields_is_refused_by_name(tmp_path, damage, message):
+    data = make_checkpoint().to_dict()
+    damage(data)
+    torch.save(data, tmp_path / "damaged.pt")
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(tmp_path / "damaged.pt")
+
+
+def test_arguments_the_architecture_does_not_take_are_refused_at_build(tmp_path):
+    ckpt = make_checkpoint()
+    ckpt.kwargs = {**ckpt.kwargs, "bogus": 1}
+    with pytest.raises(CheckpointError, match="do not fit architecture .*bogus"):
+        ckpt.build()
+
+
 def test_registry_is_explicit():
     assert ARCHITECTURES == {
         "johnson": TransformerNet,
