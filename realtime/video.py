@@ -36,6 +36,8 @@ _AUDIO_COPY = {
 _AUDIO_FALLBACK = {".webm": "libopus"}
 _VIDEO_CODEC = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9"}
 VIDEO_SUFFIXES = set(_VIDEO_CODEC)
+# FFmpeg's muxer for each suffix: ".m4v" is Apple's name for MP4 (FFmpeg's own "m4v" is a raw stream).
+_MUXER = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 _NVENC = {"libx264": "h264_nvenc"}  # the hardware encoder standing in for each CPU one
 
 
@@ -176,7 +178,7 @@ class VideoWriter:
         pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
         if hardware and pix_fmt == "yuv420p" and codec in _NVENC and nvenc_opens(_NVENC[codec]):
             codec = _NVENC[codec]
-        self.container = av.open(str(path), mode="w", format=suffix.lstrip(".").replace("mkv", "matroska"))
+        self.container = av.open(str(path), mode="w", format=_MUXER[suffix])
         self.stream = cast("av.video.stream.VideoStream", self.container.add_stream(codec, rate=rate))
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
         self.encoder = codec
@@ -228,12 +230,20 @@ class VideoWriter:
         self.container.close()
 
 
+def _sample_rate_for(codec: str, rate: int) -> int:
+    """`rate` if the encoder takes it, else the lowest it takes above it (Opus: 44.1 kHz -> 48 kHz)."""
+    allowed = av.Codec(codec, "w").audio_rates
+    if not allowed or rate in allowed:
+        return rate
+    return min((r for r in allowed if r > rate), default=max(allowed))
+
+
 class _AudioTranscoder:
     """Decode the input's audio and encode it in a codec the output container takes."""
 
     def __init__(self, container: av.container.OutputContainer, source: av.audio.stream.AudioStream, codec: str):
         self.container = container
-        rate = source.codec_context.sample_rate or 48000
+        rate = _sample_rate_for(codec, source.codec_context.sample_rate or 48000)
         self.stream = cast("av.audio.stream.AudioStream", container.add_stream(codec, rate=rate))
         self.stream.layout = source.codec_context.layout.name if source.codec_context.layout else "stereo"
         self.decoder = cast(

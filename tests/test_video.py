@@ -78,6 +78,38 @@ def test_variable_frame_rate_timestamps_survive(tmp_path):
     assert [round(t * 1000) for _, t, _ in frames] == times_ms
 
 
+def clip_with_audio(path, sample_rate, frames=10):
+    """`frames` grey levels at 10 fps with 1 s of a 440 Hz tone in AAC at `sample_rate`."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream("aac", rate=sample_rate)
+        audio.layout = "mono"
+        for i in range(frames):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8))))
+        tone = (0.3 * np.sin(np.arange(sample_rate) * 2 * np.pi * 440 / sample_rate)).astype(np.float32)
+        for start in range(0, sample_rate, 1024):
+            piece = av.AudioFrame.from_ndarray(tone[None, start : start + 1024], format="fltp", layout="mono")
+            piece.sample_rate, piece.pts = sample_rate, start
+            container.mux(audio.encode(piece))
+        container.mux(audio.encode(None))
+        container.mux(video.encode(None))
+
+
+@pytest.mark.parametrize(
+    ("suffix", "audio_codec", "audio_rate"),
+    [(".m4v", "aac", 44100), (".mov", "aac", 44100), (".mkv", "aac", 44100), (".webm", "opus", 48000)],
+)
+def test_every_container_keeps_frames_and_audio_of_a_44_1_khz_clip(tmp_path, suffix, audio_codec, audio_rate):
+    """Opus takes no 44.1 kHz: a WebM gets the audio resampled to 48 kHz; the others copy it."""
+    clip_with_audio(tmp_path / "src.mp4", 44100)
+    out = tmp_path / f"out{suffix}"
+    result = process_video(tmp_path / "src.mp4", out, lambda f: f, progress=False)
+    info, frames, audio_packets = probe(out)
+    assert result.frames == len(frames) == 10
+    assert (info["audio_codec"], info["audio_rate"]) == (audio_codec, audio_rate) and audio_packets > 0
+
+
 def test_odd_sized_video_keeps_its_size(tmp_path):
     src = tmp_path / "odd.mkv"
     writer = VideoWriter(src, 67, 45, Fraction(25))
