@@ -840,7 +840,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("video", "stylize a video file (every frame, timing and audio kept)")
     p.add_argument("input", help="video file")
-    p.add_argument("-o", "--output", required=True, help="output video (.mp4, .mkv, .mov, .webm)")
+    p.add_argument("-o", "--output", required=True, help="output video (.mp4, .m4v, .mkv, .mov, .webm)")
     p.add_argument("--batch-size", type=int, default=1, help="frames per model call")
     p.add_argument(
         "--video-codecs",
