@@ -528,6 +528,8 @@ def cmd_eval_quality(args: argparse.Namespace) -> int:
     out = Path(config.out)
     if not out.parent.is_dir():
         raise InputError(f"output folder does not exist: {out.parent}")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; the report needs a folder")
     contents = [(path.name, read_rgb(path)) for path in image_files(list(config.content))]
     style = read_rgb(config.style)
     stylizers: dict[str, Callable[[np.ndarray], np.ndarray]] = {}

@@ -177,6 +177,10 @@ def bad(tmp_path):
             ],
             ["--gatys-steps must be at least 1"],
         ),
+        (
+            ["eval", "quality", "--models", "x", "--style", "{d}/s.jpg", "--content", "{d}", "--out", "{d}/text.png"],
+            ["--out", "is a file; the report needs a folder"],
+        ),
         (["serve", "--style-image", "{d}/text.png", "--port", "0"], ["not a readable image"]),
         (["serve", "--threads", "0", "--port", "0"], ["--threads must be at least 1"]),
         (["serve", "--target-fps", "0"], ["--target-fps must be between"]),

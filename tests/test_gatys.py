@@ -156,6 +156,29 @@ def test_eval_quality_json_survives_a_failed_inception_download(
     assert json.loads((tmp_path / "report" / "report.json").read_text())["features"].startswith("vgg")
 
 
+def test_eval_quality_asked_for_inception_it_cannot_load_says_so_in_one_line(
+    tmp_path, small_model, vgg_weights, capsys, monkeypatch
+):
+    import torchvision.models
+
+    from realtime.cli import main
+    from realtime.demo import DemoScene
+    from realtime.images import write_rgb
+
+    def offline_inception(**_):
+        raise OSError("no network")
+
+    monkeypatch.setattr(torchvision.models, "inception_v3", offline_inception)
+    write_rgb(tmp_path / "photo.png", DemoScene(96, 64).frame(0))
+    argv = ["eval", "quality", "-q", "--models", small_model, "--style", tmp_path / "photo.png"]
+    argv += ["--content", tmp_path / "photo.png", "--out", tmp_path / "report", "--size", "64", "--gatys-steps", "1"]
+    argv += ["--features", "inception", "--vgg-weights", vgg_weights, "--device", "cpu", "--style-size", "64"]
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Inception weights unavailable (OSError: no network)" in err
+    assert not (tmp_path / "report").exists()
+
+
 def test_eval_quality_scores_a_multistyle_model_on_the_style_named_like_the_painting(tmp_path, vgg_weights, capsys):
     """The same picture saved as great_wave.png and as monet.png: Gatys' scores are the same,
     eight_paintings-small's differ (it stylizes with its style of that name); a name the model

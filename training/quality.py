@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from models.vgg import VGGFeatures
 from realtime.atomic import atomic_output
+from realtime.errors import InputError
 from realtime.images import write_rgb
 from realtime.sheet import tile_rows
 from training.common import option, required
@@ -113,7 +114,9 @@ def frechet_features(kind: str, vgg: VGGFeatures, layer: str, device: torch.devi
             return InceptionFeatures(device)
         except Exception as exc:  # noqa: BLE001 - no internet, no cached weights: any failure
             if kind == "inception":
-                raise
+                raise InputError(
+                    f"Inception weights unavailable ({type(exc).__name__}: {exc}); use --features vgg"
+                ) from None
             log.info(
                 "Inception weights unavailable (%s); Frechet distance on VGG %s features", type(exc).__name__, layer
             )
