@@ -601,8 +601,8 @@ def read_weighted_images(specs: list[str] | tuple[str, ...], what: str) -> list[
     images = []
     for spec in specs:
         path, weight = parse_weighted(spec)
-        if weight <= 0:
-            raise InputError(f"{what} must be positive: {spec}")
+        if not (math.isfinite(weight) and weight > 0):
+            raise InputError(f"{what} must be positive and finite: {spec}")
         images.append((read_rgb(path), weight))
     return images
 

@@ -3,6 +3,8 @@ or indices ('0:0.5,3:0.5') -> a weight vector over the model's styles that sums 
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from realtime.errors import InputError
@@ -26,9 +28,12 @@ def parse_style_mix(spec: str, names: list[str]) -> torch.Tensor:
             weight = float(value) if value else 1.0
         except ValueError:
             raise InputError(f"bad style weight in {part!r}; use name:weight, e.g. {names[0]}:0.5") from None
-        if weight < 0:
-            raise InputError(f"style weights must not be negative: {part!r}")
+        if not (math.isfinite(weight) and weight >= 0):
+            raise InputError(f"style weights must be finite and not negative: {part!r}")
         weights[index] += weight
-    if weights.sum() <= 0:
+    total = weights.sum()
+    if not torch.isfinite(total):  # float32 overflows past 3.4e38
+        raise InputError(f"style mix {spec!r} has weights too large to add up")
+    if total <= 0:
         raise InputError(f"style mix {spec!r} has no positive weight")
-    return weights / weights.sum()
+    return weights / total

@@ -133,6 +133,14 @@ def bad(tmp_path):
         (["webcam", "--source", "demo", "--no-window", "--seconds", "-1"], ["--seconds must be positive"]),
         (["video", "{clip}", "-o", "{d}/o.mp4", "--batch-size", "0"], ["--batch-size must be between 1 and 64"]),
         (["video", "{clip}", "-o", "{d}/o.mp4", "--model", "arbitrary"], ["give --style-image"]),
+        (
+            ["video", "{clip}", "-o", "{d}/o.mp4", "--model", "eight_paintings-small", "--style", "starry_night:nan"],
+            ["style weights must be finite and not negative: 'starry_night:nan'"],
+        ),
+        (
+            ["video", "{clip}", "-o", "{d}/o.mp4", "--model", "arbitrary", "--style-image", "{d}/text.png:inf"],
+            ["style image weight must be positive and finite"],
+        ),
         (["sheet", "-o", "{d}/sheet.png", "--models", "arbitrary"], ["give --style-image"]),
         (["serve", "--model", "arbitrary", "--port", "0"], ["give --style-image"]),
         (["export", "{small}", "--format", "aot", "-o", "{d}/m.onnx"], ["--format aot writes a .pt2 file, not m.onnx"]),

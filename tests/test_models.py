@@ -249,3 +249,29 @@ def test_shipped_multistyle_model_switches_and_blends_its_eight_paintings():
     apart = np.abs(scream - monet).mean()
     assert apart > 10  # Munch's orange against Monet's blue-green, on a 0..255 scale
     assert np.abs(blend - scream).mean() < apart and np.abs(blend - monet).mean() < apart
+
+
+def test_a_style_mix_is_normalized_to_sum_to_one():
+    from realtime.styles import parse_style_mix
+
+    assert parse_style_mix("a:0.3,b:0.1", ["a", "b"]).tolist() == pytest.approx([0.75, 0.25])
+    assert parse_style_mix("1", ["a", "b"]).tolist() == [0.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("a:nan", "finite and not negative"),
+        ("a:inf", "finite and not negative"),
+        ("a:-1", "finite and not negative"),
+        ("a:3e38,b:3e38", "too large to add up"),
+        ("a:0", "no positive weight"),
+        ("c", "unknown style 'c'"),
+    ],
+)
+def test_a_bad_style_mix_is_refused_by_name(spec, message):
+    from realtime.errors import InputError
+    from realtime.styles import parse_style_mix
+
+    with pytest.raises(InputError, match=message):
+        parse_style_mix(spec, ["a", "b"])
