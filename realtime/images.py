@@ -32,7 +32,14 @@ def read_rgb(path: str | Path) -> np.ndarray:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
     if data.size == 0:
         raise InputError(f"{path} is empty (0 bytes)")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        if "MAX_IMAGE_PIXELS" in str(exc):  # OpenCV's guard against decompression bombs
+            raise InputError(
+                f"{path} has more pixels than OpenCV decodes (2^30; the CV_IO_MAX_IMAGE_PIXELS variable raises it)"
+            ) from None
+        raise InputError(f"{path} is not a readable image") from None
     if image is None or image.size == 0:
         raise InputError(f"{path} is not a readable image")
     rgb = _to_rgb8(image)

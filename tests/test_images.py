@@ -1,3 +1,6 @@
+import struct
+import zlib
+
 import cv2
 import numpy as np
 import pytest
@@ -50,8 +53,9 @@ def test_exif_orientation_is_applied(tmp_path):
         (lambda p: p.write_text("hello, I am text"), "not a readable image"),
         (lambda p: cv2.imwrite(str(p), np.zeros((1, 1, 3), np.uint8)), "is 1x1; images must be at least"),
         (lambda p: p.write_bytes(open_png_prefix()), "not a readable image"),
+        (lambda p: p.write_bytes(png_claiming(60000, 60000)), "has more pixels than OpenCV decodes"),
     ],
-    ids=["missing", "zero-bytes", "text", "1x1", "truncated-png"],
+    ids=["missing", "zero-bytes", "text", "1x1", "truncated-png", "oversized"],
 )
 def test_bad_images_raise_one_line_errors(tmp_path, make, message):
     path = tmp_path / "x.png"
@@ -64,6 +68,16 @@ def test_bad_images_raise_one_line_errors(tmp_path, make, message):
 def open_png_prefix() -> bytes:
     ok, data = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
     return data.tobytes()[:100]
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header gives this size, with one empty data chunk (a decompression bomb's shape)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 def test_write_is_atomic_and_checks_the_folder(tmp_path):
