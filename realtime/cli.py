@@ -304,12 +304,17 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def cmd_sheet(args: argparse.Namespace) -> int:
     from models.zoo import SHIPPED
+    from realtime.atomic import check_output_folder
     from realtime.demo import DemoScene
-    from realtime.images import read_rgb, write_rgb
+    from realtime.images import MIN_SIDE, check_image_output, read_rgb, write_rgb
     from realtime.processing import StyleOptions
     from realtime.sheet import contact_sheet
     from realtime.stylizer import Stylizer, load_model
 
+    if not MIN_SIDE <= args.tile_height <= 4096:
+        raise InputError(f"--tile-height must be between {MIN_SIDE} and 4096, got {args.tile_height}")
+    check_image_output(Path(args.output))
+    check_output_folder(Path(args.output))
     names = args.models
     if names == ["all"]:  # arbitrary-style models join when there are style pictures to show
         names = [

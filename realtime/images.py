@@ -93,12 +93,18 @@ def _apply_exif_orientation(rgb: np.ndarray, path: Path) -> np.ndarray:
     return np.ascontiguousarray(transforms[orientation](rgb))
 
 
-def write_rgb(path: str | Path, rgb: np.ndarray, quality: int = 95) -> None:
-    """Encode by the file's suffix and write atomically (temporary file, then rename)."""
-    path = Path(path)
+def check_image_output(path: Path) -> None:
+    """Refuse an output whose suffix names no image type we write, before any work is done."""
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise InputError(f"cannot write {path}: unknown image type {suffix!r}; use one of {sorted(IMAGE_SUFFIXES)}")
+
+
+def write_rgb(path: str | Path, rgb: np.ndarray, quality: int = 95) -> None:
+    """Encode by the file's suffix and write atomically (temporary file, then rename)."""
+    path = Path(path)
+    check_image_output(path)
+    suffix = path.suffix.lower()
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if suffix in (".jpg", ".jpeg") else []
     ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(rgb[:, :, ::-1]), params)
     if not ok:

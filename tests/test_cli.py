@@ -142,6 +142,9 @@ def bad(tmp_path):
             ["style image weight must be positive and finite"],
         ),
         (["sheet", "-o", "{d}/sheet.png", "--models", "arbitrary"], ["give --style-image"]),
+        (["sheet", "-o", "{d}/sheet.png", "--tile-height", "0"], ["--tile-height must be between 8 and 4096"]),
+        (["sheet", "-o", "{d}/sheet.gif"], ["unknown image type '.gif'"]),
+        (["sheet", "-o", "{d}/nofolder/sheet.png"], ["output folder does not exist"]),
         (["serve", "--model", "arbitrary", "--port", "0"], ["give --style-image"]),
         (["export", "{small}", "--format", "aot", "-o", "{d}/m.onnx"], ["--format aot writes a .pt2 file, not m.onnx"]),
         (
