@@ -495,6 +495,8 @@ def cmd_eval_temporal(args: argparse.Namespace) -> int:
     from realtime.video import VideoReader
     from training.metrics import warping_error
 
+    if args.max_frames < 2:
+        raise InputError(f"--max-frames must be at least 2 (the error compares frame pairs), got {args.max_frames}")
     stylizer = build_stylizer(args)
     reader = VideoReader(args.video)
     try:
@@ -845,6 +847,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
         return sub
 
+    def nested_flag(parser: argparse.ArgumentParser, *flags: str, help_text: str) -> None:
+        """A flag that `train` or `eval` already has, again on one of its subcommands, without a
+        default of its own: argparse would let that default undo the flag given before the name."""
+        parser.add_argument(*flags, action="store_true", default=argparse.SUPPRESS, help=help_text)
+
     p = command("video", "stylize a video file (every frame, timing and audio kept)")
     p.add_argument("input", help="video file")
     p.add_argument("-o", "--output", required=True, help="output video (.mp4, .m4v, .mkv, .mov, .webm)")
@@ -968,13 +975,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("train", "train a model")
     methods = p.add_subparsers(dest="method", required=True, metavar="METHOD")
     fast = methods.add_parser("fast", help="Johnson feed-forward network for one style", formatter_class=HelpFormatter)
-    fast.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    nested_flag(fast, "--json", help_text="print a machine-readable result")
+    nested_flag(fast, "-q", "--quiet", help_text="no progress bar")
     add_config_arguments(fast, FastConfig)
     fast.set_defaults(run=cmd_train_fast)
     multi = methods.add_parser(
         "multistyle", help="one network for several styles (conditional instance norm)", formatter_class=HelpFormatter
     )
-    multi.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    nested_flag(multi, "--json", help_text="print a machine-readable result")
+    nested_flag(multi, "-q", "--quiet", help_text="no progress bar")
     add_config_arguments(multi, FastConfig)
     multi.set_defaults(run=cmd_train_fast, net="multistyle")
     arbitrary = methods.add_parser(
@@ -982,7 +991,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="arbitrary style: distil a compact encoder, train an AdaIN decoder",
         formatter_class=HelpFormatter,
     )
-    arbitrary.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    nested_flag(arbitrary, "--json", help_text="print a machine-readable result")
+    nested_flag(arbitrary, "-q", "--quiet", help_text="no progress bar")
     add_config_arguments(arbitrary, ArbitraryConfig)
     arbitrary.set_defaults(run=cmd_train_arbitrary)
     for method, help_text in (
@@ -990,7 +1000,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("cyclegan", "CycleGAN: unpaired translation"),
     ):
         translator = methods.add_parser(method, help=help_text, formatter_class=HelpFormatter)
-        translator.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        nested_flag(translator, "--json", help_text="print a machine-readable result")
+        nested_flag(translator, "-q", "--quiet", help_text="no progress bar")
         add_config_arguments(translator, TranslatorConfig)
         translator.set_defaults(run=cmd_train_translator, method=method)
 
@@ -1009,7 +1020,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     temporal.add_argument("video", help="video file")
     temporal.add_argument("--max-frames", type=int, default=120, help="frames to use from the start")
-    temporal.add_argument("--json", action="store_true", help="print a machine-readable result")
+    nested_flag(temporal, "--json", help_text="print a machine-readable result")
     add_model_flags(temporal)
     temporal.set_defaults(run=cmd_eval_temporal)
     quality = evaluations.add_parser(
@@ -1017,8 +1028,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="models against the Gatys reference: losses, SSIM, perceptual and Frechet distances",
         formatter_class=HelpFormatter,
     )
-    quality.add_argument("--json", action="store_true", help="print a machine-readable result")
-    quality.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    nested_flag(quality, "--json", help_text="print a machine-readable result")
+    nested_flag(quality, "-q", "--quiet", help_text="no progress bar")
     add_config_arguments(quality, QualityConfig)
     quality.set_defaults(run=cmd_eval_quality)
     translator = evaluations.add_parser(
@@ -1031,7 +1042,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--grade", default=None, help="the colour grade the model learned (else the photo, for free-pair models)"
     )
     translator.add_argument("--size", type=int, default=256, help="long side the photos are scaled to")
-    translator.add_argument("--json", action="store_true", help="print a machine-readable result")
+    nested_flag(translator, "--json", help_text="print a machine-readable result")
     add_model_flags(translator)
     translator.set_defaults(run=cmd_eval_translator)
 

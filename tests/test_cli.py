@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -14,8 +15,8 @@ import pytest
 from models.checkpoint import Checkpoint, InputContract, save_checkpoint
 from models.small import SmallTransformerNet
 from models.zoo import DEFAULT_MODEL, SHIPPED
-from realtime.cli import main
-from realtime.video import VideoReader
+from realtime.cli import build_parser, main
+from realtime.video import VideoReader, VideoWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,6 +103,10 @@ def bad(tmp_path):
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     cv2.imwrite(str(tmp_path / "tiny.png"), np.zeros((1, 1, 3), np.uint8))
+    tiny = VideoWriter(tmp_path / "tiny.mp4", 6, 6, Fraction(10))
+    for level in (0, 80, 160):
+        tiny.write(np.full((6, 6, 3), level, np.uint8))
+    tiny.close()
     return tmp_path
 
 
@@ -141,6 +146,8 @@ def bad(tmp_path):
             ["video", "{clip}", "-o", "{d}/o.mp4", "--model", "arbitrary", "--style-image", "{d}/text.png:inf"],
             ["style image weight must be positive and finite"],
         ),
+        (["eval", "temporal", "{clip}", "--max-frames", "1"], ["--max-frames must be at least 2"]),
+        (["eval", "temporal", "{d}/tiny.mp4"], ["frames are 6x6; the optical flow needs at least 12"]),
         (["sheet", "-o", "{d}/sheet.png", "--models", "arbitrary"], ["give --style-image"]),
         (["sheet", "-o", "{d}/sheet.png", "--tile-height", "0"], ["--tile-height must be between 8 and 4096"]),
         (["sheet", "-o", "{d}/sheet.gif"], ["unknown image type '.gif'"]),
@@ -212,6 +219,22 @@ def test_bad_input_gives_one_line_and_exit_2(capsys, bad, demo_clip, small_model
     code, _, err = run(capsys, *argv)
     assert_one_line_error(code, err, *fragments)
     assert set(bad.rglob("*")) == before  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    ("argv", "json", "quiet"),
+    [
+        ("eval --json temporal clip.mp4", True, False),
+        ("eval temporal clip.mp4 --json", True, False),
+        ("train -q --json fast --style s.jpg --data d --out o.pt", True, True),
+        ("train fast --style s.jpg --data d --out o.pt --json -q", True, True),
+        ("train fast --style s.jpg --data d --out o.pt", False, False),
+        ("video clip.mp4 -o o.mp4 -q", False, True),
+    ],
+)
+def test_json_and_quiet_count_before_or_after_a_nested_subcommand(argv, json, quiet):
+    args = build_parser().parse_args(argv.split())
+    assert (args.json, args.quiet) == (json, quiet)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")

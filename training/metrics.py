@@ -18,9 +18,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+MIN_FLOW_SIDE = 12  # OpenCV's DIS flow refuses smaller frames
+
 
 def optical_flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Dense flow H x W x 2 such that target(x) ~ source(x + flow(x)) (uint8 RGB inputs)."""
+    h, w = source.shape[:2]
+    if min(h, w) < MIN_FLOW_SIDE:
+        raise ValueError(f"frames are {w}x{h}; the optical flow needs at least {MIN_FLOW_SIDE} pixels a side")
     dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     gray_target = cv2.cvtColor(target, cv2.COLOR_RGB2GRAY)
     gray_source = cv2.cvtColor(source, cv2.COLOR_RGB2GRAY)
