@@ -19,15 +19,23 @@ def check_output_folder(path: Path) -> None:
         raise InputError(f"output folder is not writable: {folder}")
 
 
+def check_output_file(path: Path) -> None:
+    """The folder exists and takes files, and `path` is not a folder itself."""
+    check_output_folder(path)
+    if path.is_dir():
+        raise InputError(f"output {path} is a folder; give a file name")
+
+
 class AtomicFile:
     """A temporary path beside `path` (same suffix) that becomes `path` on commit()."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        check_output_folder(self.path)
-        if self.path.is_dir():
-            raise InputError(f"output {self.path} is a folder; give a file name")
-        self.tmp = stage_beside(self.path)
+        check_output_file(self.path)
+        try:
+            self.tmp = stage_beside(self.path)
+        except OSError as exc:  # os.access says yes to root, and on some network mounts, where writes fail
+            raise InputError(f"cannot write in {self.path.parent}: {exc.strerror}") from None
 
     def commit(self) -> None:
         publish(self.tmp, self.path)

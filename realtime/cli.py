@@ -169,7 +169,10 @@ def image_jobs(inputs: list[str], output: str) -> list[tuple[Path, Path]]:
             raise InputError(f"{len(files)} inputs need an output folder, but {out} is a file name")
         if not out.parent.is_dir():
             raise InputError(f"output folder does not exist: {out.parent}")
-        out.mkdir()
+        try:
+            out.mkdir()
+        except OSError as exc:
+            raise InputError(f"cannot make the output folder {out}: {exc.strerror}") from None
     return [(f, out / f"{f.stem}.png") for f in files]
 
 
@@ -304,7 +307,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def cmd_sheet(args: argparse.Namespace) -> int:
     from models.zoo import SHIPPED
-    from realtime.atomic import check_output_folder
+    from realtime.atomic import check_output_file
     from realtime.demo import DemoScene
     from realtime.images import MIN_SIDE, check_image_output, read_rgb, write_rgb
     from realtime.processing import StyleOptions
@@ -314,7 +317,7 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     if not MIN_SIDE <= args.tile_height <= 4096:
         raise InputError(f"--tile-height must be between {MIN_SIDE} and 4096, got {args.tile_height}")
     check_image_output(Path(args.output))
-    check_output_folder(Path(args.output))
+    check_output_file(Path(args.output))
     names = args.models
     if names == ["all"]:  # arbitrary-style models join when there are style pictures to show
         names = [
@@ -695,7 +698,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     import torch
 
     from export.onnx import export_onnx, max_difference
-    from realtime.atomic import atomic_output, check_output_folder
+    from realtime.atomic import atomic_output, check_output_file
     from realtime.backends import installed
     from realtime.device import resolve_device
     from realtime.stylizer import load_model
@@ -705,7 +708,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if output.suffix.lower() != suffix:  # the .pt2 loader refuses any other name, and tools go by it
         raise InputError(f"--format {args.format} writes a {suffix} file, not {output.name}")
     ckpt = load_model(args.model)
-    check_output_folder(output)
+    check_output_file(output)
     m = ckpt.contract.size_multiple
     sizes = [(64, 96), (23 * m, 31 * m)]
     if args.format == "onnx":
@@ -1074,6 +1077,12 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, CheckpointError, VGGUnavailable) as exc:
         print(f"stylecast: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # what the checks up front cannot see: a full disk, a mount gone read-only
+        if args.verbose:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"stylecast: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("stylecast: interrupted", file=sys.stderr)
         return 130

@@ -16,6 +16,8 @@ from models.checkpoint import Checkpoint, InputContract, save_checkpoint
 from models.small import SmallTransformerNet
 from models.zoo import DEFAULT_MODEL, SHIPPED
 from realtime.cli import build_parser, main
+from realtime.demo import DemoScene
+from realtime.images import write_rgb
 from realtime.video import VideoReader, VideoWriter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,6 +105,7 @@ def bad(tmp_path):
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     cv2.imwrite(str(tmp_path / "tiny.png"), np.zeros((1, 1, 3), np.uint8))
+    (tmp_path / "folder.onnx").mkdir()
     tiny = VideoWriter(tmp_path / "tiny.mp4", 6, 6, Fraction(10))
     for level in (0, 80, 160):
         tiny.write(np.full((6, 6, 3), level, np.uint8))
@@ -148,6 +151,7 @@ def bad(tmp_path):
         ),
         (["eval", "temporal", "{clip}", "--max-frames", "1"], ["--max-frames must be at least 2"]),
         (["eval", "temporal", "{d}/tiny.mp4"], ["frames are 6x6; the optical flow needs at least 12"]),
+        (["export", "{small}", "--format", "onnx", "-o", "{d}/folder.onnx"], ["is a folder; give a file name"]),
         (["sheet", "-o", "{d}/sheet.png", "--models", "arbitrary"], ["give --style-image"]),
         (["sheet", "-o", "{d}/sheet.png", "--tile-height", "0"], ["--tile-height must be between 8 and 4096"]),
         (["sheet", "-o", "{d}/sheet.gif"], ["unknown image type '.gif'"]),
@@ -255,6 +259,43 @@ def test_read_only_output_folder_as_root(capsys, demo_clip, small_model, tmp_pat
     code, _, err = run(capsys, "video", demo_clip, "-o", tmp_path / "o.mp4", "--model", small_model)
     assert_one_line_error(code, err, "output folder is not writable")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_that_refuses_files_despite_os_access_is_one_line(
+    capsys, demo_clip, small_model, tmp_path, monkeypatch
+):
+    """os.access says yes to root and on some network mounts; creating the staged file is the test."""
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    code, _, err = run(capsys, "video", demo_clip, "-o", tmp_path / "o.mp4", "--model", small_model)
+    assert_one_line_error(code, err, f"cannot write in {tmp_path}: Permission denied")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(capsys, small_model, tmp_path):
+    write_rgb(tmp_path / "a.png", DemoScene(64, 48).frame(0))
+    write_rgb(tmp_path / "b.png", DemoScene(64, 48).frame(9))
+    code, _, err = run(capsys, "image", tmp_path / "a.png", tmp_path / "b.png", "-o", "/proc/stylecast-out")
+    assert_one_line_error(code, err, "cannot make the output folder /proc/stylecast-out")
+
+
+def test_a_full_disk_while_writing_is_one_line_and_leaves_nothing(capsys, small_model, tmp_path, monkeypatch):
+    write_rgb(tmp_path / "in.png", DemoScene(64, 48).frame(0))
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def disk_full(self, data):
+        raise OSError(28, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    code, _, err = run(capsys, "image", tmp_path / "in.png", "-o", out / "o.png", "--model", small_model)
+    assert code == 1
+    assert err.startswith("stylecast: error: No space left on device: ") and len(err.strip().splitlines()) == 1
+    assert list(out.iterdir()) == []
 
 
 def test_console_script_prints_no_traceback(tmp_path):
