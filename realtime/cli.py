@@ -44,7 +44,7 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend")
     group.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     group.add_argument(
-        "--strength", type=float, default=1.0, help="blend with the input: 1 = stylized only, 0 = unchanged"
+        "--strength", type=finite_float, default=1.0, help="blend with the input: 1 = stylized only, 0 = unchanged"
     )
     group.add_argument(
         "--preserve-color", action="store_true", help="keep the input's colours, take the stylized luminance"
@@ -52,7 +52,7 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-size", type=int, default=None, help="process with the longer side at most this many pixels"
     )
-    group.add_argument("--scale", type=float, default=1.0, help="process at this fraction of the input size")
+    group.add_argument("--scale", type=finite_float, default=1.0, help="process at this fraction of the input size")
     group.add_argument(
         "--upsample",
         default="detail",
@@ -69,7 +69,7 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
         help="arbitrary-style models: any picture as the style, PATH or PATH:WEIGHT; repeat to interpolate styles",
     )
     group.add_argument(
-        "--alpha", type=float, default=1.0, help="arbitrary-style models: style strength in feature space"
+        "--alpha", type=finite_float, default=1.0, help="arbitrary-style models: style strength in feature space"
     )
     group.add_argument(
         "--transform", default=None, choices=["adain", "wct"], help="arbitrary-style models: feature transform"
@@ -393,6 +393,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 # --- train -------------------------------------------------------------------------------------
 
 
+def finite_float(text: str) -> float:
+    """argparse's float, less NaN and infinity: either would pass every range check and poison the math."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:
     """One hyphenated flag per dataclass field, with the field's type, default and help."""
     for f in dataclasses.fields(config_cls):
@@ -408,7 +416,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> N
         elif several:
             parser.add_argument(flag, nargs="+", default=default, help=help_text)
         else:
-            kind = type(default) if default is not None else str
+            kind = {float: finite_float}.get(type(default), type(default)) if default is not None else str
             parser.add_argument(flag, type=kind, default=default, help=help_text)
 
 
@@ -417,9 +425,11 @@ def config_from_args(config_cls: type, args: argparse.Namespace) -> Any:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)}
     for f in dataclasses.fields(config_cls):
         value, flag = values[f.name], "--" + f.name.replace("_", "-")
-        least = f.metadata.get("at_least")
+        least, most = f.metadata.get("at_least"), f.metadata.get("at_most")
         if value is not None and least is not None and value < least:
             raise InputError(f"{flag} must be at least {least}, got {value}")
+        if value is not None and most is not None and value > most:
+            raise InputError(f"{flag} must be at most {most}, got {value}")
         if value is not None and f.metadata.get("positive") and value <= 0:
             raise InputError(f"{flag} must be positive, got {value}")
         if isinstance(value, list):
@@ -891,10 +901,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="virtual camera device (e.g. /dev/video10); default: the first free one",
     )
     p.add_argument("--no-overlay", action="store_true", help="no fps / latency text on the frames")
-    p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--seconds", type=finite_float, default=None, help="stop after this many seconds")
     p.add_argument(
         "--target-fps",
-        type=float,
+        type=finite_float,
         default=None,
         help="frame rate the resolution governor aims for (default: the source's own)",
     )
@@ -910,7 +920,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-o", "--output", default="stylecast-demo.mp4", help="stylized clip; a side-by-side PNG is written beside it"
     )
-    p.add_argument("--seconds", type=float, default=4.0, help="clip length")
+    p.add_argument("--seconds", type=finite_float, default=4.0, help="clip length")
     p.add_argument("--size", default="640x360", help="clip size WIDTHxHEIGHT")
     p.add_argument(
         "--camera", type=int, default=None, help="record from this camera index instead of the generated scene"
@@ -951,7 +961,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", help="inference backend")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: every core but one)")
-    p.add_argument("--target-fps", type=float, default=30.0, help="frame rate the resolution governor aims for")
+    p.add_argument("--target-fps", type=finite_float, default=30.0, help="frame rate the resolution governor aims for")
     p.add_argument(
         "--fixed-resolution", action="store_true", help="never change the processing resolution automatically"
     )
@@ -960,7 +970,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-room-size", type=int, default=4, help="participants per room")
     p.add_argument(
         "--max-frame-wait-ms",
-        type=float,
+        type=finite_float,
         default=50.0,
         help="a camera frame that waited this long gives way to a newer one (0: always the newest frame)",
     )

@@ -171,6 +171,14 @@ def bad(tmp_path):
             ["--crop-size 400 is larger than --scale-size 320"],
         ),
         (
+            ["train", "fast", "--style", "{d}/s.jpg", "--data", "{d}", "--out", "{d}/t.pt", "--seed", "-1"],
+            ["--seed must be at least 0"],
+        ),
+        (
+            ["train", "fast", "--style", "{d}/s.jpg", "--data", "{d}", "--out", "{d}/t.pt", "--seed", "4294967296"],
+            ["--seed must be at most 4294967295"],
+        ),
+        (
             ["train", "pix2pix", "--data", "{d}", "--out", "{d}/t.pt", "--batch-size", "0"],
             ["--batch-size must be at least 1"],
         ),
@@ -239,6 +247,22 @@ def test_bad_input_gives_one_line_and_exit_2(capsys, bad, demo_clip, small_model
 def test_json_and_quiet_count_before_or_after_a_nested_subcommand(argv, json, quiet):
     args = build_parser().parse_args(argv.split())
     assert (args.json, args.quiet) == (json, quiet)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ("train fast --style s.jpg --data d --out t.pt --lr nan", "argument --lr: not a finite number: 'nan'"),
+        ("optimize --content c.jpg --styles s.jpg --out o.png --tv-weight inf", "argument --tv-weight: not a finite"),
+        ("video clip.mp4 -o o.mp4 --strength nan", "argument --strength: not a finite number: 'nan'"),
+        ("webcam --source demo --no-window --seconds inf", "argument --seconds: not a finite number: 'inf'"),
+    ],
+)
+def test_nan_and_infinity_are_refused_where_the_flags_are_read(capsys, argv, message):
+    """NaN passes every range check (each comparison is False) and would poison the losses."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv.split())
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err.strip().splitlines()[-1]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")

@@ -29,6 +29,7 @@ from models.adain import ArbitraryStyleNet, CompactEncoder, adain, channel_stats
 from models.checkpoint import Checkpoint, InputContract, save_checkpoint
 from models.vgg import ENV_WEIGHTS, load_vgg
 from training.common import (
+    MAX_SEED,
     Scalars,
     endless_batches,
     init_distributed,
@@ -61,7 +62,7 @@ class ArbitraryConfig:
     style_weight: float = option(10.0, "weight of the mean/std style loss", at_least=0)
     width: int = option(32, "compact encoder width", at_least=1)
     vgg_weights: str | None = option(None, f"local VGG19 weights; default ${ENV_WEIGHTS} or torchvision")
-    seed: int = option(0, "random seed")
+    seed: int = option(0, "random seed", at_least=0, at_most=MAX_SEED)
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
     workers: int = option(0, "DataLoader worker processes", at_least=0)
     checkpoint_every: int = option(200, "steps between resume states", at_least=1)

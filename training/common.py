@@ -26,10 +26,12 @@ STATE_FILE = "state.pt"
 CONFIG_FILE = "config.json"
 
 
-def option(default: Any, help: str, at_least: float | None = None, positive: bool = False) -> Any:
+def option(
+    default: Any, help: str, at_least: float | None = None, positive: bool = False, at_most: float | None = None
+) -> Any:
     """A config dataclass field with its help text and the range the command line accepts
-    (`at_least`, or `positive`), from which the flags and their checks are generated."""
-    metadata = {"help": help, "at_least": at_least, "positive": positive}
+    (`at_least` or `positive`, and `at_most`), from which the flags and their checks are generated."""
+    metadata = {"help": help, "at_least": at_least, "positive": positive, "at_most": at_most}
     if isinstance(default, (list, tuple, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -99,6 +101,9 @@ def log_dry_run(steps_run: int, seconds: float, total_steps: int) -> None:
         total_steps,
         per_step * total_steps / 60,
     )
+
+
+MAX_SEED = 2**32 - 1  # the largest seed NumPy's global generator takes
 
 
 def seed_everything(seed: int) -> None:

@@ -32,6 +32,7 @@ from models.vgg import ENV_WEIGHTS, load_vgg
 from realtime.errors import InputError
 from realtime.images import read_rgb
 from training.common import (
+    MAX_SEED,
     Scalars,
     autocast_for,
     endless_batches,
@@ -137,7 +138,7 @@ class FastConfig:
     init: str | None = option(
         None, "start from this checkpoint's weights (same network): fine-tune, e.g. add the temporal loss"
     )
-    seed: int = option(0, "random seed")
+    seed: int = option(0, "random seed", at_least=0, at_most=MAX_SEED)
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
     amp: bool = option(True, "mixed precision: on CUDA, and bf16 on a CPU with bf16 arithmetic (AVX512-BF16, AMX)")
     workers: int = option(0, "DataLoader worker processes", at_least=0)

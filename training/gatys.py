@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from models.vgg import VGGFeatures
 from realtime.processing import rgb_to_ycbcr, ycbcr_to_rgb
-from training.common import option, required
+from training.common import MAX_SEED, option, required
 from training.losses import ContentLoss, StyleLoss, gram_matrix, total_variation
 
 log = logging.getLogger("stylecast.optimize")
@@ -55,7 +55,7 @@ class GatysConfig:
     preserve_color: str = option("none", "none | luminance | match: keep the content's colours")
     vgg_weights: str | None = option(None, "local VGG19 weights (else $STYLECAST_VGG_WEIGHTS or torchvision)")
     device: str = option("auto", "auto | cpu | cuda")
-    seed: int = option(0, "random seed (noise initialization)")
+    seed: int = option(0, "random seed (noise initialization)", at_least=0, at_most=MAX_SEED)
 
 
 def match_color(style: torch.Tensor, content: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

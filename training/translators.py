@@ -39,6 +39,7 @@ from models.unet_generator import UPSAMPLES, UnetGenerator
 from realtime.errors import InputError
 from realtime.images import write_rgb
 from training.common import (
+    MAX_SEED,
     Distributed,
     Scalars,
     autocast_for,
@@ -95,7 +96,7 @@ class TranslatorConfig:
     identity_weight: float = option(5.0, "CycleGAN: weight of the identity losses", at_least=0)
     gp_weight: float = option(10.0, "wgangp: weight of the gradient penalty", at_least=0)
     pool_size: int = option(50, "CycleGAN: generated images kept for the discriminators", at_least=0)
-    seed: int = option(0, "random seed")
+    seed: int = option(0, "random seed", at_least=0, at_most=MAX_SEED)
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
     amp: bool = option(True, "mixed precision on CUDA")
     workers: int = option(0, "DataLoader worker processes", at_least=0)
