@@ -89,6 +89,16 @@ def test_training_resumes_where_it_stopped(tmp_path, trainset, vgg_weights):
     assert first.steps == 8
     resumed = train(tiny_config(tmp_path, trainset, vgg_weights, steps=12), progress=False)
     assert resumed.steps == 4  # steps 9..12 only
+    # another style would go on from these weights under the new style's name: refused, files kept
+    state = (tmp_path / "model.run" / "state.pt").read_bytes()
+    another_style = str(trainset.parent / "media" / "styles" / "the_scream.jpg")
+    with pytest.raises(InputError, match="holds the state of a run with --style .*starry_night.jpg, not .*the_scream"):
+        train(tiny_config(tmp_path, trainset, vgg_weights, steps=20, style=another_style), progress=False)
+    assert json.loads((tmp_path / "model.run" / "config.json").read_text())["style"][0].endswith("starry_night.jpg")
+    assert (tmp_path / "model.run" / "state.pt").read_bytes() == state
+    (tmp_path / "model.run" / "state.pt").write_bytes(b"not a state")
+    with pytest.raises(InputError, match="cannot resume from .*state.pt"):
+        train(tiny_config(tmp_path, trainset, vgg_weights, steps=20), progress=False)
 
 
 def test_same_seed_same_result(tmp_path, trainset, vgg_weights):

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.distributed as dist
@@ -49,6 +49,9 @@ TAPS = ("relu1_1", "relu2_1", "relu3_1")
 
 @dataclass
 class ArbitraryConfig:
+    # a resumed run must have these as the run that wrote the state had them (the rest may change)
+    RESUME_IDENTITY: ClassVar[tuple[str, ...]] = ("encoder", "width")
+
     data: str = required("folder of content photos")
     styles: str = required("folder of style images (paintings) to train the decoder on")
     out: str = required("the trained model checkpoint (.pt)")
@@ -123,12 +126,12 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         return endless_batches(dataset, config.batch_size, ranks, config.seed, config.workers)
 
     photos, paintings = crops(config.data), crops(config.styles)
-    if writes:  # the run folder appears only once the data and VGG were accepted
-        save_config(config, run_dir)
     encoder_opt = torch.optim.Adam(net.encoder.parameters(), lr=1e-3) if config.encoder == "compact" else None
     decoder_opt = torch.optim.Adam(net.decoder.parameters(), lr=config.lr)
     resumables = {"model": net, "encoder_optimizer": encoder_opt, "decoder_optimizer": decoder_opt}
-    start = 0 if config.dry_run else load_state(run_dir, resumables)
+    start = 0 if config.dry_run else load_state(run_dir, resumables, config)
+    if writes:  # the run folder appears only once the data and VGG were accepted
+        save_config(config, run_dir)
     torch.manual_seed(config.seed + ranks.rank)
     distill = config.distill_steps if config.encoder == "compact" else 0
     total_steps = distill + config.decoder_steps

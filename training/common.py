@@ -172,16 +172,36 @@ def save_state(run_dir: Path, step: int, modules: dict[str, Any]) -> None:
     atomic_torch_save(state, run_dir / STATE_FILE)
 
 
-def load_state(run_dir: Path, modules: dict[str, Any]) -> int:
-    """Restore from run_dir/state.pt when present; returns the step to continue from."""
+def load_state(run_dir: Path, modules: dict[str, Any], config: Any) -> int:
+    """Restore from run_dir/state.pt when present; returns the step to continue from. Call it
+    before save_config: the state must come from a run with the same `RESUME_IDENTITY` fields
+    (the network and what it learns), or this run would go on with another one's weights."""
     path = run_dir / STATE_FILE
     if not path.is_file():
         return 0
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for name, module in modules.items():
-        if module is not None and name in state:
-            module.load_state_dict(state[name])
-    return int(state["step"])
+    saved_config = run_dir / CONFIG_FILE
+    saved = json.loads(saved_config.read_text()) if saved_config.is_file() else {}
+    for name in type(config).RESUME_IDENTITY:
+        now = json.loads(json.dumps(getattr(config, name), default=str))  # tuples as the file has them
+        if name in saved and saved[name] != now:
+            raise InputError(
+                f"{run_dir} holds the state of a run with --{name.replace('_', '-')} {_as_flag(saved[name])},"
+                f" not {_as_flag(now)}: give another --run-dir (or --out) to start afresh"
+            )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        for name, module in modules.items():
+            if module is not None and name in state:
+                module.load_state_dict(state[name])
+        return int(state["step"])
+    except Exception as exc:  # noqa: BLE001 - unpickling, missing keys and shape mismatches alike
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"cannot resume from {path} ({reason}): give another --run-dir to start afresh") from None
+
+
+def _as_flag(value: Any) -> str:
+    """A config value as it was typed: lists space-separated."""
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 class Scalars:

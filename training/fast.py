@@ -16,7 +16,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.distributed as dist
@@ -81,6 +81,9 @@ PREFERRED_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 @dataclass
 class FastConfig:
     """Every knob of a Johnson training run; saved to the run folder and into the checkpoint."""
+
+    # a resumed run must have these as the run that wrote the state had them (the rest may change)
+    RESUME_IDENTITY: ClassVar[tuple[str, ...]] = ("style", "style_names", "net")
 
     style: tuple[str, ...] = required("the style image (several for a multi-style net)")
     data: str = required("folder of training photos")
@@ -245,9 +248,9 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     autocast, scaler = autocast_for(device, config.amp, cpu_bf16=True)
     resumables = {"model": net, "optimizer": optimizer, "scaler": scaler}
+    start = 0 if config.dry_run else load_state(run_dir, resumables, config)
     if writes:  # the run folder appears only once the style, data and VGG were accepted
         save_config(config, run_dir)
-    start = 0 if config.dry_run else load_state(run_dir, resumables)
     if start:
         log.info("resumed from %s at step %d", run_dir, start)
     model = DDP(net, device_ids=[device.index] if device.type == "cuda" else None) if ranks.enabled else net

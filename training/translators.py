@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.distributed as dist
@@ -63,6 +63,19 @@ GENERATORS = ("unet", "resnet")
 @dataclass
 class TranslatorConfig:
     """Shared by `stylecast train pix2pix` and `stylecast train cyclegan`."""
+
+    # a resumed run must have these as the run that wrote the state had them (the rest may change)
+    RESUME_IDENTITY: ClassVar[tuple[str, ...]] = (
+        "pairs",
+        "generator",
+        "unet_depth",
+        "unet_upsample",
+        "resnet_blocks",
+        "width",
+        "norm",
+        "d_layers",
+        "gan",
+    )
 
     out: str = option("translator.pt", "the trained generator checkpoint (.pt); CycleGAN also writes <out>-BtoA.pt")
     data: str | None = option(None, "pix2pix with free pairs: a folder of photos")
@@ -195,10 +208,10 @@ class Trainer:
 
     def steps(self, resumables: dict) -> Iterator[int]:
         # the run folder appears only now, once the data and models were accepted
+        start = 0 if self.config.dry_run else load_state(self.run_dir, resumables, self.config)
         if self.writes:
             save_config(self.config, self.run_dir)
         self.scalars = Scalars(self.run_dir, enabled=self.writes)
-        start = 0 if self.config.dry_run else load_state(self.run_dir, resumables)
         last = min(self.config.steps, start + 2) if self.config.dry_run else self.config.steps
         torch.manual_seed(self.config.seed + self.ranks.rank)
         started = time.perf_counter()
