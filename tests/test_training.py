@@ -101,6 +101,14 @@ def test_training_resumes_where_it_stopped(tmp_path, trainset, vgg_weights):
         train(tiny_config(tmp_path, trainset, vgg_weights, steps=20), progress=False)
 
 
+def test_loss_layers_the_vgg_weights_lack_are_refused_before_training(tmp_path, trainset, vgg_weights):
+    with pytest.raises(InputError, match="content layer relu4_3 is not in the VGG weights"):
+        train(tiny_config(tmp_path, trainset, vgg_weights, content_layer="relu4_3"), progress=False)
+    with pytest.raises(InputError, match="none of the style layers"):
+        train(tiny_config(tmp_path, trainset, vgg_weights, style_layers=("relu4_3", "relu5_3")), progress=False)
+    assert not (tmp_path / "model.run").exists()
+
+
 def test_same_seed_same_result(tmp_path, trainset, vgg_weights):
     a = train(tiny_config(tmp_path / "a", trainset, vgg_weights, steps=3, out=str(tmp_path / "a.pt")), progress=False)
     b = train(tiny_config(tmp_path / "b", trainset, vgg_weights, steps=3, out=str(tmp_path / "b.pt")), progress=False)

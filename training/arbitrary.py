@@ -28,6 +28,7 @@ from tqdm import tqdm
 from models.adain import ArbitraryStyleNet, CompactEncoder, adain, channel_stats
 from models.checkpoint import Checkpoint, InputContract, save_checkpoint
 from models.vgg import ENV_WEIGHTS, load_vgg
+from realtime.errors import InputError
 from training.common import (
     MAX_SEED,
     Scalars,
@@ -95,7 +96,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
     weights = load_vgg(config.vgg_weights)
     missing = [t for t in TAPS if t not in weights.available]
     if missing:
-        raise ValueError(f"the VGG weights from {weights.source} lack {missing}")
+        raise InputError(f"the VGG weights from {weights.source} lack {missing}")
     vgg = weights.build(list(TAPS)).to(device)
     log.info(
         "VGG from %s; taps %s (relu4_1 is not used: the shared weights stop at relu3_4)", weights.source, list(TAPS)

@@ -163,9 +163,9 @@ class FastConfig:
 def choose_layers(config: FastConfig, available: tuple[str, ...]) -> tuple[list[str], str]:
     style = [name for name in config.style_layers if name in available]
     if not style:
-        raise ValueError(f"none of the style layers {config.style_layers} exist in the VGG weights ({available})")
+        raise InputError(f"none of the style layers {config.style_layers} exist in the VGG weights ({available})")
     if config.content_layer not in available:
-        raise ValueError(f"content layer {config.content_layer} is not in the VGG weights ({available})")
+        raise InputError(f"content layer {config.content_layer} is not in the VGG weights ({available})")
     return style, config.content_layer
 
 
