@@ -439,10 +439,25 @@ def config_from_args(config_cls: type, args: argparse.Namespace) -> Any:
     return config_cls(**values)
 
 
+def check_training_outputs(config: Any, cyclegan: bool = False) -> None:
+    """The checkpoint (and CycleGAN's second one) can be written where the run folder is not,
+    checked before hours of training rather than after."""
+    from realtime.atomic import check_output_file
+
+    out = Path(config.out)
+    outs = [out, out.with_name(f"{out.stem}-BtoA{out.suffix}")] if cyclegan else [out]
+    run_dir = Path(config.run_dir) if config.run_dir else out.with_suffix(".run")
+    for path in outs:
+        check_output_file(path)
+        if path.resolve() == run_dir.resolve():
+            raise InputError(f"--out {path} is the run folder's own name; give the checkpoint a .pt name")
+
+
 def cmd_train_fast(args: argparse.Namespace) -> int:
     from training.fast import NETS, FastConfig, train
 
     config = config_from_args(FastConfig, args)
+    check_training_outputs(config)
     if config.net not in NETS:
         raise InputError(f"--net must be one of {', '.join(NETS)}, got {config.net!r}")
     for path in config.style:
@@ -475,6 +490,7 @@ def cmd_train_translator(args: argparse.Namespace) -> int:
     from training.translators import TranslatorConfig, train_cyclegan, train_pix2pix
 
     config = config_from_args(TranslatorConfig, args)
+    check_training_outputs(config, cyclegan=args.method == "cyclegan")
     for value, allowed, flag in (
         (config.gan, GAN_MODES, "--gan"),
         (config.norm, ("instance", "batch"), "--norm"),
@@ -491,6 +507,7 @@ def cmd_train_arbitrary(args: argparse.Namespace) -> int:
     from training.arbitrary import ArbitraryConfig, train_arbitrary
 
     config = config_from_args(ArbitraryConfig, args)
+    check_training_outputs(config)
     if config.encoder not in ("compact", "vgg"):
         raise InputError(f"--encoder must be compact or vgg, got {config.encoder!r}")
     out = train_arbitrary(config, progress=not args.quiet)
@@ -659,11 +676,14 @@ def parse_weighted(spec: str) -> tuple[str, float]:
 def cmd_optimize(args: argparse.Namespace) -> int:
     import time
 
+    from realtime.atomic import check_output_file
     from realtime.device import resolve_device
-    from realtime.images import read_rgb, write_rgb
+    from realtime.images import check_image_output, read_rgb, write_rgb
     from training.gatys import COLOR_MODES, INITS, OPTIMIZERS, GatysConfig, stylize_image
 
     config = config_from_args(GatysConfig, args)
+    check_image_output(Path(config.out))
+    check_output_file(Path(config.out))
     for value, allowed, flag in (
         (config.init, INITS, "--init"),
         (config.optimizer, OPTIMIZERS, "--optimizer"),

@@ -179,6 +179,22 @@ def bad(tmp_path):
             ["--seed must be at most 4294967295"],
         ),
         (
+            ["train", "fast", "--style", "{d}/s.jpg", "--data", "{d}", "--out", "{d}/folder.onnx"],
+            ["is a folder; give a file name"],
+        ),
+        (
+            ["train", "arbitrary", "--data", "{d}", "--styles", "{d}", "--out", "{d}/m.run"],
+            ["m.run is the run folder's own name"],
+        ),
+        (
+            ["train", "cyclegan", "--data-a", "{d}", "--data-b", "{d}", "--out", "{d}/nofolder/g.pt"],
+            ["output folder does not exist"],
+        ),
+        (
+            ["optimize", "--content", "{d}/c.jpg", "--styles", "{d}/s.jpg", "--out", "{d}/o.gif"],
+            ["unknown image type '.gif'"],
+        ),
+        (
             ["train", "pix2pix", "--data", "{d}", "--out", "{d}/t.pt", "--batch-size", "0"],
             ["--batch-size must be at least 1"],
         ),
