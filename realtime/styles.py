@@ -18,7 +18,7 @@ def parse_style_mix(spec: str, names: list[str]) -> torch.Tensor:
         key, _, value = part.partition(":")
         if key in names:
             index = names.index(key)
-        elif key.isdigit() and int(key) < len(names):
+        elif key.isdecimal() and int(key) < len(names):  # isdigit() also takes "²", which int() refuses
             index = int(key)
         else:
             raise InputError(

@@ -267,6 +267,7 @@ def test_a_style_mix_is_normalized_to_sum_to_one():
         ("a:3e38,b:3e38", "too large to add up"),
         ("a:0", "no positive weight"),
         ("c", "unknown style 'c'"),
+        ("\u00b2", "unknown style"),  # a superscript two: str.isdigit() says yes, int() says no
     ],
 )
 def test_a_bad_style_mix_is_refused_by_name(spec, message):

@@ -10,6 +10,7 @@ import torch
 
 from models.checkpoint import load_checkpoint
 from realtime.errors import InputError
+from realtime.images import write_rgb
 from training.fast import FastConfig, train
 from training.losses import (
     ContentLoss,
@@ -107,6 +108,15 @@ def test_loss_layers_the_vgg_weights_lack_are_refused_before_training(tmp_path, 
     with pytest.raises(InputError, match="none of the style layers"):
         train(tiny_config(tmp_path, trainset, vgg_weights, style_layers=("relu4_3", "relu5_3")), progress=False)
     assert not (tmp_path / "model.run").exists()
+
+
+def test_a_style_picture_too_thin_for_the_style_size_is_refused(tmp_path):
+    from training.fast import style_image_tensor
+
+    write_rgb(tmp_path / "strip.png", np.full((8, 1024, 3), 128, np.uint8))
+    with pytest.raises(InputError, match="short side is 4 px, under 16"):
+        style_image_tensor(tmp_path / "strip.png", 512)
+    assert style_image_tensor(tmp_path / "strip.png", 2048).shape == (1, 3, 16, 2048)
 
 
 def test_same_seed_same_result(tmp_path, trainset, vgg_weights):
