@@ -367,6 +367,27 @@ def test_missing_training_data_leaves_no_run_folder(tmp_path, trainset, vgg_weig
     assert list(out.parent.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("bad_photo", "message"),
+    [
+        (lambda p: p.write_bytes(b""), "z.jpg is not a readable image"),
+        (lambda p: p.write_text("not a photo"), "z.jpg is not a readable image"),
+        (lambda p: write_rgb(p, np.zeros((4, 64, 3), np.uint8)), "z.jpg is 64x4; photos must be at least 8"),
+    ],
+    ids=["empty", "text", "4-px-tall"],
+)
+def test_a_bad_photo_in_the_training_data_is_named_before_training(tmp_path, trainset, vgg_weights, bad_photo, message):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for photo in sorted(trainset.glob("*.jpg"))[:3]:
+        (photos / photo.name).symlink_to(photo)
+    bad_photo(photos / "z.jpg")
+    config = tiny_config(tmp_path, trainset, vgg_weights, data=str(photos), out=str(tmp_path / "out.pt"))
+    with pytest.raises(InputError, match=message):
+        train(config, progress=False)
+    assert not (tmp_path / "out.run").exists()
+
+
 def test_fewer_photos_than_a_batch_is_refused_instead_of_spinning(tmp_path, trainset, vgg_weights):
     photos = tmp_path / "photos"
     photos.mkdir()
