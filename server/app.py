@@ -175,7 +175,7 @@ class StylecastServer:
                 or request.headers.get("X-Stylecast-Token")
                 or request.cookies.get(TOKEN_COOKIE)
             )
-            if not given or not secrets.compare_digest(given, token):
+            if not given or not secrets.compare_digest(given.encode(), token.encode()):  # str needs ASCII
                 raise web.HTTPUnauthorized(
                     text=json.dumps({"error": "access token required"}), content_type="application/json"
                 )
@@ -231,6 +231,11 @@ class StylecastServer:
             raise web.HTTPServiceUnavailable(
                 text=json.dumps({"error": "too many peers; try again later"}), content_type="application/json"
             )
+        settings = self.parse_settings(body.get("settings") or {}, ClientSettings(self.config.default_model))
+        stamp_rows = body.get("stamp_rows", 0)
+        if not isinstance(stamp_rows, int) or not 0 <= stamp_rows <= 64:
+            raise BadRequest("stamp_rows must be an integer from 0 to 64")
+        # the room is made only for a valid offer: a refused one must not hold a room slot
         room = None
         if room_name is not None:
             room = self.rooms.get(room_name)
@@ -244,11 +249,6 @@ class StylecastServer:
                 raise web.HTTPConflict(
                     text=json.dumps({"error": f"room {room_name} is full"}), content_type="application/json"
                 )
-
-        settings = self.parse_settings(body.get("settings") or {}, ClientSettings(self.config.default_model))
-        stamp_rows = body.get("stamp_rows", 0)
-        if not isinstance(stamp_rows, int) or not 0 <= stamp_rows <= 64:
-            raise BadRequest("stamp_rows must be an integer from 0 to 64")
         sdp = body["sdp"]
         if self.local_addresses is None:
             pc = RTCPeerConnection()
@@ -278,7 +278,7 @@ class StylecastServer:
             body = json.loads(await request.text())
         except web.HTTPRequestEntityTooLarge:
             raise
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested thousands deep
             raise BadRequest('the body must be JSON: {"sdp": ..., "type": "offer"}') from None
         if not isinstance(body, dict) or body.get("type") != "offer" or not isinstance(body.get("sdp"), str):
             raise BadRequest('expected {"sdp": <string>, "type": "offer"}')
@@ -369,8 +369,11 @@ class StylecastServer:
             if not isinstance(data, dict) or data.get("type") != "settings":
                 raise ValueError('expected {"type": "settings", ...}')
             updated = apply_settings(peer.settings, data, self.config.models, self.worker.styles)
-        except ValueError as exc:
-            reply = {"type": "error", "message": str(exc)}
+        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
+            reply = {
+                "type": "error",
+                "message": str(exc) if isinstance(exc, ValueError) else "settings nested too deep",
+            }
         else:
             vars(peer.settings).update(vars(updated))  # in place: the peer's track holds this object
             reply = {"type": "settings", **vars(peer.settings)}
