@@ -110,6 +110,9 @@ def bad(tmp_path):
     for level in (0, 80, 160):
         tiny.write(np.full((6, 6, 3), level, np.uint8))
     tiny.close()
+    single = VideoWriter(tmp_path / "one_frame.mp4", 64, 48, Fraction(10))
+    single.write(np.full((48, 64, 3), 90, np.uint8))
+    single.close()
     return tmp_path
 
 
@@ -149,8 +152,8 @@ def bad(tmp_path):
             ["video", "{clip}", "-o", "{d}/o.mp4", "--model", "arbitrary", "--style-image", "{d}/text.png:inf"],
             ["style image weight must be positive and finite"],
         ),
-        (["eval", "temporal", "{clip}", "--max-frames", "1"], ["--max-frames must be at least 2"]),
         (["eval", "temporal", "{d}/tiny.mp4"], ["frames are 6x6; the optical flow needs at least 12"]),
+        (["eval", "temporal", "{d}/one_frame.mp4"], ["one_frame.mp4: need at least two frames"]),
         (["export", "{small}", "--format", "onnx", "-o", "{d}/folder.onnx"], ["is a folder; give a file name"]),
         (["sheet", "-o", "{d}/sheet.png", "--models", "arbitrary"], ["give --style-image"]),
         (["sheet", "-o", "{d}/sheet.png", "--tile-height", "0"], ["--tile-height must be between 8 and 4096"]),
@@ -461,7 +464,7 @@ def test_eval_temporal_reports_the_models_error_next_to_the_inputs(capsys, demo_
     assert code == 0 and result["pairs"] == 7
     assert result["warping_error"] > result["input_warping_error"] > 0  # stylizing adds some flicker
     code, _, err = run(capsys, "eval", "temporal", demo_clip, "--model", small_model, "--max-frames", "1")
-    assert_one_line_error(code, err, "need at least two frames")
+    assert_one_line_error(code, err, "--max-frames must be at least 2 (the error compares frame pairs)")
 
 
 def test_serve_starts_answers_and_stops_on_ctrl_c(small_model):
