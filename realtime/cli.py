@@ -443,10 +443,11 @@ def check_training_outputs(config: Any, cyclegan: bool = False) -> None:
     """The checkpoint (and CycleGAN's second one) can be written where the run folder is not,
     checked before hours of training rather than after."""
     from realtime.atomic import check_output_file
+    from training.common import run_folder
 
     out = Path(config.out)
     outs = [out, out.with_name(f"{out.stem}-BtoA{out.suffix}")] if cyclegan else [out]
-    run_dir = Path(config.run_dir) if config.run_dir else out.with_suffix(".run")
+    run_dir = run_folder(config)
     for path in outs:
         check_output_file(path)
         if path.resolve() == run_dir.resolve():

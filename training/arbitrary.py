@@ -38,6 +38,7 @@ from training.common import (
     log_dry_run,
     option,
     required,
+    run_folder,
     save_config,
     save_state,
     seed_everything,
@@ -91,7 +92,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
     ranks, device = init_distributed(config.device)
     seed_everything(config.seed)
     out = Path(config.out)
-    run_dir = Path(config.run_dir) if config.run_dir else out.with_suffix(".run")
+    run_dir = run_folder(config)
     writes = ranks.is_main and not config.dry_run
     weights = load_vgg(config.vgg_weights)
     missing = [t for t in TAPS if t not in weights.available]

@@ -161,6 +161,11 @@ def _cycle(loader: DataLoader, sampler: DistributedSampler | None) -> Iterator[A
         epoch += 1
 
 
+def run_folder(config: Any) -> Path:
+    """Where a trainer keeps its resume state, config.json and logs: --run-dir, else <out>.run/."""
+    return Path(config.run_dir) if config.run_dir else Path(config.out).with_suffix(".run")
+
+
 def save_config(config: Any, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str) + "\n")

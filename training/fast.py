@@ -41,6 +41,7 @@ from training.common import (
     log_dry_run,
     option,
     required,
+    run_folder,
     save_config,
     save_state,
     seed_everything,
@@ -217,7 +218,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     ranks, device = init_distributed(config.device)
     seed_everything(config.seed)  # the same initial weights on every rank
     out = Path(config.out)
-    run_dir = Path(config.run_dir) if config.run_dir else out.with_suffix(".run")
+    run_dir = run_folder(config)
     writes = ranks.is_main and not config.dry_run
 
     weights = load_vgg(config.vgg_weights)

@@ -48,6 +48,7 @@ from training.common import (
     load_state,
     log_dry_run,
     option,
+    run_folder,
     save_config,
     save_state,
     seed_everything,
@@ -192,7 +193,7 @@ class Trainer:
         self.ranks, self.device = init_distributed(config.device)
         seed_everything(config.seed)
         self.out = Path(config.out)
-        self.run_dir = Path(config.run_dir) if config.run_dir else self.out.with_suffix(".run")
+        self.run_dir = run_folder(config)
         self.writes = self.ranks.is_main and not config.dry_run  # rank 0 of a real run
         self.autocast, self.scaler = autocast_for(self.device, config.amp and config.gan != "wgangp")
         self.name, self.progress = name, progress
