@@ -16,11 +16,11 @@ upsample + convolution decoder, trained with the same perceptual losses), reshap
 - optionally (`antialias=True`) a binomial blur before each stride-2 convolution and bilinear
   instead of nearest upsampling (Zhang 2019): the plain net's output depends on where the
   picture sits on its 8-pixel sampling grid, so a moving picture makes its texture jump; the
-  anti-aliased one follows the move (README, "Temporal training");
+  anti-aliased one follows the move (docs/temporal-training.md);
 - optionally a larger instance-norm epsilon (`norm_eps`, 1e-3 for the default): each norm
   divides by sqrt(variance + eps), so a feature map whose variance is below eps (as on a wall
   or a road) is damped instead of stretched to full contrast, sensor noise and all; one far
-  above it is normalized as before (README, "Instance-norm epsilon").
+  above it is normalized as before (docs/temporal-training.md, "Instance-norm epsilon").
 
 At 640x360 it needs ~9 k multiply-adds per pixel, about a sixteenth of the standard network.
 """

@@ -32,7 +32,7 @@ from training.fast import FastConfig, train
 # CPU affords these.
 # The single-style nets train with the temporal loss from the first step. On starry_night-small
 # against the same recipe without it: weight 1e7 cut the flicker on the shared clips by 18-41%
-# at the same style loss, 3e7 by 41-58% at a 10% higher style loss (README, "Temporal training").
+# at the same style loss, 3e7 by 41-58% at a 10% higher style loss (docs/temporal-training.md).
 # The standard nets take the same temporal weight (it is relative to the content loss, which
 # both share) and half the style weight: with its capacity the standard net fits the texture
 # far better and gives up the photo for it. At 20 it had lost the photo's shapes by step 400;
@@ -41,16 +41,16 @@ from training.fast import FastConfig, train
 # scored 3.4, 1.58 and 0.20, great_wave 3.7, 1.50 and 0.31 (README, quality table). Against
 # the same recipe without the temporal loss, 3e7 cuts the standard nets' flicker by 37-90%
 # (starry_night 61-73% at a 13% lower style loss on photos at 256 px, the_scream 37-74% at the
-# same, great_wave and composition_vii at a 34% and 74% higher one; README, "The standard nets
-# against their controls"). The standard multi-style net, each style with an eighth of the
-# steps, trained at 10.
+# same, great_wave and composition_vii at a 34% and 74% higher one; docs/temporal-training.md,
+# "The standard nets against their controls"). The standard multi-style net, each style with an
+# eighth of the steps, trained at 10.
 RECIPE: dict[str, dict[str, Any]] = {
     "small": {"steps": 3000, "lr": 2e-3, "style_weight": 10.0, "temporal_weight": 3e7},
     # the anti-aliased small net with instance-norm epsilon 1e-3 (the default,
     # starry_night-small), fp32 as the anti-aliased control was trained: anti-aliasing alone
     # flickers 71-84% less than the plain net's first release; at 1e8 the larger epsilon
     # flickers 10-47% less than the anti-aliased net did at 1e8, at a 3% higher style loss
-    # (README, "Temporal training" and "Instance-norm epsilon")
+    # (docs/temporal-training.md, "Instance-norm epsilon")
     "small_aa_eps": {"steps": 3000, "lr": 2e-3, "style_weight": 10.0, "temporal_weight": 1e8, "amp": False},
     "standard": {"steps": 2000, "lr": 1e-3, "style_weight": 5.0, "temporal_weight": 3e7},
     "multistyle_small": {"steps": 3000, "lr": 2e-3, "style_weight": 10.0},
@@ -58,11 +58,11 @@ RECIPE: dict[str, dict[str, Any]] = {
 }
 # Per model, over its net's recipe. great_wave-small's flat colour fields gained only 8-38% in
 # stability at 3e7; at 1e8 it loses 22-65% of its flicker for a style loss 9.4% above the
-# first release's (README, "Temporal training"). The standard great_wave paid a 34% higher
+# first release's (docs/temporal-training.md). The standard great_wave paid a 34% higher
 # style loss than its control for its 61-90% at 3e7; at 1e7 it takes 42-80% off at +8.8%
-# (README, "The standard nets against their controls"). The standard the_scream's still
-# bottle clip lost only 37% of its flicker at 3e7; 7e7 takes 45-73% off every clip at +7.1%
-# (tried, and reproduced bit for bit, with --threads 2).
+# (docs/temporal-training.md, "The standard nets against their controls"). The standard
+# the_scream's still bottle clip lost only 37% of its flicker at 3e7; 7e7 takes 45-73% off every
+# clip at +7.1% (tried, and reproduced bit for bit, with --threads 2).
 MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
     "great_wave-small": {"temporal_weight": 1e8},
     "great_wave": {"temporal_weight": 1e7},
