@@ -8,8 +8,6 @@ import torch
 
 from realtime.errors import InputError
 
-DEVICES = ("auto", "cpu", "cuda")
-
 
 def resolve_device(name: str) -> torch.device:
     """'auto' -> cuda when torch sees a GPU, else cpu; 'cpu', 'cuda' and 'cuda:N' as given."""

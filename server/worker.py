@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
@@ -65,7 +65,6 @@ class Job:
     settings: ClientSettings
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
-    submitted: float = field(default_factory=time.perf_counter)
 
 
 @dataclass
