@@ -85,6 +85,15 @@ async def freeze_startup_objects(app: web.Application) -> None:
     gc.freeze()
 
 
+def parse_client_json(text: str) -> Any:
+    """json.loads for a client's message; JSON nested deeper than the parser's recursion limit
+    (a few kB of brackets) is a ValueError like any other malformed message."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+
+
 class BadRequest(web.HTTPBadRequest):
     def __init__(self, message: str):
         super().__init__(text=json.dumps({"error": message}), content_type="application/json")
@@ -275,10 +284,10 @@ class StylecastServer:
         if request.content_length is not None and request.content_length > self.config.max_offer_bytes:
             raise web.HTTPRequestEntityTooLarge(self.config.max_offer_bytes, request.content_length)
         try:
-            body = json.loads(await request.text())
+            body = parse_client_json(await request.text())
         except web.HTTPRequestEntityTooLarge:
             raise
-        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested thousands deep
+        except ValueError:  # UnicodeDecodeError included
             raise BadRequest('the body must be JSON: {"sdp": ..., "type": "offer"}') from None
         if not isinstance(body, dict) or body.get("type") != "offer" or not isinstance(body.get("sdp"), str):
             raise BadRequest('expected {"sdp": <string>, "type": "offer"}')
@@ -365,15 +374,12 @@ class StylecastServer:
 
     def handle_control(self, peer: Peer, message: Any) -> None:
         try:
-            data = json.loads(message) if isinstance(message, str) else None
+            data = parse_client_json(message) if isinstance(message, str) else None
             if not isinstance(data, dict) or data.get("type") != "settings":
                 raise ValueError('expected {"type": "settings", ...}')
             updated = apply_settings(peer.settings, data, self.config.models, self.worker.styles)
-        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
-            reply = {
-                "type": "error",
-                "message": str(exc) if isinstance(exc, ValueError) else "settings nested too deep",
-            }
+        except ValueError as exc:
+            reply = {"type": "error", "message": str(exc)}
         else:
             vars(peer.settings).update(vars(updated))  # in place: the peer's track holds this object
             reply = {"type": "settings", **vars(peer.settings)}

@@ -147,9 +147,11 @@ def test_stream_round_trip_stylizes_and_keeps_timestamps(small_model):
             assert any(m["type"] == "settings" and m["strength"] == 0.0 for m in messages)
             channel.send(json.dumps({"type": "settings", "model": "nope"}))
             channel.send("not json")
+            channel.send("[" * 5000 + "]" * 5000)  # deeper than json's recursion limit
             await asyncio.sleep(0.5)
             errors = [m["message"] for m in messages if m["type"] == "error"]
-            assert "unknown model 'nope'" in errors[0] and len(errors) == 2
+            assert "unknown model 'nope'" in errors[0] and len(errors) == 3
+            assert errors[2] == "JSON nested too deep"
             await pc.close()
             for _ in range(50):  # the server notices and cleans up
                 if not server.peers:
