@@ -50,7 +50,7 @@ RECIPE: dict[str, dict[str, Any]] = {
     # starry_night-small), fp32 as the anti-aliased control was trained: anti-aliasing alone
     # flickers 71-84% less than the plain net's first release; at 1e8 the larger epsilon
     # flickers 10-47% less than the anti-aliased net did at 1e8, at a 3% higher style loss
-    # (docs/temporal-training.md, "Instance-norm epsilon"); the default's noise, below
+    # (docs/temporal-training.md, "Instance-norm epsilon"); its noise is set per model, below
     "small_aa_eps": {"steps": 3000, "lr": 2e-3, "style_weight": 10.0, "temporal_weight": 1e8, "amp": False},
     "standard": {"steps": 2000, "lr": 1e-3, "style_weight": 5.0, "temporal_weight": 3e7},
     "multistyle_small": {"steps": 3000, "lr": 2e-3, "style_weight": 10.0},
