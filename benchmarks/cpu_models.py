@@ -29,10 +29,10 @@ from realtime.device import cpu_name
 from realtime.processing import StyleOptions
 from realtime.stylizer import Stylizer, load_model
 
-# the default small net is anti-aliased; great_wave-small is the same net without it
+# the default small net is anti-aliased; the_scream-small is the same net without it
 OURS = {
     "small": ("starry_night-small", "johnson_small"),
-    "small_plain": ("great_wave-small", "johnson_small"),
+    "small_plain": ("the_scream-small", "johnson_small"),
     "standard": ("starry_night", "johnson"),
 }
 PEER_STYLE = 19  # the peer README's showcase style

@@ -60,9 +60,12 @@ RECIPE: dict[str, dict[str, Any]] = {
 # with video-shaped noise and also holds flattened crops still (--flat-scene-weight 1): against
 # the same net trained without the temporal loss, 42-63% less flicker at +8.5% style loss over
 # seeds 0-2; seed 1's pair alone meets the target, -46 to -64% at +6.9%, and ships
-# (docs/temporal-training.md, "The flat-scene term with video noise"). great_wave-small's
-# flat colour fields gained only 8-38% in stability at 3e7; at 1e8 it loses 22-65% of its
-# flicker for a style loss 9.4% above the first release's (docs/temporal-training.md). The
+# (docs/temporal-training.md, "The flat-scene term with video noise"). great_wave-small takes
+# the same recipe with seed 0: against its control, which already flickers less than the input
+# on the animated clip, it misses the target (-28 to -51% at +3.0% style loss), but against
+# the plain net it replaced it flickers 39-65% less on four clips (+6% on the still bottle
+# clip) at the same style loss (docs/temporal-training.md, "great_wave-small on the default's
+# recipe"). The
 # standard great_wave paid a 34% higher style loss than its control for its 61-90% at 3e7; at
 # 1e7 it takes 42-80% off at +8.8% (docs/temporal-training.md, "The standard nets against
 # their controls"). The standard the_scream's still bottle clip lost only 37% of its flicker
@@ -70,7 +73,7 @@ RECIPE: dict[str, dict[str, Any]] = {
 # --threads 2).
 MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
     "starry_night-small": {"temporal_noise": "video", "flat_scene_weight": 1.0, "seed": 1},
-    "great_wave-small": {"temporal_weight": 1e8},
+    "great_wave-small": {"temporal_noise": "video", "flat_scene_weight": 1.0},
     "great_wave": {"temporal_weight": 1e7},
     "the_scream": {"temporal_weight": 7e7},
 }
