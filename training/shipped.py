@@ -65,12 +65,11 @@ RECIPE: dict[str, dict[str, Any]] = {
 # on the animated clip, it misses the target (-28 to -51% at +3.0% style loss), but against
 # the plain net it replaced it flickers 39-65% less on four clips (+6% on the still bottle
 # clip) at the same style loss (docs/temporal-training.md, "great_wave-small on the default's
-# recipe"). The
-# standard great_wave paid a 34% higher style loss than its control for its 61-90% at 3e7; at
-# 1e7 it takes 42-80% off at +8.8% (docs/temporal-training.md, "The standard nets against
-# their controls"). The standard the_scream's still bottle clip lost only 37% of its flicker
-# at 3e7; 7e7 takes 45-73% off every clip at +7.1% (tried, and reproduced bit for bit, with
-# --threads 2).
+# recipe"). The standard great_wave paid a 34% higher style loss than its control for its
+# 61-90% at 3e7; at 1e7 it takes 42-80% off at +8.8% (docs/temporal-training.md, "The standard
+# nets against their controls"). The standard the_scream's still bottle clip lost only 37% of
+# its flicker at 3e7; 7e7 takes 45-73% off every clip at +7.1% (tried, and reproduced bit for
+# bit, with --threads 2).
 MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
     "starry_night-small": {"temporal_noise": "video", "flat_scene_weight": 1.0, "seed": 1},
     "great_wave-small": {"temporal_noise": "video", "flat_scene_weight": 1.0},
