@@ -11,6 +11,7 @@ import torch
 from models.checkpoint import load_checkpoint
 from realtime.errors import InputError
 from realtime.images import write_rgb
+from training.data import RandomCrops
 from training.fast import FastConfig, train
 from training.losses import (
     ContentLoss,
@@ -255,6 +256,51 @@ def test_the_flat_scene_term_trains_beside_the_temporal_loss(tmp_path, trainset,
     assert "flat" not in without.history[0]
     with pytest.raises(InputError, match="--temporal-weight"):
         tiny_config(tmp_path, trainset, vgg_weights, flat_scene_weight=3.0)
+
+
+def test_the_temporal_terms_draw_from_their_own_generator_and_leave_the_global_one_alone():
+    x = torch.rand(4, 3, 32, 32)
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+
+    def draw(seed: int) -> list[torch.Tensor]:
+        generator = torch.Generator().manual_seed(seed)
+        motion = TemporalLoss(noise_model="video", max_flow=2.0, generator=generator).move(x)
+        flat, noisy = FlatSceneLoss(noise_model="white", generator=generator).pair(x)
+        return [motion.moved, motion.grid, flat, noisy]
+
+    first, again, other = draw(1), draw(1), draw(2)
+    assert torch.equal(torch.get_rng_state(), before)  # the crops' stream is untouched
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not any(torch.equal(a, b) for a, b in zip(first, other, strict=True))
+    TemporalLoss().move(x)  # without a generator: torch's global one
+    assert not torch.equal(torch.get_rng_state(), before)
+
+
+def test_with_its_own_generator_a_temporal_run_sees_its_controls_crops(tmp_path, trainset, vgg_weights, monkeypatch):
+    seen: list[torch.Tensor] = []
+
+    class RecordedCrops(RandomCrops):
+        def __getitem__(self, index: int) -> torch.Tensor:
+            seen.append(super().__getitem__(index))
+            return seen[-1]
+
+    monkeypatch.setattr("training.fast.RandomCrops", RecordedCrops)
+
+    def crops(name: str, **temporal) -> list[torch.Tensor]:
+        seen.clear()
+        train(tiny_config(tmp_path / name, trainset, vgg_weights, steps=3, **temporal), progress=False)
+        return list(seen)
+
+    control = crops("control")
+    own = crops("own", temporal_weight=1e6, flat_scene_weight=1.0, temporal_noise="video", temporal_rng="own")
+    shared = crops("shared", temporal_weight=1e6, temporal_rng="shared")
+    assert len(control) == len(own) == len(shared) == 6  # 3 steps of 2
+    assert all(torch.equal(a, b) for a, b in zip(control, own, strict=True))
+    assert torch.equal(control[0], shared[0])  # the first batch is drawn before any motion
+    assert not all(torch.equal(a, b) for a, b in zip(control[2:], shared[2:], strict=True))
+    with pytest.raises(InputError, match="--temporal-rng 'mine'"):
+        tiny_config(tmp_path, trainset, vgg_weights, temporal_rng="mine")
 
 
 def test_random_affine_moves_by_at_most_the_bounds():

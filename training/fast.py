@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -59,6 +60,10 @@ from training.losses import (
 )
 
 log = logging.getLogger("stylecast.train")
+
+# --temporal-rng: "own" draws the temporal terms from a generator of their own, "shared" from the crops' one
+TEMPORAL_RNGS = ("own", "shared")
+TEMPORAL_STREAM = 0x7E4  # tells the temporal terms' seed sequence apart from any other drawn from --seed
 
 StylizerNet = TransformerNet | SmallTransformerNet | MultiStyleTransformerNet | MultiStyleSmallNet
 # --net: architecture key in models.ARCHITECTURES, its class and constructor arguments
@@ -131,6 +136,13 @@ class FastConfig:
         " alike, weighted this many times the temporal weight (0: off); damps noise flicker on flat scenes",
         at_least=0,
     )
+    temporal_rng: str = option(
+        "own",
+        "where the temporal and flat-scene terms draw their motions and noise: own (a generator of their own,"
+        " seeded from --seed, so the run sees the same crops in the same order as the same seed without"
+        " those terms: a paired control) | shared (torch's global generator, which the crops come from too:"
+        " how the models shipped before 2026-12-03 were trained)",
+    )
     content_layer: str = option("relu2_2", "VGG layer of the content loss")
     style_layers: tuple[str, ...] = option(
         PREFERRED_STYLE_LAYERS, "VGG layers of the style loss (missing ones are dropped)"
@@ -157,8 +169,22 @@ class FastConfig:
             self.style = (self.style,)
         if self.temporal_noise not in NOISE_MODELS:
             raise InputError(f"--temporal-noise {self.temporal_noise!r}: choose one of {', '.join(NOISE_MODELS)}")
+        if self.temporal_rng not in TEMPORAL_RNGS:
+            raise InputError(f"--temporal-rng {self.temporal_rng!r}: choose one of {', '.join(TEMPORAL_RNGS)}")
         if self.flat_scene_weight and not self.temporal_weight:
             raise InputError("--flat-scene-weight is a multiple of --temporal-weight; give that too")
+
+
+def temporal_generator(config: FastConfig, rank: int, device: torch.device) -> torch.Generator | None:
+    """The temporal terms' own generator (None: they share torch's global one with the crops).
+
+    Its seed is derived from (--seed, rank) rather than equal to it: the same seed would replay
+    the crops' own uniform numbers as motions, tying each crop's position to its warp.
+    """
+    if config.temporal_rng == "shared":
+        return None
+    seed = int(np.random.SeedSequence([config.seed, rank, TEMPORAL_STREAM]).generate_state(1)[0])
+    return torch.Generator(device).manual_seed(seed)
 
 
 def choose_layers(config: FastConfig, available: tuple[str, ...]) -> tuple[list[str], str]:
@@ -240,8 +266,9 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     names = list(config.style_names or [Path(p).stem for p in config.style])
     multistyle = config.net.startswith("multistyle")
     content_loss = ContentLoss(content_layer)
-    temporal_loss = TemporalLoss(noise_model=config.temporal_noise, max_flow=config.temporal_flow)
-    flat_scene_loss = FlatSceneLoss(noise_model=config.temporal_noise)
+    motions = temporal_generator(config, ranks.rank, device)
+    temporal_loss = TemporalLoss(noise_model=config.temporal_noise, max_flow=config.temporal_flow, generator=motions)
+    flat_scene_loss = FlatSceneLoss(noise_model=config.temporal_noise, generator=motions)
 
     dataset = RandomCrops(config.data, config.scale_size, config.crop_size)
     # per process: the global batch is world_size times batch_size

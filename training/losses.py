@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -56,14 +57,21 @@ class StyleLoss:
 
 
 def random_affine(
-    n: int, height: int, width: int, max_shift: float, max_degrees: float, max_zoom: float, device: torch.device
+    n: int,
+    height: int,
+    width: int,
+    max_shift: float,
+    max_degrees: float,
+    max_zoom: float,
+    device: torch.device,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """N x 2 x 3 affine matrices (normalized coordinates, as F.affine_grid takes them) for a
     small camera motion: a shift of up to `max_shift` pixels, a rotation of up to `max_degrees`
-    and a zoom of up to 1 +- `max_zoom`."""
-    angle = (torch.rand(n, device=device) * 2 - 1) * math.radians(max_degrees)
-    zoom = 1 + (torch.rand(n, device=device) * 2 - 1) * max_zoom
-    shift = (torch.rand(n, 2, device=device) * 2 - 1) * max_shift
+    and a zoom of up to 1 +- `max_zoom`. Drawn from `generator` (None: torch's global one)."""
+    angle = (torch.rand(n, device=device, generator=generator) * 2 - 1) * math.radians(max_degrees)
+    zoom = 1 + (torch.rand(n, device=device, generator=generator) * 2 - 1) * max_zoom
+    shift = (torch.rand(n, 2, device=device, generator=generator) * 2 - 1) * max_shift
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     aspect = height / width  # rotate in pixel space, not in the stretched [-1, 1] square
     theta = torch.stack(
@@ -81,7 +89,15 @@ def affine_grid(theta: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return F.affine_grid(theta, list(shape), align_corners=False)
 
 
-def smooth_flow(n: int, height: int, width: int, max_flow: float, spacing: int, device: torch.device) -> torch.Tensor:
+def smooth_flow(
+    n: int,
+    height: int,
+    width: int,
+    max_flow: float,
+    spacing: int,
+    device: torch.device,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """N x H x W x 2 displacement (normalized coordinates, x then y, as F.grid_sample reads them)
     of a smooth random flow: control points `spacing` pixels apart each move by up to `max_flow`
     pixels, independently, and bicubic interpolation fills in between (clamped to the bound).
@@ -92,7 +108,8 @@ def smooth_flow(n: int, height: int, width: int, max_flow: float, spacing: int, 
     which a warp of the whole frame never shows the network.
     """
     rows, cols = math.ceil(height / spacing) + 1, math.ceil(width / spacing) + 1
-    coarse = (torch.rand(n, 2, rows, cols, device=device) * 2 - 1) * max_flow  # N x 2 x rows x cols, pixels
+    unit = torch.rand(n, 2, rows, cols, device=device, generator=generator)  # N x 2 x rows x cols
+    coarse = (unit * 2 - 1) * max_flow  # pixels
     fine = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=True)
     fine = fine.clamp(-max_flow, max_flow)  # bicubic overshoots its control points a little
     to_normalized = torch.tensor([2 / width, 2 / height], device=device).view(1, 2, 1, 1)
@@ -105,12 +122,12 @@ def warp(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def white_noise(like: torch.Tensor) -> torch.Tensor:
+def white_noise(like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Unit-variance noise, independent per pixel and channel: a raw sensor's."""
-    return torch.randn_like(like)
+    return torch.randn(like.shape, dtype=like.dtype, device=like.device, generator=generator)
 
 
-def video_noise(like: torch.Tensor, max_blur: float = 3.0) -> torch.Tensor:
+def video_noise(like: torch.Tensor, max_blur: float = 3.0, generator: torch.Generator | None = None) -> torch.Tensor:
     """Unit-variance noise shaped like the change between two frames of a still, compressed video.
 
     Measured on the car clip: what changes from frame to frame is mostly brightness (luma), and
@@ -121,8 +138,9 @@ def video_noise(like: torch.Tensor, max_blur: float = 3.0) -> torch.Tensor:
     N x 3 x H x W -> N x 3 x H x W.
     """
     n, channels, h, w = like.shape
-    noise = torch.randn(n, 1, h, w, device=like.device) + 0.5 * torch.randn(n, channels, h, w, device=like.device)
-    sigma = 0.5 * (max_blur / 0.5) ** torch.rand(n, device=like.device)  # N
+    luma = torch.randn(n, 1, h, w, device=like.device, generator=generator)
+    noise = luma + 0.5 * torch.randn(n, channels, h, w, device=like.device, generator=generator)
+    sigma = 0.5 * (max_blur / 0.5) ** torch.rand(n, device=like.device, generator=generator)  # N
     radius = math.ceil(3 * max_blur)
     taps = torch.arange(-radius, radius + 1, device=like.device, dtype=noise.dtype)
     kernel = torch.exp(-(taps[None] ** 2) / (2 * sigma[:, None] ** 2))  # N x K
@@ -134,8 +152,12 @@ def video_noise(like: torch.Tensor, max_blur: float = 3.0) -> torch.Tensor:
     return (blurred / blurred.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()).to(like.dtype)
 
 
+class NoiseModel(Protocol):
+    def __call__(self, like: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor: ...
+
+
 # --temporal-noise: what re-noises the moved frame of the temporal loss
-NOISE_MODELS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"white": white_noise, "video": video_noise}
+NOISE_MODELS: dict[str, NoiseModel] = {"white": white_noise, "video": video_noise}
 
 
 @dataclass
@@ -156,7 +178,9 @@ class TemporalLoss:
     the camera's motion (so no video dataset or optical flow is needed), optionally a smooth
     random flow of up to `max_flow` pixels on top for objects moving on their own, Gaussian
     noise (`noise` its standard deviation, `noise_model` its shape: NOISE_MODELS) for the
-    sensor and the codec.
+    sensor and the codec. Its randomness comes from `generator` (None: torch's global one); a
+    generator of its own leaves the global stream, and so the training crops, as they are
+    without the loss, which makes a run with the loss and one without it see the same photos.
     The squared difference is averaged over pixels that both warps cover.
 
     Use: `motion = loss.move(x)`, stylize x and motion.moved (one batch: instance norm keeps
@@ -172,19 +196,21 @@ class TemporalLoss:
         noise_model: str = "white",
         max_flow: float = 0.0,
         flow_spacing: int = 32,
+        generator: torch.Generator | None = None,
     ):
         self.max_shift, self.max_degrees, self.max_zoom, self.noise = max_shift, max_degrees, max_zoom, noise
         self.noise_shape = NOISE_MODELS[noise_model]
         self.max_flow, self.flow_spacing = max_flow, flow_spacing
+        self.generator = generator
 
     def move(self, x: torch.Tensor) -> Motion:
         n, _, h, w = x.shape
-        theta = random_affine(n, h, w, self.max_shift, self.max_degrees, self.max_zoom, x.device)
+        theta = random_affine(n, h, w, self.max_shift, self.max_degrees, self.max_zoom, x.device, self.generator)
         grid = affine_grid(theta, x.shape)
         if self.max_flow:
-            grid = grid + smooth_flow(n, h, w, self.max_flow, self.flow_spacing, x.device)
+            grid = grid + smooth_flow(n, h, w, self.max_flow, self.flow_spacing, x.device, self.generator)
         moved = warp(x, grid)
-        moved = moved + self.noise * self.noise_shape(moved)
+        moved = moved + self.noise * self.noise_shape(moved, generator=self.generator)
         valid = warp(torch.ones_like(x[:, :1]), grid) > 0.999
         return Motion(moved, grid, valid)
 
@@ -205,21 +231,29 @@ class FlatSceneLoss:
     road) it amplifies sensor noise into flicker that the motion pairs, drawn from ordinary
     photos, rarely show. Each crop's deviation from its mean colour is scaled by a contrast
     factor, log-uniform in [min_contrast, 1]; the noise is shaped by `noise_model`
-    (NOISE_MODELS), as the temporal loss's.
+    (NOISE_MODELS), as the temporal loss's, and drawn from `generator` as the temporal loss's is.
 
     Use: `flat, noisy = loss.pair(x)`, stylize both (in one batch), then `loss(y_flat, y_noisy)`.
     """
 
-    def __init__(self, noise: float = 0.02, min_contrast: float = 0.03, noise_model: str = "white"):
+    def __init__(
+        self,
+        noise: float = 0.02,
+        min_contrast: float = 0.03,
+        noise_model: str = "white",
+        generator: torch.Generator | None = None,
+    ):
         self.noise, self.min_contrast = noise, min_contrast
         self.noise_shape = NOISE_MODELS[noise_model]
+        self.generator = generator
 
     def pair(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """N x 3 x H x W crops -> their low-contrast copies and those copies re-noised."""
         mean = x.mean(dim=(2, 3), keepdim=True)
-        log_contrast = torch.empty(x.shape[0], 1, 1, 1, device=x.device).uniform_(math.log(self.min_contrast), 0.0)
+        log_contrast = torch.empty(x.shape[0], 1, 1, 1, device=x.device)
+        log_contrast.uniform_(math.log(self.min_contrast), 0.0, generator=self.generator)
         flat = mean + log_contrast.exp() * (x - mean)
-        return flat, flat + self.noise * self.noise_shape(flat)
+        return flat, flat + self.noise * self.noise_shape(flat, generator=self.generator)
 
     def __call__(self, y_flat: torch.Tensor, y_noisy: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(y_noisy.float(), y_flat.float())
