@@ -1,5 +1,6 @@
 """Real training steps on the shared photos and VGG weights (skipped when those are absent)."""
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -101,6 +102,24 @@ def test_training_resumes_where_it_stopped(tmp_path, trainset, vgg_weights):
     (tmp_path / "model.run" / "state.pt").write_bytes(b"not a state")
     with pytest.raises(InputError, match="cannot resume from .*state.pt"):
         train(tiny_config(tmp_path, trainset, vgg_weights, steps=20), progress=False)
+
+
+def test_a_resumed_run_ends_with_the_weights_of_one_that_was_never_stopped(tmp_path, trainset, vgg_weights):
+    # the resumed run draws the crops, motions and noise of the steps already taken again, so
+    # it goes on with the data the uninterrupted run had (lr_final 1: the schedule does not
+    # depend on --steps, so a 2-step run is the first half of a 4-step one)
+    temporal = dict(temporal_weight=1e6, flat_scene_weight=1.0, temporal_noise="video", checkpoint_every=2, half=False)
+
+    def weights(result) -> dict[str, torch.Tensor]:
+        return load_checkpoint(result.checkpoint).state_dict
+
+    straight = train(tiny_config(tmp_path / "straight", trainset, vgg_weights, steps=4, **temporal), progress=False)
+    stopped = tiny_config(tmp_path / "stopped", trainset, vgg_weights, steps=2, **temporal)
+    train(stopped, progress=False)
+    resumed = train(dataclasses.replace(stopped, steps=4), progress=False)
+    assert resumed.steps == 2
+    assert resumed.history == straight.history[2:]
+    assert all(torch.equal(weights(straight)[k], v) for k, v in weights(resumed).items())
 
 
 def test_loss_layers_the_vgg_weights_lack_are_refused_before_training(tmp_path, trainset, vgg_weights):

@@ -53,6 +53,7 @@ from training.losses import (
     NOISE_MODELS,
     ContentLoss,
     FlatSceneLoss,
+    Motion,
     StyleLoss,
     TemporalLoss,
     gram_matrix,
@@ -232,6 +233,16 @@ def start_from(net: torch.nn.Module, architecture: str, kwargs: dict, path: str)
 
 
 @dataclass
+class StepInputs:
+    """What one training step draws: its crops, their styles and the frames the net stylizes."""
+
+    x: torch.Tensor  # N x 3 x crop x crop, [0, 1]
+    chosen: torch.Tensor  # N: each sample's style index
+    frames: list[torch.Tensor]  # x, then (temporal loss) x moved, then (flat-scene term) x flattened and re-noised
+    motion: Motion | None  # the temporal loss's move of x
+
+
+@dataclass
 class TrainResult:
     checkpoint: Path | None  # None after a dry run, and on ranks other than 0
     steps: int  # steps run in this call (0 when resumed at the end)
@@ -323,22 +334,29 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     )
     started = time.perf_counter()
     history: list[dict[str, float]] = []
-    for step in range(start + 1, last + 1):
+
+    def next_inputs() -> StepInputs:
+        """Everything random in a step, in the order it is drawn."""
         x = next(batches).to(device, non_blocking=True)  # N x 3 x crop x crop, [0, 1]
         # a style per sample: its index picks the Gram targets, its one-hot row the CIN weights
         chosen = torch.randint(len(config.style), (x.shape[0],), device=device)
-        conditions = [F.one_hot(chosen, len(config.style)).float()] if multistyle else []
-        y_flat: list[torch.Tensor] = []  # the flat-scene pair, when that term is on
         with autocast:
-            if config.temporal_weight:  # one call for all frames: DDP allows one forward per step
-                motion = temporal_loss.move(x)
-                frames = [x, motion.moved]
-                if config.flat_scene_weight:
-                    frames += flat_scene_loss.pair(x)
-                stylized = model(torch.cat(frames), *(torch.cat([c] * len(frames)) for c in conditions))
-                y, y_moved, *y_flat = stylized.chunk(len(frames))
-            else:
-                y = model(x, *conditions)
+            motion = temporal_loss.move(x) if config.temporal_weight else None
+            frames = [x] if motion is None else [x, motion.moved]
+            if config.flat_scene_weight:
+                frames += flat_scene_loss.pair(x)
+        return StepInputs(x, chosen, frames, motion)
+
+    if start:  # draw the steps already taken again, so the run goes on with the crops it would have had
+        for _ in range(start):
+            next_inputs()
+    for step in range(start + 1, last + 1):
+        inputs = next_inputs()
+        x, chosen, frames, motion = inputs.x, inputs.chosen, inputs.frames, inputs.motion
+        conditions = [F.one_hot(chosen, len(config.style)).float()] if multistyle else []
+        with autocast:  # one call for all frames: DDP allows one forward per step
+            stylized = model(torch.cat(frames), *(torch.cat([c] * len(frames)) for c in conditions))
+            y, *y_moved_and_flat = stylized.chunk(len(frames))
             features_y = vgg(y)
             with torch.no_grad():
                 features_x = vgg(x)
@@ -347,11 +365,12 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
                 "style": config.style_weight * style_loss(features_y, {k: g[chosen] for k, g in style_grams.items()}),
                 "tv": config.tv_weight * total_variation(y.float()),
             }
-            if config.temporal_weight:
+            if motion is not None:
+                y_moved, *y_flat = y_moved_and_flat
                 losses["temporal"] = config.temporal_weight * temporal_loss(y, y_moved, motion)
-            if y_flat:
-                weight = config.temporal_weight * config.flat_scene_weight
-                losses["flat"] = weight * flat_scene_loss(*y_flat)
+                if y_flat:
+                    weight = config.temporal_weight * config.flat_scene_weight
+                    losses["flat"] = weight * flat_scene_loss(*y_flat)
             total = torch.stack(list(losses.values())).sum()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
