@@ -142,7 +142,7 @@ class FastConfig:
         "where the temporal and flat-scene terms draw their motions and noise: own (a generator of their own,"
         " seeded from --seed, so the run sees the same crops in the same order as the same seed without"
         " those terms: a paired control) | shared (torch's global generator, which the crops come from too:"
-        " how the models shipped before 2026-12-03 were trained)",
+        " how the shipped models were trained, and what training.shipped keeps to reproduce them)",
     )
     content_layer: str = option("relu2_2", "VGG layer of the content loss")
     style_layers: tuple[str, ...] = option(
@@ -347,9 +347,8 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
                 frames += flat_scene_loss.pair(x)
         return StepInputs(x, chosen, frames, motion)
 
-    if start:  # draw the steps already taken again, so the run goes on with the crops it would have had
-        for _ in range(start):
-            next_inputs()
+    for _ in range(start):  # draw the steps already taken again: the run goes on with the crops it would have had
+        next_inputs()
     for step in range(start + 1, last + 1):
         inputs = next_inputs()
         x, chosen, frames, motion = inputs.x, inputs.chosen, inputs.frames, inputs.motion
