@@ -153,6 +153,8 @@ def video_noise(like: torch.Tensor, max_blur: float = 3.0, generator: torch.Gene
 
 
 class NoiseModel(Protocol):
+    """Unit-variance noise shaped like `like` (N x 3 x H x W), drawn from `generator` (None: the global one)."""
+
     def __call__(self, like: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor: ...
 
 
