@@ -16,7 +16,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -232,8 +232,7 @@ def start_from(net: torch.nn.Module, architecture: str, kwargs: dict, path: str)
     net.load_state_dict({name: t.float() for name, t in ckpt.state_dict.items()})
 
 
-@dataclass
-class StepInputs:
+class StepInputs(NamedTuple):
     """What one training step draws: its crops, their styles and the frames the net stylizes."""
 
     x: torch.Tensor  # N x 3 x crop x crop, [0, 1]
@@ -350,8 +349,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     for _ in range(start):  # draw the steps already taken again: the run goes on with the crops it would have had
         next_inputs()
     for step in range(start + 1, last + 1):
-        inputs = next_inputs()
-        x, chosen, frames, motion = inputs.x, inputs.chosen, inputs.frames, inputs.motion
+        x, chosen, frames, motion = next_inputs()
         conditions = [F.one_hot(chosen, len(config.style)).float()] if multistyle else []
         with autocast:  # one call for all frames: DDP allows one forward per step
             stylized = model(torch.cat(frames), *(torch.cat([c] * len(frames)) for c in conditions))
