@@ -144,6 +144,27 @@ def test_training_phases_lower_their_losses_and_the_model_runs(tmp_path, trainse
         assert stylizer.one(frame).shape == frame.shape
 
 
+def test_a_resumed_run_ends_with_the_weights_of_one_that_was_never_stopped(tmp_path, trainset, vgg_weights):
+    # stopped after the first decoder step and resumed for two more, the run draws the photo and
+    # painting crops of the three steps it took again, so it trains on what the straight run had
+    from models.checkpoint import load_checkpoint
+    from training.arbitrary import ArbitraryConfig, train_arbitrary
+
+    def run(folder: str, decoder_steps: int) -> dict[str, torch.Tensor]:
+        config = ArbitraryConfig(
+            data=str(trainset), styles=str(trainset.parent / "media" / "styles"), out=str(tmp_path / folder / "a.pt"),
+            distill_steps=2, decoder_steps=decoder_steps, batch_size=2, scale_size=96, crop_size=64,
+            vgg_weights=str(vgg_weights), device="cpu", checkpoint_every=1, half=False,
+        )  # fmt: skip
+        return load_checkpoint(train_arbitrary(config, progress=False)).state_dict
+
+    straight = run("straight", decoder_steps=3)
+    run("stopped", decoder_steps=1)
+    resumed = run("stopped", decoder_steps=3)
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
 def test_dry_run_checks_both_phases_and_writes_nothing(tmp_path, trainset, vgg_weights, caplog):
     import logging
 

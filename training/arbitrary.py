@@ -151,8 +151,18 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
     )
     started = time.perf_counter()
 
+    def draw(step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The crops of a step, in the order they are drawn: photos, then (phase 2) paintings."""
+        return next(photos), next(paintings) if step > distill else None
+
+    # a resumed run draws the steps already taken again, so it goes on with the crops it would have had
+    for step in range(1, start + 1):
+        draw(step)
+    if start > distill:  # resumed in phase 2, whose first step would have frozen the encoder
+        net.encoder.requires_grad_(False)
     for step in steps:
-        c = next(photos).to(device)  # N x 3 x crop x crop
+        c, s = draw(step)
+        c = c.to(device)  # N x 3 x crop x crop
         if step <= distill:  # phase 1: the encoder mimics VGG
             with torch.no_grad():
                 teacher = vgg(c)
@@ -167,7 +177,8 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         else:  # phase 2: the decoder inverts AdaIN-moved features
             if step == distill + 1:
                 net.encoder.requires_grad_(False)
-            s = next(paintings).to(device)
+            assert s is not None  # drawn in phase 2
+            s = s.to(device)  # N x 3 x crop x crop
             with torch.no_grad():
                 content_features = net.encoder(c)["relu3_1"]
                 style_features = net.encoder(s)["relu3_1"]
