@@ -9,13 +9,15 @@ power added to a frame:
   colour      the three channels' noise minus their mean
   blur S      white noise blurred by a Gaussian of S px
   video       `training.losses.video_noise` (`--temporal-noise video`)
+  codec       `training.losses.codec_noise` (`--temporal-noise codec`)
 
     python benchmarks/noise_response.py [--clip ../shared/media/video/car-detection.mp4]
         [--models starry_night-small the_scream-small ...] [--frames 12] [--threads N]
 
 It also prints what the clip's change is made of: the share of its power common to the three
-channels (brightness) and the correlation of neighbouring pixels (white noise: 1/3 and 0). A
-noise the real change's gain is near is a good stand-in for it in the temporal loss.
+channels (brightness), the correlation of neighbouring pixels (white noise: 1/3 and 0) and the
+share of its power a Gaussian blur of 3 and 8 px keeps (its coarse part). A noise the real
+change's gain is near is a good stand-in for it in the temporal loss.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from clips import SHARED_CLIPS, first_frames  # beside this script
 from realtime.device import cpu_name
 from realtime.errors import InputError
 from realtime.stylizer import Stylizer
-from training.losses import video_noise
+from training.losses import codec_noise, video_noise
 
 
 def blurred(sigma: float) -> Callable[[tuple[int, ...], np.random.Generator], np.ndarray]:
@@ -48,9 +50,14 @@ def colour(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     return noise - noise.mean(axis=2, keepdims=True)
 
 
-def video(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    torch.manual_seed(int(rng.integers(2**31)))
-    return video_noise(torch.zeros(1, shape[2], *shape[:2]))[0].permute(1, 2, 0).numpy()
+def from_torch(
+    noise_model: Callable[[torch.Tensor], torch.Tensor],
+) -> Callable[[tuple[int, ...], np.random.Generator], np.ndarray]:
+    def noise(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        torch.manual_seed(int(rng.integers(2**31)))
+        return noise_model(torch.zeros(1, shape[2], *shape[:2]))[0].permute(1, 2, 0).numpy()
+
+    return noise
 
 
 # name -> noise of a given H x W x 3 shape, any power (it is scaled to the clip's)
@@ -61,7 +68,9 @@ NOISES: dict[str, Callable[[tuple[int, ...], np.random.Generator], np.ndarray]] 
     "blur 0.7": blurred(0.7),
     "blur 1.5": blurred(1.5),
     "blur 3": blurred(3.0),
-    "video": video,
+    "blur 12": blurred(12.0),
+    "video": from_torch(video_noise),
+    "codec": from_torch(codec_noise),
 }
 
 
@@ -70,12 +79,19 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def describe(changes: np.ndarray) -> str:
-    """K x H x W x 3 frame differences -> their brightness share and neighbour correlation
-    (white noise: 1/3 and 0)."""
+    """K x H x W x 3 frame differences -> their brightness share, neighbour correlation (white
+    noise: 1/3 and 0) and the share of their power a 3 px and an 8 px blur keep."""
     power = float((changes**2).mean())
     brightness = float((changes.mean(axis=3) ** 2).mean()) / power
     neighbours = float((changes[:, :, 1:] * changes[:, :, :-1]).mean()) / power
-    return f"{brightness:.0%} brightness, neighbouring pixels' correlation {neighbours:.2f}"
+    kept = [
+        np.mean([(cv2.GaussianBlur(change, (0, 0), sigma) ** 2).mean() for change in changes]) / power
+        for sigma in (3, 8)
+    ]
+    return (
+        f"{brightness:.0%} brightness, neighbouring pixels' correlation {neighbours:.2f},"
+        f" {kept[0]:.0%} of its power kept through a 3 px blur, {kept[1]:.0%} through 8 px"
+    )
 
 
 def gains(stylizer: Stylizer, frames: list[np.ndarray], power: float) -> dict[str, float]:

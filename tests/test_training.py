@@ -20,6 +20,7 @@ from training.losses import (
     StyleLoss,
     TemporalLoss,
     affine_grid,
+    codec_noise,
     gram_matrix,
     random_affine,
     smooth_flow,
@@ -235,14 +236,33 @@ def test_video_noise_is_mostly_brightness_and_spatially_correlated_unlike_white_
     assert neighbour_correlation(white).abs().max() < 0.05
 
 
-def test_the_temporal_loss_trains_with_either_noise_model_and_with_flow(tmp_path, trainset, vgg_weights):
+def test_codec_noise_is_video_noise_with_coarser_blobs():
+    torch.manual_seed(0)
+    like = torch.zeros(64, 3, 96, 96)
+    codec, video = codec_noise(like), video_noise(like)
+    assert torch.allclose(codec.pow(2).mean(dim=(1, 2, 3)), torch.ones(64), atol=1e-4)  # unit variance each
+    assert 0.82 < float(codec.mean(1).pow(2).mean()) < 0.92  # brightness, as video noise
+
+    def correlation_at(noise: torch.Tensor, distance: int) -> float:
+        return float((noise[..., distance:] * noise[..., :-distance]).mean() / noise.pow(2).mean())
+
+    # 8 px apart, video noise (blurred by at most 3 px) is nearly independent; codec noise
+    # (up to 16 px) is not: the coarse blocks and exposure changes of the bottle clip
+    assert correlation_at(video, 8) < 0.05 and correlation_at(codec, 8) > 0.15
+    # a crop too small for a 16 px kernel's reach still gets noise, blurred as far as it fits
+    small = codec_noise(torch.zeros(2, 3, 32, 32))
+    assert small.shape == (2, 3, 32, 32) and torch.isfinite(small).all()
+
+
+@pytest.mark.parametrize("noise_model", ["video", "codec"])
+def test_the_temporal_loss_trains_with_each_noise_model_and_with_flow(tmp_path, trainset, vgg_weights, noise_model):
     config = tiny_config(
-        tmp_path, trainset, vgg_weights, steps=2, temporal_weight=1e6, temporal_noise="video", temporal_flow=3.0
+        tmp_path, trainset, vgg_weights, steps=2, temporal_weight=1e6, temporal_noise=noise_model, temporal_flow=3.0
     )
     result = train(config, progress=False)
     assert all(step["temporal"] > 0 for step in result.history)
     saved = json.loads((tmp_path / "model.run" / "config.json").read_text())
-    assert saved["temporal_noise"] == "video" and saved["temporal_flow"] == 3.0
+    assert saved["temporal_noise"] == noise_model and saved["temporal_flow"] == 3.0
     with pytest.raises(InputError, match="--temporal-noise 'pink'"):
         tiny_config(tmp_path, trainset, vgg_weights, temporal_noise="pink")
 

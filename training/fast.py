@@ -122,7 +122,8 @@ class FastConfig:
     temporal_noise: str = option(
         "white",
         "the temporal loss's noise: white (independent per pixel, a sensor's) | video (mostly brightness,"
-        " spatially correlated, as a compressed video's frames change: steadier on still, flat scenes)",
+        " spatially correlated, as a compressed video's frames change: steadier on still, flat scenes) |"
+        " codec (video noise up to 16 px coarse, as a codec's blocks and a camera's exposure also change)",
     )
     temporal_flow: float = option(
         0.0,
