@@ -160,7 +160,9 @@ def codec_noise(like: torch.Tensor, generator: torch.Generator | None = None) ->
     clip's: 25% and 8%; `benchmarks/noise_response.py`), and raising `composition_vii-small`'s
     weight on `video_noise` (1e8 to 1.75e8) lowered its gain there on noise blurred by 3 px (2.1
     to 1.6) but raised it on noise blurred by 12 px (2.0 to 2.2): the coarse change was outside
-    what it learned. N x 3 x H x W -> N x 3 x H x W.
+    what it learned. Trained on this noise instead, at 1.5e8, it flickers on the bottle clip as
+    the 1.75e8 run on `video_noise` does at an 8% lower style loss (docs/temporal-training.md),
+    though its gain on 12 px noise there is no lower (2.4). N x 3 x H x W -> N x 3 x H x W.
     """
     return video_noise(like, max_blur=16.0, generator=generator)
 

@@ -36,8 +36,8 @@ _PAINTINGS = {
 # (docs/temporal-training.md); its instance norms' larger epsilon takes another 10-47% off
 # (docs/temporal-training.md, "Instance-norm epsilon"), and its video-shaped training noise
 # (training/shipped.py) another 14-35%. great_wave-small followed it (39-65% less flicker than its
-# plain net on four clips of five), then composition_vii-small (30-65% on all five); the_scream-small
-# is still plain
+# plain net on four clips of five), then composition_vii-small (now trained on codec-shaped noise:
+# 16-41% less flicker than its first anti-aliased release); the_scream-small is still plain
 _SMALL_NET = {"starry_night": "small_aa_eps", "great_wave": "small_aa_eps", "composition_vii": "small_aa_eps"}
 
 SHIPPED: dict[str, ZooModel] = {}
