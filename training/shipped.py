@@ -77,9 +77,9 @@ RECIPE: dict[str, dict[str, Any]] = {
 # as the still bottle clip's coarse change is, at 1.5e8 and with its own generator for the
 # temporal terms: against its control, 43-73% less flicker on every clip at a style loss 4.2%
 # above the control's, where video noise gave the bottle clip 34% at that weight
-# (docs/temporal-training.md, "Codec noise: the still bottle clip"). The standard great_wave paid a 34% higher style loss than its control for
-# its 61-90% at 3e7; at 1e7 it takes 42-80% off at +8.8% (docs/temporal-training.md, "The
-# standard nets against their controls"). The standard the_scream's still bottle clip lost only
+# (docs/temporal-training.md, "Codec noise: the still bottle clip"). The standard great_wave
+# paid a 34% higher style loss than its control for its 61-90% at 3e7; at 1e7 it takes 42-80%
+# off at +8.8% (docs/temporal-training.md, "The standard nets against their controls"). The standard the_scream's still bottle clip lost only
 # 37% of its flicker at 3e7; 7e7 takes 45-73% off every clip at +7.1% (tried, and reproduced bit
 # for bit, with --threads 2).
 MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
