@@ -26,6 +26,21 @@ def check_output_file(path: Path) -> None:
         raise InputError(f"output {path} is a folder; give a file name")
 
 
+def check_outputs_spare_inputs(pairs: list[tuple[Path, Path]]) -> None:
+    """Refuse (input, output) pairs in which an output is one of the inputs (by name, through a
+    symlink or `..`, or as a hard link) or two inputs go to the same output: each destroys a file."""
+    written: dict[str, Path] = {}
+    for source, target in pairs:
+        if target.exists():
+            victim = next((s for s, _ in pairs if s.exists() and os.path.samefile(s, target)), None)
+            if victim is not None:
+                raise InputError(f"output {target} would overwrite the input {victim}; choose another output")
+        real = os.path.realpath(target)
+        if real in written:
+            raise InputError(f"{written[real]} and {source} would both be written to {target}; stylize them apart")
+        written[real] = source
+
+
 class AtomicFile:
     """A temporary path beside `path` (same suffix) that becomes `path` on commit()."""
 

@@ -101,14 +101,14 @@ def emit(args: argparse.Namespace, result: dict[str, Any], line: str) -> None:
 
 
 def cmd_video(args: argparse.Namespace) -> int:
+    from realtime.atomic import check_outputs_spare_inputs
     from realtime.pipeline import process_video
     from realtime.video import VIDEO_SUFFIXES
 
     output = Path(args.output)
     if output.suffix.lower() not in VIDEO_SUFFIXES:
         raise InputError(f"output {output} must end in one of {', '.join(sorted(VIDEO_SUFFIXES))}")
-    if Path(args.input).resolve() == output.resolve():
-        raise InputError("output would overwrite the input; choose another file name")
+    check_outputs_spare_inputs([(Path(args.input), output)])
     if not 1 <= args.batch_size <= 64:
         raise InputError(f"--batch-size must be between 1 and 64, got {args.batch_size}")
     stylizer = build_stylizer(args)
@@ -179,9 +179,11 @@ def image_jobs(inputs: list[str], output: str) -> list[tuple[Path, Path]]:
 def cmd_image(args: argparse.Namespace) -> int:
     import time
 
+    from realtime.atomic import check_outputs_spare_inputs
     from realtime.images import read_rgb, write_rgb
 
     jobs = image_jobs(args.inputs, args.output)
+    check_outputs_spare_inputs(jobs)
     stylizer = build_stylizer(args)
     results: list[dict[str, Any]] = []
     failed = 0

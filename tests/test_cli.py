@@ -85,6 +85,60 @@ def test_strength_zero_returns_the_input(capsys, small_model, tmp_path):
     assert code == 0 and (cv2.imread(str(tmp_path / "out.png")) == image).all()
 
 
+def photo_folder(folder: Path, *names: str) -> dict[str, bytes]:
+    """Write a small random picture under each name; return each file's bytes."""
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(2)
+    for name in names:
+        cv2.imwrite(str(folder / name), rng.integers(0, 256, (24, 32, 3), dtype=np.uint8))
+    return {name: (folder / name).read_bytes() for name in names}
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        lambda d: d / "a.png",  # the input itself
+        lambda d: d / ".." / d.name / "a.png",  # through ..
+        lambda d: d / "link.png",  # a symlink to it
+        lambda d: d / "hard.png",  # a hard link to it
+    ],
+    ids=["same-name", "dotdot", "symlink", "hardlink"],
+)
+def test_image_never_writes_over_its_input(capsys, small_model, tmp_path, output):
+    photos = tmp_path / "photos"
+    before = photo_folder(photos, "a.png")
+    (photos / "link.png").symlink_to(photos / "a.png")
+    os.link(photos / "a.png", photos / "hard.png")
+    code, _, err = run(capsys, "image", photos / "a.png", "-o", output(photos), "--model", small_model)
+    assert_one_line_error(code, err, "would overwrite the input")
+    assert (photos / "a.png").read_bytes() == before["a.png"]
+
+
+def test_image_of_a_folder_into_itself_refuses_before_writing(capsys, small_model, tmp_path):
+    photos = tmp_path / "photos"
+    before = photo_folder(photos, "a.png", "b.jpg")
+    code, _, err = run(capsys, "image", photos, "-o", photos, "--model", small_model)
+    assert_one_line_error(code, err, "a.png would overwrite the input")
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
+
+
+def test_image_refuses_two_inputs_that_would_share_an_output(capsys, small_model, tmp_path):
+    photos = tmp_path / "photos"
+    photo_folder(photos, "x.jpg", "x.png")
+    code, _, err = run(capsys, "image", photos, "-o", tmp_path / "out", "--model", small_model)
+    assert_one_line_error(code, err, "x.jpg and", "x.png would both be written to")
+    assert not list((tmp_path / "out").iterdir())
+
+
+def test_video_refuses_an_output_linked_to_its_input(capsys, demo_clip, small_model, tmp_path):
+    link = tmp_path / "link.mp4"
+    link.symlink_to(demo_clip)
+    before = demo_clip.read_bytes()
+    code, _, err = run(capsys, "video", demo_clip, "-o", link, "--model", small_model)
+    assert_one_line_error(code, err, "would overwrite the input")
+    assert demo_clip.read_bytes() == before
+
+
 def other_architecture_checkpoint(path: Path) -> Path:
     ckpt = Checkpoint(
         "johnson_small", {"width": 8}, SmallTransformerNet(width=16).state_dict(), InputContract(size_multiple=8)
