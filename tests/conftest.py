@@ -32,6 +32,18 @@ def vgg_weights() -> Path:
 
 
 @pytest.fixture(scope="session")
+def vgg19_full() -> Path:
+    """The Caffe VGG19 to relu5_4 (Gatys' layers, the style-distance metric)."""
+    return shared_path("weights/vgg19_imagenet_caffe.pth")
+
+
+@pytest.fixture(scope="session")
+def vgg16_weights() -> Path:
+    """torchvision's VGG16 (Johnson's loss network, LPIPS-vgg's backbone)."""
+    return shared_path("weights/vgg16_imagenet_torchvision.pth")
+
+
+@pytest.fixture(scope="session")
 def trainset() -> Path:
     return shared_path("trainset")
 

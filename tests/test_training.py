@@ -43,7 +43,12 @@ def tiny_config(tmp_path, trainset, vgg_weights, **overrides) -> FastConfig:
         crop_size=64,
         style_size=128,
         lr=5e-3,
+        # the shared relu3_4 file is the Caffe VGG19, with the weights of its 0..255 scale
+        loss_network="vgg19",
         vgg_weights=str(vgg_weights),
+        content_weight=1.0,
+        style_weight=20.0,
+        tv_weight=1e5,
         checkpoint_every=8,
         device="cpu",
     )
@@ -63,6 +68,27 @@ def test_a_few_steps_on_real_photos_lower_the_loss(tmp_path, trainset, vgg_weigh
     run_dir = tmp_path / "model.run"
     assert json.loads((run_dir / "config.json").read_text())["steps"] == 16
     assert list(run_dir.glob("events.out.tfevents.*"))  # TensorBoard
+
+
+def test_johnsons_defaults_train_on_vgg16_to_relu4_3(tmp_path, trainset, vgg16_weights, caplog):
+    """No loss flags: Johnson et al.'s network and layers, at pytorch/examples' weights."""
+    import logging
+
+    config = FastConfig(
+        style=str(trainset.parent / "media" / "styles" / "starry_night.jpg"),
+        data=str(trainset),
+        out=str(tmp_path / "model.pt"),
+        net="small", steps=16, batch_size=2, scale_size=96, crop_size=64, style_size=128, lr=5e-3,
+        vgg_weights=str(vgg16_weights), checkpoint_every=16, device="cpu",
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="stylecast.train"):
+        result = train(config, progress=False)
+    assert "loss network vgg16 from" in caplog.text and "relu4_3" in caplog.text
+    totals = [sum(step.values()) for step in result.history]
+    assert np.mean(totals[-4:]) < 0.7 * np.mean(totals[:4])
+    ckpt = load_checkpoint(result.checkpoint)
+    assert ckpt.training["loss_network"] == "vgg16"
+    assert ckpt.training["style_layers_used"] == ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
 
 
 def trained_with_cpu_bf16(native: bool, run: Path, trainset, vgg_weights, monkeypatch, **overrides):
@@ -374,7 +400,8 @@ def test_two_process_ddp_training_on_cpu(tmp_path, vgg_weights):
         "-m", "realtime.cli", "train", "fast", "-q",
         "--style", str(data / "3.jpg"), "--data", str(data), "--out", str(out), "--net", "small",
         "--steps", "4", "--batch-size", "2", "--scale-size", "64", "--crop-size", "48", "--style-size", "64",
-        "--vgg-weights", str(vgg_weights), "--device", "cpu", "--temporal-weight", "1e6", "--checkpoint-every", "2",
+        "--loss-network", "vgg19", "--vgg-weights", str(vgg_weights), "--device", "cpu", "--temporal-weight", "1e6",
+        "--checkpoint-every", "2",
     ]  # fmt: skip
     # gloo talks over the loopback interface only; one thread per process on a 2-core machine
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1"}
@@ -402,6 +429,7 @@ def test_dry_run_writes_nothing(tmp_path, vgg_weights):
             scale_size=64,
             crop_size=48,
             style_size=64,
+            loss_network="vgg19",
             vgg_weights=str(vgg_weights),
             device="cpu",
             dry_run=True,

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from models.adain import ArbitraryStyleNet, CompactEncoder, adain, channel_stats
 from models.checkpoint import Checkpoint, InputContract, save_checkpoint
-from models.vgg import ENV_WEIGHTS, load_vgg
+from models.vgg import ENV_WEIGHTS, LEGACY_ENV_WEIGHTS, load_vgg
 from realtime.errors import InputError
 from training.common import (
     MAX_SEED,
@@ -66,7 +66,9 @@ class ArbitraryConfig:
     lr: float = option(1e-4, "Adam learning rate (Huang & Belongie)", positive=True)
     style_weight: float = option(10.0, "weight of the mean/std style loss", at_least=0)
     width: int = option(32, "compact encoder width", at_least=1)
-    vgg_weights: str | None = option(None, f"local VGG19 weights; default ${ENV_WEIGHTS} or torchvision")
+    vgg_weights: str | None = option(
+        None, f"local VGG19 weights; default ${ENV_WEIGHTS['vgg19']} (or ${LEGACY_ENV_WEIGHTS}) or torchvision"
+    )
     seed: int = option(0, "random seed", at_least=0, at_most=MAX_SEED)
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
     workers: int = option(0, "DataLoader worker processes", at_least=0)

@@ -5,7 +5,8 @@ loss = content_weight * ||phi_c(f(x)) - phi_c(x)||^2
      + style_weight   * sum_l ||G_l(f(x)) - G_l(style)||_F^2
      + tv_weight      * TV(f(x))
 
-with phi the VGG19 feature taps and G the Gram matrices. `stylecast train fast` and
+with phi the feature taps of the loss network (VGG16 as in Johnson et al., or VGG19) and G the
+Gram matrices. `stylecast train fast` and
 `stylecast train multistyle` are the command-line fronts; `train(config)` is the whole loop.
 """
 
@@ -29,7 +30,7 @@ from models.checkpoint import Checkpoint, CheckpointError, InputContract, load_c
 from models.johnson import TransformerNet
 from models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
 from models.small import SmallTransformerNet
-from models.vgg import ENV_WEIGHTS, load_vgg
+from models.vgg import ARCHITECTURES, ENV_WEIGHTS, load_vgg
 from realtime.errors import InputError
 from realtime.images import read_rgb
 from training.common import (
@@ -80,8 +81,8 @@ NETS: dict[str, tuple[str, type[StylizerNet], dict[str, Any]]] = {
     "multistyle": ("multistyle", MultiStyleTransformerNet, STANDARD),
     "multistyle_small": ("multistyle_small", MultiStyleSmallNet, SMALL),
 }
-# Johnson et al. use relu2_2 for content and relu1_2, relu2_2, relu3_3, relu4_3 for style.
-# Layers the VGG weights lack (the shared file stops at relu3_4) are dropped, and logged.
+# Johnson et al. use VGG16's relu2_2 for content and relu1_2, relu2_2, relu3_3, relu4_3 for style.
+# Layers the weights lack (a file may stop early, as the old relu3_4 one does) are dropped, and logged.
 PREFERRED_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 
 
@@ -113,9 +114,11 @@ class FastConfig:
     lr_final: float = option(
         1.0, "learning rate at the last step, as a fraction of --lr (cosine decay; 1 = constant)", at_least=0
     )
-    content_weight: float = option(1.0, "weight of the content (feature reconstruction) loss", at_least=0)
-    style_weight: float = option(20.0, "weight of the Gram style loss", at_least=0)
-    tv_weight: float = option(1e5, "weight of the total-variation smoothness loss", at_least=0)
+    # the defaults are pytorch/examples' for torchvision's VGG16 (inputs normalized by ImageNet's std);
+    # the Caffe VGG19 (inputs 0..255) gives ~1e4 times larger content losses: content 1, style 5-20
+    content_weight: float = option(1e5, "weight of the content (feature reconstruction) loss", at_least=0)
+    style_weight: float = option(1e10, "weight of the Gram style loss", at_least=0)
+    tv_weight: float = option(0.0, "weight of the total-variation smoothness loss", at_least=0)
     temporal_weight: float = option(
         0.0, "weight of the synthetic-motion stability loss (0: off); reduces flicker in video", at_least=0
     )
@@ -145,11 +148,15 @@ class FastConfig:
         " those terms: a paired control) | shared (torch's global generator, which the crops come from too:"
         " how the shipped models were trained, and what training.shipped keeps to reproduce them)",
     )
+    loss_network: str = option("vgg16", f"the network the losses are measured with: {' | '.join(ARCHITECTURES)}")
     content_layer: str = option("relu2_2", "VGG layer of the content loss")
     style_layers: tuple[str, ...] = option(
         PREFERRED_STYLE_LAYERS, "VGG layers of the style loss (missing ones are dropped)"
     )
-    vgg_weights: str | None = option(None, f"local VGG19 weights; default ${ENV_WEIGHTS} or torchvision's download")
+    vgg_weights: str | None = option(
+        None,
+        f"weights file of --loss-network; default ${ENV_WEIGHTS['vgg16']} / ${ENV_WEIGHTS['vgg19']}, else torchvision's download",
+    )
     style_names: tuple[str, ...] | None = option(
         None, "style names recorded in the checkpoint; default: the files' stems"
     )
@@ -169,6 +176,8 @@ class FastConfig:
     def __post_init__(self) -> None:
         if isinstance(self.style, str):  # one style image given as a plain path
             self.style = (self.style,)
+        if self.loss_network not in ARCHITECTURES:
+            raise InputError(f"--loss-network {self.loss_network!r}: choose one of {', '.join(ARCHITECTURES)}")
         if self.temporal_noise not in NOISE_MODELS:
             raise InputError(f"--temporal-noise {self.temporal_noise!r}: choose one of {', '.join(NOISE_MODELS)}")
         if self.temporal_rng not in TEMPORAL_RNGS:
@@ -258,12 +267,12 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     run_dir = run_folder(config)
     writes = ranks.is_main and not config.dry_run
 
-    weights = load_vgg(config.vgg_weights)
+    weights = load_vgg(config.vgg_weights, config.loss_network)
     style_layers, content_layer = choose_layers(config, weights.available)
     dropped = [name for name in config.style_layers if name not in style_layers]
     log.info(
-        "VGG from %s; style layers %s, content layer %s%s",
-        weights.source,
+        "loss network %s; style layers %s, content layer %s%s",
+        weights.describe(),
         style_layers,
         content_layer,
         f" (not in these weights: {dropped})" if dropped else "",

@@ -89,6 +89,8 @@ MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
     "the_scream": {"temporal_weight": 7e7},
 }
 COMMON: dict[str, Any] = {
+    # the Caffe VGG19 as far as the old weights file went (relu3_4): style layers relu1_2..relu3_3
+    "loss_network": "vgg19",
     # the shipped models' temporal terms drew from the crops' generator (so each run saw other
     # crops than its control); "shared" keeps reproducing their weights bit for bit. Those
     # trained since as paired runs (MODEL_OVERRIDES: "own") drew from their own
