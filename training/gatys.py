@@ -33,6 +33,7 @@ log = logging.getLogger("stylecast.optimize")
 COLOR_MODES = ("none", "luminance", "match")
 INITS = ("content", "noise")
 OPTIMIZERS = ("lbfgs", "adam")
+GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
 @dataclass
@@ -42,15 +43,18 @@ class GatysConfig:
     out: str = required("the result image")
     size: int = option(512, "long side of the result in pixels", at_least=32)
     scales: int = option(1, "coarse-to-fine: optimize at this many scales, halving each time", at_least=1)
-    steps: int = option(300, "optimizer iterations at each scale", at_least=1)
+    steps: int = option(100, "optimizer iterations at each scale", at_least=1)
     optimizer: str = option("lbfgs", "lbfgs | adam")
     lr: float = option(1.0, "learning rate (1 for L-BFGS; ~0.05 for Adam, which steps in logit space)", positive=True)
     init: str = option("content", "content | noise")
+    # Gatys et al.'s VGG19 layers; the style weight gives 1e3 x the mean over the five layers
     content_weight: float = option(1.0, "weight of the content loss (0: texture synthesis)", at_least=0)
-    style_weight: float = option(20.0, "weight of the Gram style loss (0: feature inversion)", at_least=0)
-    tv_weight: float = option(1e5, "weight of total variation", at_least=0)
-    content_layer: str = option("relu2_2", "VGG layer of the content loss")
-    style_layers: tuple[str, ...] = option(("relu1_2", "relu2_2", "relu3_3", "relu4_3"), "VGG layers of the style loss")
+    style_weight: float = option(
+        200.0, "weight of the Gram style loss, summed over the layers (0: feature inversion)", at_least=0
+    )
+    tv_weight: float = option(0.0, "weight of total variation", at_least=0)
+    content_layer: str = option("relu4_2", "VGG layer of the content loss")
+    style_layers: tuple[str, ...] = option(GATYS_STYLE_LAYERS, "VGG layers of the style loss")
     style_size: int = option(512, "long side the style images are scaled to", at_least=32)
     preserve_color: str = option("none", "none | luminance | match: keep the content's colours")
     vgg_weights: str | None = option(None, "local VGG19 weights (else $STYLECAST_VGG_WEIGHTS or torchvision)")

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from training.losses import gram_matrix
+
 MIN_FLOW_SIDE = 12  # OpenCV's DIS flow refuses smaller frames
 
 
@@ -152,3 +154,14 @@ def frechet_distance(x: torch.Tensor, y: torch.Tensor) -> float:
     root_x = vectors @ torch.diag(values.clamp(min=0).sqrt()) @ vectors.T
     middle = torch.linalg.eigvalsh(root_x @ s_y @ root_x).clamp(min=0).sqrt().sum()
     return float((mu_x - mu_y).square().sum() + torch.trace(s_x) + torch.trace(s_y) - 2 * middle)
+
+
+# the style distance of `stylecast eval quality`: VGG19 (the Caffe weights) at Gatys et al.'s layers
+STYLE_DISTANCE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+def style_distance(features: dict[str, torch.Tensor], style_grams: dict[str, torch.Tensor]) -> float:
+    """Mean over STYLE_DISTANCE_LAYERS of the MSE between the image's Gram matrices (normalized by
+    C*H*W; 1 x C x C) and the painting's: how far the image's textures are from the painting's."""
+    errors = [F.mse_loss(gram_matrix(features[name]), style_grams[name]) for name in STYLE_DISTANCE_LAYERS]
+    return float(torch.stack(errors).mean())

