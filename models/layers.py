@@ -53,13 +53,14 @@ def conv(
 
 class Blur(nn.Module):
     """3x3 binomial low-pass per channel ([1, 2, 1] x [1, 2, 1] / 16; zero at the Nyquist
-    frequency), zero padded: before a stride-2 convolution it removes what the subsampling
+    frequency), zero padded (or reflected, as the convolution it precedes): before a stride-2 convolution it removes what the subsampling
     would alias, so the output follows a one-pixel move of the input instead of jumping
     between the four sampling phases (Zhang 2019, "Making Convolutional Networks
     Shift-Invariant Again")."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, reflect: bool = False):
         super().__init__()
+        self.reflect = reflect
         taps = torch.tensor([1.0, 2.0, 1.0])
         kernel = (taps[:, None] * taps[None, :] / 16).expand(channels, 1, 3, 3).clone()  # C x 1 x 3 x 3
         self.kernel: torch.Tensor
@@ -67,6 +68,8 @@ class Blur(nn.Module):
         self.channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.reflect:
+            return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.kernel.to(x.dtype), groups=self.channels)
         return F.conv2d(x, self.kernel.to(x.dtype), padding=1, groups=self.channels)
 
 
@@ -87,7 +90,7 @@ class ConvBlock(nn.Sequential):
         norm_eps: float = 1e-5,
     ):
         layers: list[nn.Module] = [upsample_2x(antialias)] if upsample else []
-        layers += [Blur(in_ch)] if antialias and stride > 1 else []
+        layers += [Blur(in_ch, reflect)] if antialias and stride > 1 else []
         layers += [
             conv(in_ch, out_ch, kernel, stride, separable, reflect),
             nn.InstanceNorm2d(out_ch, eps=norm_eps, affine=True),

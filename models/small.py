@@ -8,8 +8,12 @@ upsample + convolution decoder, trained with the same perceptual losses), reshap
 - three downsamplings put the residual blocks at 1/8 resolution, where a 64-channel block is
   cheap and the receptive field is larger than the standard net's;
 - depthwise-separable convolutions in the residual blocks (MobileNet, Howard et al. 2017);
-- zero padding inside the convolutions: a separate reflection-pad op costs a third of the run
-  time in ONNX Runtime;
+- zero padding inside the convolutions at full and half resolution: a separate reflection-pad op
+  there costs a third of the run time in ONNX Runtime; the runtime's reflected margin (below)
+  keeps their few pixels of edge effect outside the picture. Optionally (`reflect_deep=True`)
+  the layers at 1/4 and 1/8 resolution pad by reflection, where a pad op is cheap: zero padding
+  there tells the net where the picture ends tens of pixels in, and the plain net learns to
+  paint a frame there (a coloured rim and a dark line 10-20 px inside the edge);
 - additive skip connections from the encoder at 1/2 and 1/4 resolution (U-Net, Ronneberger et
   al. 2015): the 1/8 bottleneck holds one value per pixel, too little to rebuild the content's
   edges; the skips carry them around it for the price of two additions;
@@ -48,15 +52,16 @@ class SmallTransformerNet(nn.Module):
         stem_kernel: int = 5,
         antialias: bool = False,
         norm_eps: float = 1e-5,
+        reflect_deep: bool = False,
     ):
         super().__init__()
-        w, aa, eps = width, antialias, norm_eps
+        w, aa, eps, deep = width, antialias, norm_eps, reflect_deep
         self.down1 = ConvBlock(3, w, stem_kernel, stride=2, reflect=False, antialias=aa, norm_eps=eps)
         self.down2 = ConvBlock(w, 2 * w, 3, stride=2, reflect=False, antialias=aa, norm_eps=eps)
-        self.down3 = ConvBlock(2 * w, 4 * w, 3, stride=2, reflect=False, antialias=aa, norm_eps=eps)
-        blocks = [ResidualBlock(4 * w, separable=True, reflect=False, norm_eps=eps) for _ in range(residual_blocks)]
+        self.down3 = ConvBlock(2 * w, 4 * w, 3, stride=2, reflect=deep, antialias=aa, norm_eps=eps)
+        blocks = [ResidualBlock(4 * w, separable=True, reflect=deep, norm_eps=eps) for _ in range(residual_blocks)]
         self.residuals = nn.Sequential(*blocks)
-        self.up2 = ConvBlock(4 * w, 2 * w, 3, upsample=True, reflect=False, antialias=aa, norm_eps=eps)
+        self.up2 = ConvBlock(4 * w, 2 * w, 3, upsample=True, reflect=deep, antialias=aa, norm_eps=eps)
         self.up1 = ConvBlock(2 * w, w, 3, upsample=True, reflect=False, antialias=aa, norm_eps=eps)
         self.output = nn.Sequential(upsample_2x(aa), nn.Conv2d(w, 3, 3, padding=1))
 

@@ -15,7 +15,13 @@ from training.fast import NETS
 
 
 @pytest.mark.parametrize(
-    "net_class", [TransformerNet, SmallTransformerNet, lambda: SmallTransformerNet(antialias=True)]
+    "net_class",
+    [
+        TransformerNet,
+        SmallTransformerNet,
+        lambda: SmallTransformerNet(antialias=True),
+        lambda: SmallTransformerNet(antialias=True, reflect_deep=True),
+    ],
 )
 @pytest.mark.parametrize("size", [(64, 96), (40, 56)])
 def test_nets_keep_size_for_multiples_of_their_size_multiple(net_class, size):

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from models.checkpoint import load_checkpoint
 from realtime.errors import InputError
@@ -508,3 +509,60 @@ def test_fewer_photos_than_a_batch_is_refused_instead_of_spinning(tmp_path, trai
     with pytest.raises(InputError, match="fewer training images than one batch of 2"):
         train(config, progress=False)
     assert list(out.parent.iterdir()) == []  # refused before the run folder was made
+
+
+def test_a_student_distilled_from_a_teacher_comes_to_paint_like_it(tmp_path):
+    """No VGG at all: the small net learns the shipped standard starry_night's outputs."""
+    from realtime.stylizer import Stylizer, load_model
+
+    data = tiny_image_folder(tmp_path / "photos", size=(128, 128))
+    config = FastConfig(
+        style="starry_night.jpg",  # only names the style: the teacher is the target
+        data=str(data), out=str(tmp_path / "student.pt"), net="small_aa_eps_reflect", teacher="starry_night",
+        teacher_weight=1.0, steps=40, batch_size=2, scale_size=96, crop_size=64, lr=5e-3, device="cpu",
+        checkpoint_every=40, half=False,
+    )  # fmt: skip
+    result = train(config, progress=False)
+    teacher_terms = [step["teacher"] for step in result.history]
+    assert set(result.history[0]) == {"teacher", "tv"}
+    assert np.mean(teacher_terms[-5:]) < 0.5 * np.mean(teacher_terms[:5])
+    ckpt = load_checkpoint(result.checkpoint)
+    assert ckpt.training["teacher"] == "starry_night" and ckpt.kwargs["reflect_deep"] is True
+    photo = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
+    student, teacher, vgg_trained = (
+        Stylizer.create(load_model(m), "torch", "cpu").one(photo)
+        for m in (str(result.checkpoint), "starry_night", "starry_night-small")
+    )
+    # nearer its teacher than the small net trained on the VGG losses for the same painting
+    assert np.abs(student.astype(float) - teacher).mean() < np.abs(vgg_trained.astype(float) - teacher).mean()
+
+
+def test_a_multistyle_net_cannot_have_a_teacher(tmp_path):
+    with pytest.raises(InputError, match="--teacher takes a single-style net"):
+        FastConfig(style=("a.jpg", "b.jpg"), data=".", out="m.pt", net="multistyle_small", teacher="starry_night")
+
+
+def test_relative_layer_weights_let_every_layer_count(vgg19_full, trainset):
+    """On the Caffe VGG19 a photo's Gram error against the painting spans orders of magnitude across
+    Gatys' layers; relative weights bring every layer's term to the same order."""
+    from models.vgg import load_vgg
+    from realtime.images import read_rgb
+    from training.data import to_tensor
+    from training.fast import style_image_tensor
+    from training.objectives import PerceptualObjective
+
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    painting = style_image_tensor(trainset.parent / "media" / "styles" / "starry_night.jpg", 256)
+    photo = to_tensor(read_rgb(sorted(trainset.iterdir())[0])[:128, :128])[None]
+    spans = {}
+    for relative in (False, True):
+        objective = PerceptualObjective.build(
+            load_vgg(vgg19_full), layers, "relu2_2", [painting], relative, 1.0, 1.0, torch.device("cpu")
+        )
+        features = objective.vgg(photo)
+        terms = [
+            objective.style_loss.layer_weights[name] * float(F.mse_loss(gram_matrix(features[name]), objective.style_grams[name]))
+            for name in layers
+        ]  # fmt: skip
+        spans[relative] = max(terms) / min(terms)
+    assert spans[False] > 1000 and spans[True] < 30

@@ -50,21 +50,16 @@ from training.common import (
     weight_checksums,
 )
 from training.data import RandomCrops, resize_short_side, to_tensor
-from training.losses import (
-    NOISE_MODELS,
-    ContentLoss,
-    FlatSceneLoss,
-    Motion,
-    StyleLoss,
-    TemporalLoss,
-    gram_matrix,
-    total_variation,
-)
+from training.losses import NOISE_MODELS, FlatSceneLoss, Motion, TemporalLoss, total_variation
+from training.objectives import PerceptualObjective, TeacherObjective
+
+Objective = PerceptualObjective | TeacherObjective
 
 log = logging.getLogger("stylecast.train")
 
 # --temporal-rng: "own" draws the temporal terms from a generator of their own, "shared" from the crops' one
 TEMPORAL_RNGS = ("own", "shared")
+STYLE_LAYER_WEIGHTS = ("equal", "relative")
 TEMPORAL_STREAM = 0x7E4  # tells the temporal terms' seed sequence apart from any other drawn from --seed
 
 StylizerNet = TransformerNet | SmallTransformerNet | MultiStyleTransformerNet | MultiStyleSmallNet
@@ -77,6 +72,12 @@ NETS: dict[str, tuple[str, type[StylizerNet], dict[str, Any]]] = {
     "small_aa": ("johnson_small", SmallTransformerNet, {**SMALL, "antialias": True}),
     # the default's net: anti-aliased, and its instance norms do not blow a flat frame's noise up
     "small_aa_eps": ("johnson_small", SmallTransformerNet, {**SMALL, "antialias": True, "norm_eps": 1e-3}),
+    # small_aa_eps whose layers at 1/4 and 1/8 resolution pad by reflection: no painted frame
+    "small_aa_eps_reflect": (
+        "johnson_small",
+        SmallTransformerNet,
+        {**SMALL, "antialias": True, "norm_eps": 1e-3, "reflect_deep": True},
+    ),
     # multi-style: the same sizes with conditional instance norm; num_styles comes from --style
     "multistyle": ("multistyle", MultiStyleTransformerNet, STANDARD),
     "multistyle_small": ("multistyle_small", MultiStyleSmallNet, SMALL),
@@ -153,6 +154,12 @@ class FastConfig:
     style_layers: tuple[str, ...] = option(
         PREFERRED_STYLE_LAYERS, "VGG layers of the style loss (missing ones are dropped)"
     )
+    style_layer_weights: str = option(
+        "equal",
+        "equal: the layers' Gram errors are summed as they are (on the Caffe VGG19 relu4_1's outweighs"
+        " relu1_1's ~1000-fold) | relative: each is divided by the painting's mean squared Gram entry"
+        " at that layer, so colours, strokes and shapes all count",
+    )
     vgg_weights: str | None = option(
         None,
         f"weights file of --loss-network; default ${ENV_WEIGHTS['vgg16']} / ${ENV_WEIGHTS['vgg19']}, else torchvision's download",
@@ -160,6 +167,12 @@ class FastConfig:
     style_names: tuple[str, ...] | None = option(
         None, "style names recorded in the checkpoint; default: the files' stems"
     )
+    teacher: str | None = option(
+        None,
+        "learn to reproduce this trained single-style model (a shipped name or a checkpoint) instead of"
+        " the VGG losses: distillation, several times cheaper per step on a CPU; the temporal terms still apply",
+    )
+    teacher_weight: float = option(1e9, "with --teacher: weight of the mean squared pixel difference", at_least=0)
     init: str | None = option(
         None, "start from this checkpoint's weights (same network): fine-tune, e.g. add the temporal loss"
     )
@@ -178,10 +191,16 @@ class FastConfig:
             self.style = (self.style,)
         if self.loss_network not in ARCHITECTURES:
             raise InputError(f"--loss-network {self.loss_network!r}: choose one of {', '.join(ARCHITECTURES)}")
+        if self.style_layer_weights not in STYLE_LAYER_WEIGHTS:
+            raise InputError(
+                f"--style-layer-weights {self.style_layer_weights!r}: choose one of {', '.join(STYLE_LAYER_WEIGHTS)}"
+            )
         if self.temporal_noise not in NOISE_MODELS:
             raise InputError(f"--temporal-noise {self.temporal_noise!r}: choose one of {', '.join(NOISE_MODELS)}")
         if self.temporal_rng not in TEMPORAL_RNGS:
             raise InputError(f"--temporal-rng {self.temporal_rng!r}: choose one of {', '.join(TEMPORAL_RNGS)}")
+        if self.teacher and self.net.startswith("multistyle"):
+            raise InputError("--teacher takes a single-style net; a multi-style one learns from the VGG losses")
         if self.flat_scene_weight and not self.temporal_weight:
             raise InputError("--flat-scene-weight is a multiple of --temporal-weight; give that too")
 
@@ -205,6 +224,33 @@ def choose_layers(config: FastConfig, available: tuple[str, ...]) -> tuple[list[
     if config.content_layer not in available:
         raise InputError(f"content layer {config.content_layer} is not in the VGG weights ({available})")
     return style, config.content_layer
+
+
+def image_objective(config: FastConfig, device: torch.device) -> tuple[Objective, dict[str, Any]]:
+    """The teacher's outputs (--teacher), else the VGG losses; and what to record of it."""
+    if config.teacher:
+        return TeacherObjective.load(config.teacher, config.teacher_weight, device), {"teacher": config.teacher}
+    weights = load_vgg(config.vgg_weights, config.loss_network)
+    style_layers, content_layer = choose_layers(config, weights.available)
+    dropped = [name for name in config.style_layers if name not in style_layers]
+    log.info(
+        "loss network %s; style layers %s, content layer %s%s",
+        weights.describe(),
+        style_layers,
+        content_layer,
+        f" (not in these weights: {dropped})" if dropped else "",
+    )
+    objective = PerceptualObjective.build(
+        weights,
+        style_layers,
+        content_layer,
+        [style_image_tensor(path, config.style_size).to(device) for path in config.style],
+        config.style_layer_weights == "relative",
+        config.content_weight,
+        config.style_weight,
+        device,
+    )
+    return objective, {"vgg_source": weights.source, "style_layers_used": style_layers}
 
 
 def learning_rate(config: FastConfig, step: int) -> float:
@@ -267,25 +313,9 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     run_dir = run_folder(config)
     writes = ranks.is_main and not config.dry_run
 
-    weights = load_vgg(config.vgg_weights, config.loss_network)
-    style_layers, content_layer = choose_layers(config, weights.available)
-    dropped = [name for name in config.style_layers if name not in style_layers]
-    log.info(
-        "loss network %s; style layers %s, content layer %s%s",
-        weights.describe(),
-        style_layers,
-        content_layer,
-        f" (not in these weights: {dropped})" if dropped else "",
-    )
-    vgg = weights.build(style_layers + [content_layer]).to(device)
-
-    with torch.no_grad():  # S x C x C per layer: one Gram matrix per style
-        per_style = [vgg(style_image_tensor(path, config.style_size).to(device)) for path in config.style]
-        style_grams = {name: torch.cat([gram_matrix(f[name]) for f in per_style]) for name in style_layers}
-    style_loss = StyleLoss(style_grams)
+    objective, record = image_objective(config, device)
     names = list(config.style_names or [Path(p).stem for p in config.style])
     multistyle = config.net.startswith("multistyle")
-    content_loss = ContentLoss(content_layer)
     motions = temporal_generator(config, ranks.rank, device)
     temporal_loss = TemporalLoss(noise_model=config.temporal_noise, max_flow=config.temporal_flow, generator=motions)
     flat_scene_loss = FlatSceneLoss(noise_model=config.temporal_noise, generator=motions)
@@ -325,8 +355,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
             styles=names,
             training={
                 **vars(config),
-                "vgg_source": weights.source,
-                "style_layers_used": style_layers,
+                **record,
                 "device_used": str(device),
                 "autocast_dtype": str(getattr(autocast, "fast_dtype", "off")),
                 "world_size": ranks.world_size,
@@ -364,14 +393,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
         with autocast:  # one call for all frames: DDP allows one forward per step
             stylized = model(torch.cat(frames), *(torch.cat([c] * len(frames)) for c in conditions))
             y, *y_moved_and_flat = stylized.chunk(len(frames))
-            features_y = vgg(y)
-            with torch.no_grad():
-                features_x = vgg(x)
-            losses = {
-                "content": config.content_weight * content_loss(features_y, features_x),
-                "style": config.style_weight * style_loss(features_y, {k: g[chosen] for k, g in style_grams.items()}),
-                "tv": config.tv_weight * total_variation(y.float()),
-            }
+            losses = objective(x, y, chosen) | {"tv": config.tv_weight * total_variation(y.float())}
             if motion is not None:
                 y_moved, *y_flat = y_moved_and_flat
                 losses["temporal"] = config.temporal_weight * temporal_loss(y, y_moved, motion)

@@ -1,0 +1,104 @@
+"""What a feed-forward stylizer's output is compared with in training, apart from the temporal terms.
+
+- `PerceptualObjective` (Johnson et al. 2016): content and Gram style losses on a VGG.
+- `TeacherObjective` (distillation, Hinton et al. 2015 applied to images): the pixel difference
+  to a trained model's output on the same crop. A small net learns a standard net's look this way
+  at a fraction of the cost of a step with VGG losses (no VGG forward or backward on a CPU).
+
+Both are called with the crops x (N x 3 x h x w in [0, 1]), the output y and each sample's style
+index, and return their weighted terms by name.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from models.checkpoint import CheckpointError, load_checkpoint
+from models.vgg import VGGFeatures, VGGWeights
+from models.zoo import SHIPPED
+from realtime.errors import InputError
+from training.losses import ContentLoss, StyleLoss, gram_matrix
+
+log = logging.getLogger("stylecast.train")
+
+
+class PerceptualObjective:
+    """content_weight * ||phi_c(y) - phi_c(x)||^2 + style_weight * sum_l w_l ||G_l(y) - G_l(style)||^2."""
+
+    def __init__(
+        self,
+        vgg: VGGFeatures,
+        style_grams: dict[str, torch.Tensor],  # S x C x C per style layer
+        layer_weights: dict[str, float],
+        content_layer: str,
+        content_weight: float,
+        style_weight: float,
+    ):
+        self.vgg, self.style_grams = vgg, style_grams
+        self.content_loss, self.style_loss = ContentLoss(content_layer), StyleLoss(style_grams, layer_weights)
+        self.content_weight, self.style_weight = content_weight, style_weight
+
+    @classmethod
+    def build(
+        cls,
+        weights: VGGWeights,
+        style_layers: list[str],
+        content_layer: str,
+        style_images: list[torch.Tensor],  # each 1 x 3 x H x W in [0, 1], on the device
+        relative_layers: bool,
+        content_weight: float,
+        style_weight: float,
+        device: torch.device,
+    ) -> PerceptualObjective:
+        vgg = weights.build(style_layers + [content_layer]).to(device)
+        with torch.no_grad():
+            per_style = [vgg(image) for image in style_images]
+            grams = {name: torch.cat([gram_matrix(f[name]) for f in per_style]) for name in style_layers}
+        # relative: each layer's error over the painting's mean squared Gram entry there
+        layer_weights = {n: 1.0 / float(g.pow(2).mean()) if relative_layers else 1.0 for n, g in grams.items()}
+        return cls(vgg, grams, layer_weights, content_layer, content_weight, style_weight)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, chosen: torch.Tensor) -> dict[str, torch.Tensor]:
+        features_y = self.vgg(y)
+        with torch.no_grad():
+            features_x = self.vgg(x)
+        targets = {name: grams[chosen] for name, grams in self.style_grams.items()}
+        return {
+            "content": self.content_weight * self.content_loss(features_y, features_x),
+            "style": self.style_weight * self.style_loss(features_y, targets),
+        }
+
+
+class TeacherObjective:
+    """teacher_weight * ||y - teacher(x)||^2 (mean over pixels), the teacher's output clamped to [0, 1]."""
+
+    def __init__(self, teacher: torch.nn.Module, margin: int, weight: float):
+        self.teacher, self.margin, self.weight = teacher.requires_grad_(False), margin, weight
+
+    @classmethod
+    def load(cls, spec: str, weight: float, device: torch.device) -> TeacherObjective:
+        """A shipped single-style model's name or a checkpoint path, fed as its contract says."""
+        path = SHIPPED[spec].path if spec in SHIPPED else Path(spec)
+        try:
+            ckpt = load_checkpoint(path)
+        except (CheckpointError, OSError) as exc:
+            raise InputError(f"--teacher {spec}: {exc}") from None
+        contract = ckpt.contract
+        if ckpt.family != "johnson" or contract.range != (0.0, 1.0) or contract.channel_order != "RGB":
+            raise InputError(f"--teacher {spec} is a {ckpt.family} model; distillation takes a single-style one")
+        log.info("distilling from %s (%s, %s)", spec, ckpt.architecture, ", ".join(ckpt.styles))
+        return cls(ckpt.build().to(device), contract.margin, weight)
+
+    @torch.no_grad()
+    def target(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.margin  # the runtime's reflected margin, cropped off again
+        padded = F.pad(x, (m, m, m, m), mode="reflect") if m else x
+        out = self.teacher(padded).float().clamp(0, 1)
+        return out[:, :, m : out.shape[2] - m, m : out.shape[3] - m] if m else out
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, chosen: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"teacher": self.weight * F.mse_loss(y.float(), self.target(x))}
