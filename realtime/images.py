@@ -6,6 +6,8 @@ RGB; whatever cannot be decoded raises InputError with a one-line reason.
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 
 import cv2
@@ -17,6 +19,45 @@ from realtime.errors import InputError
 MIN_SIDE = 8  # below this the 9x9 reflection-padded convolutions cannot run
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 _EXIF_ORIENTATION = 0x0112
+# decoded at 3 bytes a pixel and stylized in float32, a 20000 x 20000 PNG of 1 MB asks for
+# gigabytes: pictures above this many pixels are refused before they are decoded
+ENV_MAX_PIXELS = "STYLECAST_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+def max_pixels() -> int:
+    """The pixel cap: $STYLECAST_MAX_PIXELS, else DEFAULT_MAX_PIXELS."""
+    value = os.environ.get(ENV_MAX_PIXELS)
+    if value is None:
+        return DEFAULT_MAX_PIXELS
+    try:
+        cap = int(value)
+    except ValueError:
+        raise InputError(f"{ENV_MAX_PIXELS} must be a whole number of pixels, got {value!r}") from None
+    if cap < MIN_SIDE * MIN_SIDE:
+        raise InputError(f"{ENV_MAX_PIXELS} must be at least {MIN_SIDE * MIN_SIDE}, got {cap}")
+    return cap
+
+
+def _check_pixel_count(path: Path) -> None:
+    """Read the size from the file's header (PIL opens lazily) and refuse one over the cap."""
+    from PIL import Image
+
+    cap = max_pixels()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+    except Image.DecompressionBombError:  # PIL's own guard, at twice its MAX_IMAGE_PIXELS
+        size = f"over {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels"
+        pixels = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    except Exception:  # noqa: BLE001 - a format PIL cannot read: OpenCV's decoder decides
+        return
+    else:
+        size, pixels = f"{w}x{h} = {w * h:,} pixels", w * h
+    if pixels > cap:
+        raise InputError(f"{path} is {size}, over the limit of {cap:,}; scale it down or raise {ENV_MAX_PIXELS}")
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
@@ -32,6 +73,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
     if data.size == 0:
         raise InputError(f"{path} is empty (0 bytes)")
+    _check_pixel_count(path)
     try:
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:

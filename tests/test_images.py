@@ -53,7 +53,7 @@ def test_exif_orientation_is_applied(tmp_path):
         (lambda p: p.write_text("hello, I am text"), "not a readable image"),
         (lambda p: cv2.imwrite(str(p), np.zeros((1, 1, 3), np.uint8)), "is 1x1; images must be at least"),
         (lambda p: p.write_bytes(open_png_prefix()), "not a readable image"),
-        (lambda p: p.write_bytes(png_claiming(60000, 60000)), "has more pixels than OpenCV decodes"),
+        (lambda p: p.write_bytes(png_claiming(60000, 60000)), "is over [0-9,]+ pixels, over the limit of"),
     ],
     ids=["missing", "zero-bytes", "text", "1x1", "truncated-png", "oversized"],
 )
@@ -92,3 +92,32 @@ def test_write_is_atomic_and_checks_the_folder(tmp_path):
         write_rgb(tmp_path / "missing" / "a.png", rgb)
     with pytest.raises(InputError, match="unknown image type"):
         write_rgb(tmp_path / "a.txt", rgb)
+
+
+def test_a_picture_over_the_pixel_cap_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    """A 20000 x 20000 PNG is about 1 MB on disk and 1.2 GB decoded: refused from its header."""
+    bomb = tmp_path / "bomb.png"
+    Image.new("L", (20000, 20000)).save(bomb)
+    assert bomb.stat().st_size < 2_000_000
+    decoded = []
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: decoded.append(a))
+    with pytest.raises(InputError, match=r"bomb.png is over [\d,]+ pixels, over the limit of 50,000,000"):
+        read_rgb(bomb)
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (9000, 6000)).save(wide)
+    with pytest.raises(InputError, match=r"wide.png is 9000x6000 = 54,000,000 pixels, .*STYLECAST_MAX_PIXELS"):
+        read_rgb(wide)
+    assert not decoded
+
+
+def test_the_pixel_cap_is_configurable(tmp_path, monkeypatch):
+    path = tmp_path / "small.png"
+    Image.new("RGB", (40, 30)).save(path)
+    monkeypatch.setenv("STYLECAST_MAX_PIXELS", "1000")
+    with pytest.raises(InputError, match="40x30 = 1,200 pixels, over the limit of 1,000"):
+        read_rgb(path)
+    monkeypatch.setenv("STYLECAST_MAX_PIXELS", "1200")
+    assert read_rgb(path).shape == (30, 40, 3)
+    monkeypatch.setenv("STYLECAST_MAX_PIXELS", "lots")
+    with pytest.raises(InputError, match="must be a whole number"):
+        read_rgb(path)
