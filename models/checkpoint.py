@@ -21,6 +21,7 @@ rebuild the module and to feed it:
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -32,10 +33,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.pairs import PAIRS
 from models.registry import ARCHITECTURES
 
 FORMAT = "stylecast"
 VERSION = 1
+
+
+CHANNEL_ORDERS = ("RGB", "BGR")
+MAX_SIZE_MULTIPLE = 1024  # a U-Net of depth 8 needs 256
+MAX_MARGIN = 256
 
 
 class CheckpointError(ValueError):
@@ -53,6 +60,21 @@ class InputContract:
     output_range: tuple[float, float] = (0.0, 1.0)
     transform: str | None = None  # a free-pair input made from the frame first (models/pairs.py)
 
+    def __post_init__(self) -> None:
+        """Refuse a contract that would crash the runtime or quietly give a black picture."""
+        for name in ("range", "output_range"):
+            low, high = (float(v) for v in getattr(self, name))  # exactly two numbers
+            if not (math.isfinite(low) and math.isfinite(high) and low < high):
+                raise ValueError(f"input {name} {getattr(self, name)} is not two finite numbers, low < high")
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise ValueError(f"channel order {self.channel_order!r} is not one of {', '.join(CHANNEL_ORDERS)}")
+        if not 1 <= self.size_multiple <= MAX_SIZE_MULTIPLE:
+            raise ValueError(f"size multiple {self.size_multiple} is not between 1 and {MAX_SIZE_MULTIPLE}")
+        if not 0 <= self.margin <= MAX_MARGIN:
+            raise ValueError(f"margin {self.margin} is not between 0 and {MAX_MARGIN}")
+        if self.transform is not None and self.transform not in PAIRS:
+            raise ValueError(f"transform {self.transform!r} is not one of {', '.join(PAIRS)}")
+
 
 @dataclass
 class Checkpoint:
@@ -68,7 +90,7 @@ class Checkpoint:
         """The module with its weights loaded, in eval mode, fp32, on the CPU."""
         try:
             module = ARCHITECTURES[self.architecture](**self.kwargs)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: a negative width
             raise CheckpointError(
                 f"arguments {self.kwargs} do not fit architecture {self.architecture!r}: {exc}"
             ) from None

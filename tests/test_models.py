@@ -210,6 +210,14 @@ def test_unknown_architecture_and_foreign_files_are_refused(tmp_path):
         (lambda d: d["input"].update(size_multiple="four"), "malformed field"),
         (lambda d: d.update(state_dict=[1, 2]), "malformed field"),
         (lambda d: d.update(version="2"), "format version '2', not a number"),
+        (lambda d: d["input"].update(size_multiple=0), "size multiple 0 is not between 1 and 1024"),
+        (lambda d: d["input"].update(margin=-3), "margin -3 is not between 0 and 256"),
+        (lambda d: d["input"].update(range=[float("nan"), 1.0]), r"input range .* not two finite numbers"),
+        (lambda d: d["input"].update(range=[1.0, 0.0]), r"input range .* low < high"),
+        (lambda d: d["output"].update(range=[0.0, float("inf")]), r"input output_range .* not two finite"),
+        (lambda d: d["input"].update(channel_order="GBR"), "channel order 'GBR' is not one of RGB, BGR"),
+        (lambda d: d["input"].update(transform="sepia"), "transform 'sepia' is not one of edges, grayscale"),
+        (lambda d: d["input"].update(range=[0.0]), "malformed field"),
     ],
 )
 def test_a_stylecast_checkpoint_with_damaged_fields_is_refused_by_name(tmp_path, damage, message):
@@ -218,6 +226,13 @@ def test_a_stylecast_checkpoint_with_damaged_fields_is_refused_by_name(tmp_path,
     torch.save(data, tmp_path / "damaged.pt")
     with pytest.raises(CheckpointError, match=message):
         load_checkpoint(tmp_path / "damaged.pt")
+
+
+def test_a_negative_width_is_refused_at_build(tmp_path):
+    ckpt = make_checkpoint()
+    ckpt.kwargs = {**ckpt.kwargs, "width": -4}
+    with pytest.raises(CheckpointError, match="do not fit architecture"):
+        ckpt.build()
 
 
 def test_arguments_the_architecture_does_not_take_are_refused_at_build(tmp_path):
