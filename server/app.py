@@ -43,6 +43,7 @@ log = logging.getLogger("stylecast.server")
 STATIC = Path(__file__).parent / "static"
 ROOM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 TOKEN_COOKIE = "stylecast_token"
+MIN_TOKEN_LENGTH = 16
 
 
 @dataclass
@@ -58,11 +59,15 @@ class ServerConfig:
     max_offer_bytes: int = 64 * 1024
     max_frame_pixels: int = 1280 * 720  # larger camera frames are scaled down before the model
     max_frame_wait_ms: float = 50.0  # a camera frame this old gives way to a newer one (tracks.FrameMailbox)
-    connect_timeout: float = 30.0  # a peer that does not connect in this time is closed
+    # a peer that does not connect in this time is closed: ICE on a LAN takes a second or two, and a
+    # slot held by an offer that never connects keeps a real caller out
+    connect_timeout: float = 10.0
     stats_interval: float = 0.5  # seconds between stats messages on the data channel
     ice_local_only: bool = False  # media never leaves this machine (tests, local benchmarks)
 
     def __post_init__(self) -> None:
+        if self.token is not None and len(self.token) < MIN_TOKEN_LENGTH:
+            raise InputError(f"--token must be at least {MIN_TOKEN_LENGTH} characters (a guessable one guards nothing)")
         if self.token is None and not is_loopback(self.host):
             self.token = secrets.token_urlsafe(16)
 
@@ -242,7 +247,7 @@ class StylecastServer:
             )
         settings = self.parse_settings(body.get("settings") or {}, ClientSettings(self.config.default_model))
         stamp_rows = body.get("stamp_rows", 0)
-        if not isinstance(stamp_rows, int) or not 0 <= stamp_rows <= 64:
+        if isinstance(stamp_rows, bool) or not isinstance(stamp_rows, int) or not 0 <= stamp_rows <= 64:
             raise BadRequest("stamp_rows must be an integer from 0 to 64")
         # the room is made only for a valid offer: a refused one must not hold a room slot
         room = None

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from av import VideoFrame
 
+from realtime.errors import InputError
 from server.app import ServerConfig, StylecastServer
 from server.tracks import FrameMailbox, TrackStats
 from server.worker import ClientSettings, InferenceWorker, Job, serving_threads
@@ -392,10 +393,21 @@ def test_room_participants_receive_each_other(small_model):
         (b'{"type": "offer", "sdp": "v=0\\r\\nthis is not sdp"}', 400, "malformed SDP"),
         (b'{"type": "offer", "sdp": "v=0", "settings": {"strength": 7}}', 400, "strength must be"),
         (b'{"type": "offer", "sdp": "v=0", "stamp_rows": -1}', 400, "stamp_rows"),
+        (b'{"type": "offer", "sdp": "v=0", "stamp_rows": true}', 400, "stamp_rows"),
         (b'{"type": "offer", "sdp": "' + b"v" * 70000 + b'"}', 413, ""),
         (b"[" * 30000 + b"]" * 30000, 400, "must be JSON"),
     ],
-    ids=["not-json", "not-offer", "not-sdp", "garbage-sdp", "bad-settings", "bad-stamp", "too-large", "nested"],
+    ids=[
+        "not-json",
+        "not-offer",
+        "not-sdp",
+        "garbage-sdp",
+        "bad-settings",
+        "bad-stamp",
+        "bool-stamp",
+        "too-large",
+        "nested",
+    ],  # fmt: skip
 )
 def test_malformed_offers_get_4xx_and_the_server_keeps_serving(small_model, body, status, message):
     async def scenario():
@@ -563,3 +575,10 @@ def test_serving_threads_leave_one_core_to_the_codecs(monkeypatch):
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # macOS, Windows
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     assert serving_threads() == 7
+
+
+@pytest.mark.parametrize("token", ["", "x", "fifteen-chars15"])
+def test_a_short_token_is_refused_before_the_server_starts(token):
+    with pytest.raises(InputError, match="--token must be at least 16 characters"):
+        ServerConfig(host="0.0.0.0", token=token)
+    assert ServerConfig(host="0.0.0.0", token="sixteen-chars-16").token == "sixteen-chars-16"
