@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,6 +106,30 @@ class BadRequest(web.HTTPBadRequest):
 
 
 @dataclass
+class TokenBucket:
+    """At most `rate` events a second on average, `burst` at once (a slider dragged sends a few
+    dozen settings messages a second; a flood of thousands would starve the other peers)."""
+
+    rate: float = 30.0
+    burst: float = 60.0
+    tokens: float = 60.0
+    stamp: float = field(default_factory=time.monotonic)
+    dropped: int = 0  # since the bucket was last full
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= self.burst:  # full again: a later flood is a new one
+            self.dropped = 0
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        self.dropped += 1
+        return False
+
+
+@dataclass
 class Peer:
     id: str
     pc: RTCPeerConnection
@@ -114,6 +139,7 @@ class Peer:
     track: StylizedTrack | None = None
     channel: Any = None
     tasks: list[asyncio.Task] = field(default_factory=list)
+    controls: TokenBucket = field(default_factory=TokenBucket)
 
 
 @dataclass
@@ -378,6 +404,11 @@ class StylecastServer:
                 return
 
     def handle_control(self, peer: Peer, message: Any) -> None:
+        if not peer.controls.take():
+            if peer.controls.dropped == 1:  # one reply per flood, not one per message
+                log.info("peer %s sends control messages too fast; dropping them", peer.id)
+                self.reply(peer, {"type": "error", "message": "too many control messages; some were dropped"})
+            return
         try:
             data = parse_client_json(message) if isinstance(message, str) else None
             if not isinstance(data, dict) or data.get("type") != "settings":
@@ -388,8 +419,12 @@ class StylecastServer:
         else:
             vars(peer.settings).update(vars(updated))  # in place: the peer's track holds this object
             reply = {"type": "settings", **vars(peer.settings)}
+        self.reply(peer, reply)
+
+    @staticmethod
+    def reply(peer: Peer, message: dict[str, Any]) -> None:
         if peer.channel is not None and peer.channel.readyState == "open":
-            peer.channel.send(json.dumps(reply))
+            peer.channel.send(json.dumps(message))
 
     async def send_stats(self, peer: Peer) -> None:
         while peer.channel is not None and peer.channel.readyState != "closed":

@@ -582,3 +582,41 @@ def test_a_short_token_is_refused_before_the_server_starts(token):
     with pytest.raises(InputError, match="--token must be at least 16 characters"):
         ServerConfig(host="0.0.0.0", token=token)
     assert ServerConfig(host="0.0.0.0", token="sixteen-chars-16").token == "sixteen-chars-16"
+
+
+def test_token_bucket_allows_its_burst_then_its_rate(monkeypatch):
+    from server import app
+
+    clock = [100.0]
+    monkeypatch.setattr(app.time, "monotonic", lambda: clock[0])
+    bucket = app.TokenBucket(rate=10.0, burst=5.0, tokens=5.0, stamp=100.0)
+    assert [bucket.take() for _ in range(7)] == [True] * 5 + [False] * 2 and bucket.dropped == 2
+    clock[0] += 0.35  # 3.5 tokens come back
+    assert [bucket.take() for _ in range(4)] == [True] * 3 + [False]
+
+
+def test_a_flood_of_control_messages_is_dropped_and_the_stream_goes_on(small_model):
+    """20,000 settings messages from one peer: a burst is applied, the rest dropped with one error
+    reply, and its stylized video keeps coming."""
+
+    async def scenario():
+        server = make_server(small_model)
+        test_server, url = await serve(server)
+        try:
+            pc, _camera, received, messages, channel = await connect(url)
+            await asyncio.sleep(1.0)
+            before = len(received)
+            for i in range(20_000):
+                channel.send(json.dumps({"type": "settings", "strength": (i % 10) / 10}))
+            await asyncio.sleep(3.0)
+            replies = [m for m in messages if m["type"] == "settings"]
+            errors = [m["message"] for m in messages if m["type"] == "error"]
+            # the server applied a burst and the rate, not 20,000 messages (each a parse, an update and a reply)
+            assert 60 <= len(replies) < 400 and errors == ["too many control messages; some were dropped"]
+            assert len(received) >= before + 10  # frames kept arriving (this one process sends the flood too)
+            await pc.close()
+        finally:
+            await test_server.close()
+            server.worker.stop()
+
+    asyncio.run(scenario())
