@@ -238,10 +238,12 @@ class StylecastServer:
         return await self.page("room.html")(request)
 
     async def api_config(self, request: web.Request) -> web.Response:
+        # off the event loop: the first call reads each model's checkpoint from disk
+        styles = await asyncio.to_thread(lambda: {name: self.worker.styles(name) for name in self.config.models})
         return web.json_response(
             {
                 "models": self.config.models,
-                "styles": {name: self.worker.styles(name) for name in self.config.models},
+                "styles": styles,
                 "default_model": self.config.default_model,
                 "max_room_size": self.config.max_room_size,
             }

@@ -96,7 +96,7 @@ class InferenceWorker:
         checkpoints: dict[str, Checkpoint] | None = None,
     ):
         self.backend_name, self.device_name = backend, device
-        self.loaded_checkpoints = dict(checkpoints or {})  # read by the caller already: not read again
+        self.checkpoints = dict(checkpoints or {})  # name -> checkpoint, read once (the caller may have read some)
         self.governor = ResolutionGovernor(1.0 / target_fps) if adaptive else None
         self.style_images = style_images or {}
         self.models: dict[str, tuple[Checkpoint, Backend]] = {}
@@ -104,7 +104,8 @@ class InferenceWorker:
         self.style_statistics: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._jobs: list[Job] = []
         self._cond = threading.Condition()
-        self._load_lock = threading.Lock()
+        self._load_lock = threading.Lock()  # one model load at a time (an export can take seconds)
+        self._read_lock = threading.Lock()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="stylecast-inference", daemon=True)
         self.turns = 0
@@ -126,7 +127,7 @@ class InferenceWorker:
         """Load a model now (on the caller's thread), so the first frame does not wait for it."""
         with self._load_lock:
             if name not in self.models:
-                ckpt = self.loaded_checkpoints.pop(name, None) or load_model(name)
+                ckpt = self.checkpoint(name)
                 if ckpt.family == "arbitrary":
                     if not self.style_images:
                         raise InputError(f"{name} takes any style picture: give --style-image PAINTING.jpg")
@@ -231,10 +232,18 @@ class InferenceWorker:
             conditions += [mean, spread, torch.ones(1, 1)]  # alpha 1: the strength slider blends in pixels
         return Prepared(job, processor, original, x, crop, conditions)
 
+    def checkpoint(self, name: str) -> Checkpoint:
+        """The model's checkpoint, read from disk once: milliseconds, where building its backend
+        (an ONNX export, a compilation) can take many seconds."""
+        with self._read_lock:
+            if name not in self.checkpoints:
+                self.checkpoints[name] = load_model(name)
+            return self.checkpoints[name]
+
     def styles(self, model: str) -> list[str]:
-        """The style names a multi-style or arbitrary-style model offers (empty for single-style ones)."""
-        self.load(model)
-        ckpt, _ = self.models[model]
+        """The style names a multi-style or arbitrary-style model offers (empty for single-style
+        ones), from its checkpoint alone: the backend is not built for this."""
+        ckpt = self.checkpoint(model)
         if ckpt.family == "arbitrary":
             return list(self.style_images)
         return list(ckpt.styles) if ckpt.family == "multistyle" else []

@@ -620,3 +620,55 @@ def test_a_flood_of_control_messages_is_dropped_and_the_stream_goes_on(small_mod
             server.worker.stop()
 
     asyncio.run(scenario())
+
+
+def test_the_first_page_load_builds_no_model_and_blocks_no_request(small_model, monkeypatch):
+    """/api/config lists every model's styles from their checkpoints; building a backend (slow
+    here on purpose, as an ONNX export on an empty cache is) happens on the worker, never on the
+    event loop, and one model at a time."""
+    import time as clock
+
+    from server import worker as worker_module
+
+    builds = []
+    real_create = worker_module.create_backend
+
+    def slow_create(*args, **kwargs):
+        builds.append(clock.monotonic())
+        clock.sleep(2.0)
+        return real_create(*args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "create_backend", slow_create)
+
+    async def scenario():
+        worker = InferenceWorker(backend="torch", device="cpu", target_fps=30, adaptive=False).start()
+        models = [small_model, "eight_paintings-small", "the_scream-small"]
+        server = StylecastServer(ServerConfig(models=models, default_model=small_model, ice_local_only=True), worker)
+        test_server, url = await serve(server)
+        try:
+            async with aiohttp.ClientSession() as session:
+                started = clock.monotonic()
+                async with session.get(f"{url}/api/config") as r:
+                    config = await r.json()
+                assert clock.monotonic() - started < 1.5 and not builds
+                assert (
+                    config["styles"]["eight_paintings-small"][0] == "starry_night"
+                    and config["styles"][small_model] == []
+                )
+                pc, _camera, received, _messages, _channel = await connect(url)  # the first frame builds the model
+                await asyncio.sleep(0.5)
+                started = clock.monotonic()
+                async with session.get(f"{url}/api/stats") as r:
+                    assert r.status == 200
+                assert clock.monotonic() - started < 0.5  # answered while the worker builds
+                for _ in range(60):
+                    if received:
+                        break
+                    await asyncio.sleep(0.1)
+                assert received and len(builds) == 1
+                await pc.close()
+        finally:
+            await test_server.close()
+            worker.stop()
+
+    asyncio.run(scenario())
