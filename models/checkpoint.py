@@ -21,8 +21,10 @@ rebuild the module and to feed it:
 
 from __future__ import annotations
 
+import glob
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -185,10 +187,31 @@ FILE_MODE = _new_file_mode()  # read once: setting the umask to read it is not t
 
 
 def stage_beside(path: Path) -> Path:
-    """An empty temporary file in `path`'s folder, keeping its suffix (writers pick formats by it)."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    """An empty temporary file in `path`'s folder, keeping its suffix (writers pick formats by it):
+    `.NAME.PID.RANDOM.partSUFFIX`. Those a process that no longer runs left for `path` (killed
+    mid-write) are removed first."""
+    remove_stale_parts(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=f".part{path.suffix}", dir=path.parent)
     os.close(fd)
     return Path(name)
+
+
+def remove_stale_parts(path: Path) -> None:
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.(\d+)\.[^.]+\.part{re.escape(path.suffix)}")
+    for candidate in path.parent.glob(f".{glob.escape(path.stem)}.*.part{glob.escape(path.suffix)}"):
+        match = pattern.fullmatch(candidate.name)
+        if match and not _process_runs(int(match.group(1))):
+            candidate.unlink(missing_ok=True)
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
 
 
 def publish(staged: Path, path: Path) -> None:

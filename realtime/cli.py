@@ -1112,7 +1112,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that outputs are cleaned up as on Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live on the main thread
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     chatty = (args.verbose or args.command in ("train", "optimize")) and os.environ.get(
@@ -1136,6 +1157,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stylecast: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("stylecast: terminated", file=sys.stderr)
+        return 143
 
 
 if __name__ == "__main__":

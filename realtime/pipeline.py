@@ -102,8 +102,16 @@ class _Stages:
         self.threads.append(thread)
 
     def join(self) -> None:
-        for thread in self.threads:
-            thread.join()
+        """Wait for every stage; on Ctrl-C or SIGTERM in the waiting thread, stop them all and let
+        them finish their current item (PyAV and torch abort the process if it exits under them)."""
+        try:
+            for thread in self.threads:
+                thread.join()
+        except BaseException:
+            self.failed.set()
+            for thread in self.threads:
+                thread.join()
+            raise
         if self.error is not None:
             raise self.error
 
@@ -207,6 +215,9 @@ def process_video(
             stages.join()
         except av.error.FFmpegError as exc:
             raise InputError(f"video processing failed: {exc}") from None
+        except BaseException:  # interrupted: the stages have stopped; close what the encoder left open
+            writer.abort()
+            raise
         finally:
             bar.close()
             reader.close()

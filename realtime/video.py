@@ -229,6 +229,10 @@ class VideoWriter:
             self.transcoder.flush()
         self.container.close()
 
+    def abort(self) -> None:
+        """Close without flushing the encoder: the file is being thrown away."""
+        self.container.close()
+
 
 def _sample_rate_for(codec: str, rate: int) -> int:
     """`rate` if the encoder takes it, else the lowest it takes above it (Opus: 44.1 kHz -> 48 kHz)."""

@@ -410,6 +410,52 @@ def test_console_script_prints_no_traceback(tmp_path):
     ]
 
 
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    """20 s of the generated scene: long enough to be stopped halfway."""
+    from realtime.demo import write_demo_clip
+
+    path = tmp_path_factory.mktemp("long") / "long.mp4"
+    write_demo_clip(path, seconds=20.0, width=320, height=192, fps=30)
+    return path
+
+
+@pytest.mark.parametrize(("signal_number", "code", "word"), [(2, 130, "interrupted"), (15, 143, "terminated")])
+def test_a_signal_mid_video_exits_cleanly_and_leaves_no_file(
+    tmp_path, long_clip, small_model, signal_number, code, word
+):
+    """SIGINT (Ctrl-C) and SIGTERM halfway: the stages finish their frame, the temporary file goes,
+    one line, exit 130 / 143 (SIGINT used to end in 'terminate called ...' and SIGABRT)."""
+    import time
+
+    out = tmp_path / "styled.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtime.cli", "video", str(long_clip), "-o", str(out), "--model", small_model, "-q"],
+        stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".styled.*.part.mp4")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # frames are being stylized and written
+    proc.send_signal(signal_number)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code and err.strip().splitlines() == [f"stylecast: {word}"], err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_temporary_files_of_processes_that_died_are_removed(tmp_path, demo_clip, small_model, capsys):
+    import os
+
+    dead = tmp_path / ".styled.999999999.k2j4.part.mp4"  # a pid no process has
+    alive = tmp_path / f".styled.{os.getpid()}.x7q1.part.mp4"  # a write in progress elsewhere
+    other = tmp_path / ".other.999999999.k2j4.part.mp4"  # another output's
+    for path in (dead, alive, other):
+        path.write_bytes(b"half a video")
+    code, _, _ = run(capsys, "video", demo_clip, "-o", tmp_path / "styled.mp4", "--model", small_model, "-q")
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name, "styled.mp4"])
+
+
 def test_run_webcam_entry_point_records_the_demo_source(tmp_path, small_model):
     proc = subprocess.run(
         [
