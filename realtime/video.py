@@ -97,13 +97,27 @@ class VideoReader:
         if not ctx.width or not ctx.height:
             self.container.close()
             raise InputError(f"{self.path} has a video stream without a frame size")
-        self.width, self.height = ctx.width, ctx.height
+        # phones store portrait video sideways with a display matrix that says how to turn it;
+        # frames are turned upright here, so everything after sees (and writes) them as shown
+        self.quarter_turns = self._quarter_turns()
+        sideways = self.quarter_turns % 2
+        self.width, self.height = (ctx.height, ctx.width) if sideways else (ctx.width, ctx.height)
         self.rate: Fraction = self.video.average_rate or self.video.guessed_rate or Fraction(30)
         self.time_base: Fraction = self.video.time_base or Fraction(1, 90000)
         self.frame_count = self.video.frames or None  # container's count; may be absent
         if self.frame_count is None and self.video.duration:
             self.frame_count = round(float(self.video.duration * self.time_base * self.rate))
         self.decode_errors = 0
+
+    def _quarter_turns(self) -> int:
+        """Counter-clockwise quarter turns that show the video upright (its first frame's display
+        matrix, read on a second opening so this one's stream stays at its start)."""
+        try:
+            with av.open(str(self.path)) as probe:
+                frame = next(probe.decode(video=0), None)
+        except (av.error.FFmpegError, UnicodeDecodeError, OSError):
+            return 0  # what cannot be probed is decoded as stored; items() reports the errors
+        return round((frame.rotation if frame is not None else 0) / 90) % 4
 
     def _open_hardware(self) -> av.container.InputContainer | None:
         """The file opened for NVDEC decoding, or None where no CUDA device can be had (then the
@@ -144,7 +158,10 @@ class VideoReader:
                 self.decode_errors += 1
                 continue
             for frame in cast("list[av.VideoFrame]", frames):  # a video stream's packet
-                yield Frame(frame.to_ndarray(format="rgb24"), frame.pts, frame.time_base, index)
+                rgb = frame.to_ndarray(format="rgb24")
+                if self.quarter_turns:
+                    rgb = np.ascontiguousarray(np.rot90(rgb, self.quarter_turns))
+                yield Frame(rgb, frame.pts, frame.time_base, index)
                 index += 1
 
     def rgb_frames(self) -> Iterator[np.ndarray]:
@@ -174,13 +191,21 @@ class VideoWriter:
         if suffix not in _VIDEO_CODEC:
             raise InputError(f"cannot write video as {suffix!r}; use one of {', '.join(sorted(_VIDEO_CODEC))}")
         codec = _VIDEO_CODEC[suffix]
-        # 4:2:0 needs even sizes; keep odd-sized input at its exact size with 4:4:4 instead.
-        pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-        if hardware and pix_fmt == "yuv420p" and codec in _NVENC and nvenc_opens(_NVENC[codec]):
+        # 4:2:0, the only chroma layout every player decodes, needs even sizes: an odd side gets
+        # its last row or column repeated once (4:4:4 at the odd size plays in few players)
+        self.pad_bottom, self.pad_right = height % 2, width % 2
+        if self.pad_bottom or self.pad_right:
+            log.warning(
+                "%dx%d has an odd side; written as %dx%d (4:2:0 needs even sizes: the last %s repeated)",
+                width, height, width + self.pad_right, height + self.pad_bottom,
+                " and ".join(n for n, odd in (("column", self.pad_right), ("row", self.pad_bottom)) if odd),
+            )  # fmt: skip
+        if hardware and codec in _NVENC and nvenc_opens(_NVENC[codec]):
             codec = _NVENC[codec]
         self.container = av.open(str(path), mode="w", format=_MUXER[suffix])
         self.stream = cast("av.video.stream.VideoStream", self.container.add_stream(codec, rate=rate))
-        self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
+        self.stream.width, self.stream.height = width + self.pad_right, height + self.pad_bottom
+        self.stream.pix_fmt = "yuv420p"
         self.encoder = codec
         self.rate = rate
         self.time_base = time_base or 1 / rate
@@ -207,6 +232,8 @@ class VideoWriter:
 
     def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
         """Encode one frame; `pts` in the writer's time base (None: evenly spaced at the rate)."""
+        if self.pad_bottom or self.pad_right:
+            rgb = np.pad(rgb, ((0, self.pad_bottom), (0, self.pad_right), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         if pts is None:
             pts = round(self.frames_written / self.rate / self.time_base)

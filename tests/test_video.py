@@ -110,15 +110,32 @@ def test_every_container_keeps_frames_and_audio_of_a_44_1_khz_clip(tmp_path, suf
     assert (info["audio_codec"], info["audio_rate"]) == (audio_codec, audio_rate) and audio_packets > 0
 
 
-def test_odd_sized_video_keeps_its_size(tmp_path):
+def test_odd_sized_video_is_written_as_4_2_0_one_pixel_larger(tmp_path, caplog):
+    """67x45 in 4:4:4 -> 68x46 in 4:2:0 (what every player decodes), the last column and row
+    repeated, said in one line."""
     src = tmp_path / "odd.mkv"
-    writer = VideoWriter(src, 67, 45, Fraction(25))
-    for i in range(5):
-        writer.write(np.full((45, 67, 3), 40 * i, np.uint8))
-    writer.close()
-    result = process_video(src, tmp_path / "odd_out.mp4", lambda f: f, progress=False)
+    with av.open(str(src), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 67, 45, "yuv444p"
+        for i in range(5):
+            frame = np.zeros((45, 67, 3), np.uint8)
+            frame[:, -1] = frame[-1, :] = 200  # the edge that is repeated
+            frame[:, :-1][:-1] = 40 * i
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    with caplog.at_level("WARNING", logger="stylecast.video"):
+        result = process_video(src, tmp_path / "odd_out.mp4", lambda f: f, progress=False)
+    assert [r.getMessage() for r in caplog.records] == [
+        "67x45 has an odd side; written as 68x46 (4:2:0 needs even sizes: the last column and row repeated)"
+    ]
+    with av.open(str(tmp_path / "odd_out.mp4")) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == "yuv420p"
     info, frames, _ = probe(tmp_path / "odd_out.mp4")
-    assert result.frames == 5 and info["size"] == (67, 45) and len(frames) == 5
+    assert result.frames == 5 and info["size"] == (68, 46) and len(frames) == 5
+    last = frames[-1][2].astype(int)
+    assert abs(last[:40, :60].mean() - 160) < 6 and abs(last[-1, :60].mean() - 200) < 20
 
 
 def test_truncated_video_yields_every_decodable_frame(demo_clip, tmp_path):
@@ -159,3 +176,30 @@ def test_unreadable_videos_are_refused(tmp_path, content, message):
     with pytest.raises(InputError, match=message):
         process_video(path, tmp_path / "out.mp4", lambda f: f, progress=False)
     assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize(("rotation", "top_left_white"), [(-90, True), (90, False), (180, False)])
+def test_a_phone_clip_with_a_display_matrix_comes_out_upright(tmp_path, rotation, top_left_white):
+    """A 64x32 clip stored with its left half white and a display rotation: the output is what a
+    player shows, turned upright, with no display matrix left to turn it again."""
+    src = tmp_path / "phone.mp4"
+    stored = np.zeros((32, 64, 3), np.uint8)
+    stored[:, :32] = 255  # left half white, as stored
+    with av.open(str(src), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        stream.set_display_rotation(rotation)
+        for _ in range(3):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    result = process_video(src, tmp_path / "out.mp4", lambda f: f, progress=False)
+    expected = np.rot90(stored, round(rotation / 90))  # counter-clockwise quarter turns, as shown
+    assert (result.width, result.height) == (expected.shape[1], expected.shape[0])
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        frames = list(container.decode(video=0))
+    assert all(f.rotation == 0 for f in frames) and len(frames) == 3
+    out = frames[0].to_ndarray(format="rgb24").astype(int)
+    assert np.abs(out - expected).mean() < 10
+    assert (out[2, 2].mean() > 128) == top_left_white
