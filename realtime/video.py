@@ -158,7 +158,7 @@ class VideoReader:
                 self.decode_errors += 1
                 continue
             for frame in cast("list[av.VideoFrame]", frames):  # a video stream's packet
-                rgb = frame.to_ndarray(format="rgb24")
+                rgb: np.ndarray = frame.to_ndarray(format="rgb24")
                 if self.quarter_turns:
                     rgb = np.ascontiguousarray(np.rot90(rgb, self.quarter_turns))
                 yield Frame(rgb, frame.pts, frame.time_base, index)
