@@ -452,9 +452,14 @@ class StylecastServer:
         if self.peers.pop(peer.id, None) is None:
             return
         self.closed_peers += 1
-        for task in peer.tasks:
-            if task is not asyncio.current_task():
-                task.cancel()
+        # a cancelled task keeps its CancelledError, whose traceback holds the frames that hold
+        # the peer: wait for them, then let go, so the peer is freed now and not at the next
+        # run of the cyclic collector (which the frozen start-up objects make rare)
+        others = [task for task in peer.tasks if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        peer.tasks.clear()
         if peer.track is not None:
             peer.track.stop()
         if peer.room is not None and peer.room in self.rooms:
@@ -470,10 +475,29 @@ class StylecastServer:
             if not room.peers:
                 del self.rooms[peer.room]
         await peer.pc.close()
+        release_connection(peer.pc, peer.channel)
+        peer.channel = peer.track = None
         log.info("peer %s closed", peer.id)
 
     async def shutdown(self, app: web.Application) -> None:
         await asyncio.gather(*(self.close_peer(p) for p in list(self.peers.values())))
+
+
+def release_connection(pc: RTCPeerConnection, channel: Any) -> None:
+    """Break the reference cycles a closed connection leaves (its transports' listeners are bound
+    methods of the connection; our handlers are closures over it), so that it, its codecs and
+    their threads are freed at once by reference counting rather than by the cyclic collector."""
+    transports = {t.sender.transport for t in pc.getTransceivers()} | {
+        t.receiver.transport for t in pc.getTransceivers()
+    }
+    if pc.sctp is not None:
+        transports.add(pc.sctp.transport)
+    for dtls in filter(None, transports):
+        for emitter in (dtls, dtls.transport, dtls.transport.iceGatherer):
+            emitter.remove_all_listeners()
+    for emitter in (pc, channel):
+        if emitter is not None:
+            emitter.remove_all_listeners()
 
 
 def apply_settings(

@@ -138,11 +138,14 @@ class StylizedTrack(MediaStreamTrack):
         self._ahead = asyncio.ensure_future(self._stylize_ahead())
         worker.register()
 
+    # Both loops end by returning, cancelled or not: a task that ends in an exception keeps it, and
+    # its traceback's frames keep this track, its frames and its peer alive until the cyclic
+    # collector runs; exceptions handed to the reader go without their tracebacks for the same reason.
     async def _pull(self) -> None:
         try:
             while True:
                 self._slot.put(cast(VideoFrame, await self.source.recv()))  # a video track (app.on_track)
-        except MediaStreamError:
+        except (MediaStreamError, asyncio.CancelledError):
             pass
         finally:
             self._slot.close()
@@ -153,15 +156,14 @@ class StylizedTrack(MediaStreamTrack):
                 await self._taken.wait()  # so the camera frame is the newest when the reader frees up
                 self._taken.clear()
                 self._ready.put_nowait(await self._stylize(await self._slot.take()))
-        except asyncio.CancelledError:
-            if self._ready.empty():  # (the worker cancels jobs when it stops) the reader ends too
+        except asyncio.CancelledError:  # stop(), or the worker cancelled the job as it stopped
+            if self._ready.empty():  # the reader ends too
                 self._ready.put_nowait(MediaStreamError())
-            raise
-        except MediaStreamError as exc:  # the camera ended
-            self._ready.put_nowait(exc)
+        except MediaStreamError:  # the camera ended
+            self._ready.put_nowait(MediaStreamError())
         except Exception as exc:  # noqa: BLE001 - handed to the reader, which ends the track
             log.warning("stylizing a frame failed: %s: %s", type(exc).__name__, exc)
-            self._ready.put_nowait(exc)
+            self._ready.put_nowait(exc.with_traceback(None))
 
     async def recv(self) -> VideoFrame:
         rgb, pts, time_base = await self.next_image()
