@@ -487,17 +487,15 @@ def release_connection(pc: RTCPeerConnection, channel: Any) -> None:
     """Break the reference cycles a closed connection leaves (its transports' listeners are bound
     methods of the connection; our handlers are closures over it), so that it, its codecs and
     their threads are freed at once by reference counting rather than by the cyclic collector."""
-    transports = {t.sender.transport for t in pc.getTransceivers()} | {
-        t.receiver.transport for t in pc.getTransceivers()
-    }
+    transceivers = pc.getTransceivers()
+    transports = {t.sender.transport for t in transceivers} | {t.receiver.transport for t in transceivers}
     if pc.sctp is not None:
         transports.add(pc.sctp.transport)
+    emitters: list[Any] = [pc, channel]
     for dtls in filter(None, transports):
-        for emitter in (dtls, dtls.transport, dtls.transport.iceGatherer):
-            emitter.remove_all_listeners()
-    for emitter in (pc, channel):
-        if emitter is not None:
-            emitter.remove_all_listeners()
+        emitters += [dtls, dtls.transport, dtls.transport.iceGatherer]
+    for emitter in filter(None, emitters):
+        emitter.remove_all_listeners()
 
 
 def apply_settings(
