@@ -1148,6 +1148,10 @@ def _main(argv: list[str] | None) -> int:
     except (InputError, CheckpointError, VGGUnavailable) as exc:
         print(f"stylecast: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (`stylecast models | head -1`): as Unix tools do, end quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the flush at exit fails silently too
+        return 0
     except OSError as exc:  # what the checks up front cannot see: a full disk, a mount gone read-only
         if args.verbose:
             raise

@@ -395,6 +395,17 @@ def test_a_full_disk_while_writing_is_one_line_and_leaves_nothing(capsys, small_
     assert list(out.iterdir()) == []
 
 
+@pytest.mark.parametrize("argv", [["models"], ["models", "--json"], ["--help"]])
+def test_a_closed_pipe_ends_quietly_with_exit_0(argv):
+    """`stylecast models | head -1`: the reader goes away; no error line, exit 0, as Unix tools do."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtime.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+    )
+    proc.stdout.close()  # before anything is written
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0 and err == b""
+
+
 def test_console_script_prints_no_traceback(tmp_path):
     (tmp_path / "bad.mp4").write_bytes(b"garbage")
     proc = subprocess.run(
