@@ -39,7 +39,10 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group("model")
     group.add_argument(
-        "--model", default=DEFAULT_MODEL, help="shipped model name (see `stylecast models`) or checkpoint path"
+        "--model",
+        default=None,
+        help=f"shipped model name (see `stylecast models`) or checkpoint path (default: {DEFAULT_MODEL}, or"
+        " arbitrary when --style-image is given)",
     )
     group.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend")
     group.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -74,6 +77,15 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--transform", default=None, choices=["adain", "wct"], help="arbitrary-style models: feature transform"
     )
+    parser.set_defaults(choose_model=True)
+
+
+def choose_model(args: argparse.Namespace) -> None:
+    """--model left out: a style picture alone asks for the model that takes any picture."""
+    from models.zoo import DEFAULT_MODEL
+
+    if getattr(args, "choose_model", False) and args.model is None:
+        args.model = "arbitrary" if args.style_image else DEFAULT_MODEL
 
 
 def build_stylizer(args: argparse.Namespace):  # -> Stylizer (imported lazily: torch is slow to import)
@@ -1136,6 +1148,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    choose_model(args)
     chatty = (args.verbose or args.command in ("train", "optimize")) and os.environ.get(
         "RANK", "0"
     ) == "0"  # torchrun: rank 0 logs

@@ -620,3 +620,16 @@ def test_export_onnx_writes_the_model_and_reports_its_agreement_with_torch(capsy
     assert code == 0 and (tmp_path / "m.onnx").stat().st_size > 10_000
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # nothing staged left behind
     assert len(result["max_abs_difference"]) == 2 and max(result["max_abs_difference"].values()) < 1e-3
+
+
+def test_a_style_image_alone_selects_the_shipped_arbitrary_style_model(capsys, tmp_path):
+    photo = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    painting = np.zeros((64, 64, 3), np.uint8)
+    painting[:, ::8] = (230, 40, 40)
+    write_rgb(tmp_path / "photo.png", photo)
+    write_rgb(tmp_path / "painting.png", painting)
+    argv = ["image", tmp_path / "photo.png", "-o", tmp_path / "out.png", "--json", "--backend", "torch"]
+    code, out, _ = run(capsys, *argv, "--style-image", tmp_path / "painting.png")
+    assert code == 0 and json.loads(out)["model"] == "arbitrary"
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and json.loads(out)["model"] == DEFAULT_MODEL
