@@ -633,3 +633,18 @@ def test_a_style_image_alone_selects_the_shipped_arbitrary_style_model(capsys, t
     assert code == 0 and json.loads(out)["model"] == "arbitrary"
     code, out, _ = run(capsys, *argv)
     assert code == 0 and json.loads(out)["model"] == DEFAULT_MODEL
+
+
+def test_a_training_run_reports_its_checkpoint_once(tmp_path, trainset, vgg_weights):
+    """The result line goes to stdout once; the log on stderr does not repeat it."""
+    out = tmp_path / "m.pt"
+    argv = ["train", "fast", "--style", trainset.parent / "media" / "styles" / "starry_night.jpg", "--data", trainset]
+    argv += ["--out", out, "--net", "small", "--steps", "2", "--batch-size", "1", "--scale-size", "64"]
+    argv += ["--crop-size", "48", "--style-size", "64", "--loss-network", "vgg19", "--vgg-weights", vgg_weights, "-q"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "realtime.cli", *map(str, argv)], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"wrote {out} (2 steps in ")
+    assert str(out) not in proc.stderr

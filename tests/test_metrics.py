@@ -6,6 +6,7 @@ import torch
 
 from realtime.demo import DemoScene
 from training.metrics import (
+    edge_ring_step,
     frechet_distance,
     optical_flow,
     pair_errors,
@@ -111,3 +112,27 @@ def test_pair_errors_say_where_the_flicker_is(moving_scene):
         left, right = pair.visible[:, :70], pair.visible[:, 90:]  # away from the seam the warp blurs
         assert pair.stylized[:, :70][left].mean() > 20 * pair.input[:, :70][left].mean()
         np.testing.assert_allclose(pair.stylized[:, 90:][right], pair.input[:, 90:][right], atol=1e-6)
+
+
+def test_edge_ring_step_finds_a_painted_frame_and_ignores_texture():
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, (128, 192, 3)).astype(np.uint8)
+    assert edge_ring_step(texture)[0] < 12  # every ring of noise has about the interior's mean
+    framed = texture.copy()
+    framed[12, 12:-12] = framed[-13, 12:-12] = 0  # a dark line 12 px in from the edge
+    framed[12:-12, 12] = framed[12:-12, -13] = 0
+    framed[:3], framed[-3:], framed[:, :3], framed[:, -3:] = 230, 230, 230, 230  # a light rim
+    step, where = edge_ring_step(framed)
+    assert step > 80 and where in (0, 1, 2, 12)
+
+
+def test_the_default_paints_no_frame():
+    """The default stylizes a uniform noise picture with no ring near the edge departing from
+    the interior by more than 20 grey levels (the small nets trained with zero padding at every
+    resolution painted a rim and a dark line 10-20 px inside the edge: 29 to 42 levels)."""
+    from models.zoo import DEFAULT_MODEL
+    from realtime.stylizer import Stylizer, load_model
+
+    noise = np.random.default_rng(0).integers(0, 256, (256, 384, 3), dtype=np.uint8)
+    stylized = Stylizer.create(load_model(DEFAULT_MODEL), "torch", "cpu").one(noise)
+    assert edge_ring_step(stylized)[0] <= 20

@@ -221,5 +221,4 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(ckpt, out, half=config.half)
-    log.info("wrote %s", out)
     return out

@@ -439,5 +439,4 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     final = snapshot()
     final.training["rank_checksums"] = checksums
     save_checkpoint(final, out, half=config.half)
-    log.info("wrote %s after %d steps (%.0f s this run)", out, config.steps, seconds)
     return TrainResult(out, len(history), history, seconds)

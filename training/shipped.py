@@ -155,7 +155,8 @@ def main() -> None:
             checkpoint_every=50,
             **(COMMON | RECIPE[model.net] | MODEL_OVERRIDES.get(model.name, {})),
         )
-        train(config, progress=False)
+        result = train(config, progress=False)
+        logging.info("wrote %s after %d steps (%.0f s this run)", target, config.steps, result.seconds)
 
 
 if __name__ == "__main__":

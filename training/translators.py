@@ -333,7 +333,6 @@ def train_pix2pix(config: TranslatorConfig, progress: bool = True) -> Path | Non
         trainer.out,
         half=config.half,
     )
-    log.info("wrote %s", trainer.out)
     return trainer.out
 
 
@@ -395,5 +394,4 @@ def train_cyclegan(config: TranslatorConfig, progress: bool = True) -> Path | No
         reverse,
         half=config.half,
     )
-    log.info("wrote %s and %s", trainer.out, reverse)
     return trainer.out
