@@ -11,7 +11,7 @@ Every flag of `stylecast webcam` works here (`python run_webcam.py --help`).
 
 import sys
 
-from realtime.cli import main
+from stylecast.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["webcam", *sys.argv[1:]]))

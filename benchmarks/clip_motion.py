@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from clips import SHARED_CLIPS, first_frames  # beside this script
 
-from realtime.errors import InputError
-from training.metrics import optical_flow
+from stylecast.core.errors import InputError
+from stylecast.training.metrics import optical_flow
 
 PERCENTILES = (50, 90, 99)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.errors import InputError
-from realtime.video import VideoReader
+from stylecast.core.errors import InputError
+from stylecast.realtime.video import VideoReader
 
 SHARED_CLIPS = Path(__file__).resolve().parents[2] / "shared/media/video"
 

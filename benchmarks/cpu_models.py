@@ -20,14 +20,14 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from models.checkpoint import Checkpoint, InputContract
-from models.registry import ARCHITECTURES
-from models.zoo import SHIPPED
-from realtime.backends import OnnxRuntimeBackend, TorchBackend
-from realtime.demo import DemoScene
-from realtime.device import cpu_name
-from realtime.processing import StyleOptions
-from realtime.stylizer import Stylizer, load_model
+from stylecast.core.device import cpu_name
+from stylecast.models.checkpoint import Checkpoint, InputContract
+from stylecast.models.registry import ARCHITECTURES
+from stylecast.models.zoo import SHIPPED
+from stylecast.realtime.backends import OnnxRuntimeBackend, TorchBackend
+from stylecast.realtime.demo import DemoScene
+from stylecast.realtime.processing import StyleOptions
+from stylecast.realtime.stylizer import Stylizer, load_model
 
 # the default small net is anti-aliased; the_scream-small is the same net without it
 OURS = {

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from cpu_models import median_ms  # beside this script
 
-from realtime.backends import cached_onnx
-from realtime.device import cpu_name
-from realtime.images import read_rgb
-from realtime.processing import FrameProcessor, StyleOptions
-from realtime.stylizer import load_model
+from stylecast.core.device import cpu_name
+from stylecast.core.images import read_rgb
+from stylecast.realtime.backends import cached_onnx
+from stylecast.realtime.processing import FrameProcessor, StyleOptions
+from stylecast.realtime.stylizer import load_model
 
 CALIBRATION_PHOTOS = 4
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import av
 
-from realtime.demo import DemoScene
-from realtime.pipeline import process_video
-from realtime.stylizer import Stylizer
+from stylecast.realtime.demo import DemoScene
+from stylecast.realtime.pipeline import process_video
+from stylecast.realtime.stylizer import Stylizer
 
 CLIP = Path(__file__).resolve().parent.parent.parent / "shared" / "media" / "video" / "big_buck_bunny_640x360.mp4"
 PEER_STYLE = "19"

@@ -22,11 +22,11 @@ import cv2
 import numpy as np
 import torch
 
-from realtime.cli import parse_size
-from realtime.device import cpu_name
-from realtime.errors import InputError
-from realtime.images import read_rgb
-from realtime.stylizer import Stylizer
+from stylecast.cli.main import parse_size
+from stylecast.core.device import cpu_name
+from stylecast.core.errors import InputError
+from stylecast.core.images import read_rgb
+from stylecast.realtime.stylizer import Stylizer
 
 CONTRASTS = (1.0, 0.3, 0.1, 0.03)
 NOISE_STD = 1.0  # standard deviation, in grey levels of 255

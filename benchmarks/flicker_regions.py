@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from clips import SHARED_CLIPS, first_frames  # beside this script
 
-from realtime.device import cpu_name
-from realtime.errors import InputError
-from realtime.stylizer import Stylizer
-from training.metrics import PairErrors, pair_errors
+from stylecast.core.device import cpu_name
+from stylecast.core.errors import InputError
+from stylecast.realtime.stylizer import Stylizer
+from stylecast.training.metrics import PairErrors, pair_errors
 
 REGIONS = ("still", "moving", "flat", "some texture", "textured")
 

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 from cpu_models import OURS, benchmark_checkpoint  # this folder's CPU benchmark: the same models
 
-from models.checkpoint import Checkpoint
-from realtime.backends import AOTBackend, Backend, CompiledBackend, OnnxRuntimeBackend, TorchBackend
-from realtime.device import cpu_name, resolve_device
-from realtime.processing import StyleOptions
-from realtime.stylizer import Stylizer
+from stylecast.core.device import cpu_name, resolve_device
+from stylecast.models.checkpoint import Checkpoint
+from stylecast.realtime.backends import AOTBackend, Backend, CompiledBackend, OnnxRuntimeBackend, TorchBackend
+from stylecast.realtime.processing import StyleOptions
+from stylecast.realtime.stylizer import Stylizer
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 BACKENDS: dict[str, Callable[[Checkpoint, torch.device, torch.dtype], Backend]] = {
@@ -94,8 +94,8 @@ def model_table(args: argparse.Namespace, device: torch.device) -> None:
 
 def file_table(args: argparse.Namespace, device: torch.device) -> None:
     """End-to-end file throughput at the largest size, against decode + encode alone."""
-    from realtime.demo import write_demo_clip  # PyAV: imported here, so the model table runs without it
-    from realtime.pipeline import process_video
+    from stylecast.realtime.demo import write_demo_clip  # PyAV: imported here, so the model table runs without it
+    from stylecast.realtime.pipeline import process_video
 
     width, height = args.sizes[-1]
     with tempfile.TemporaryDirectory() as tmp:

@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from clips import SHARED_CLIPS, first_frames  # beside this script
 
-from realtime.device import cpu_name
-from realtime.errors import InputError
-from realtime.stylizer import Stylizer
-from training.losses import codec_noise, video_noise
+from stylecast.core.device import cpu_name
+from stylecast.core.errors import InputError
+from stylecast.realtime.stylizer import Stylizer
+from stylecast.training.losses import codec_noise, video_noise
 
 
 def blurred(sigma: float) -> Callable[[tuple[int, ...], np.random.Generator], np.ndarray]:

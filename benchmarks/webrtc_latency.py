@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from realtime.demo import DemoScene
-from server.app import ServerConfig, StylecastServer
-from server.harness import ServerThread, chromium_args, chromium_path, make_y4m
-from server.worker import InferenceWorker, serving_threads
+from stylecast.realtime.demo import DemoScene
+from stylecast.server.app import ServerConfig, StylecastServer
+from stylecast.server.harness import ServerThread, chromium_args, chromium_path, make_y4m
+from stylecast.server.worker import InferenceWorker, serving_threads
 
 CLIP = Path(__file__).resolve().parent.parent.parent / "shared" / "media" / "video" / "big_buck_bunny_640x360.mp4"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from export.shapes import sample_size as traced_size
-from models.checkpoint import Checkpoint
+from stylecast.export.shapes import sample_size as traced_size
+from stylecast.models.checkpoint import Checkpoint
 
 
 def export_aot(

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.shapes import sample_size as traced_size
-from models.checkpoint import Checkpoint, staged_file
-from models.registry import example_conditions
+from stylecast.core.atomic import staged_file
+from stylecast.export.shapes import sample_size as traced_size
+from stylecast.models.checkpoint import Checkpoint
+from stylecast.models.registry import example_conditions
 
 OPSET = 18
 METADATA_KEY = "stylecast.contract"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoint import Checkpoint
+from stylecast.models.checkpoint import Checkpoint
 
 log = logging.getLogger("stylecast.tensorrt")
 
@@ -109,7 +109,7 @@ def cached_engine(ckpt: Checkpoint, fp16: bool, profile: ShapeProfile, cache: Pa
     """The engine for `ckpt` on this GPU, built once and kept under `cache`/engines."""
     import tensorrt as trt
 
-    from realtime.backends import cached_onnx
+    from stylecast.realtime.backends import cached_onnx
 
     onnx_path = cached_onnx(ckpt)
     key = engine_key(onnx_path.read_bytes(), torch.cuda.get_device_name(), trt.__version__, fp16, profile)
@@ -132,7 +132,7 @@ class TensorRTBackend:
     def __init__(self, ckpt: Checkpoint, device: torch.device, fp16: bool = True, profile: ShapeProfile | None = None):
         import tensorrt as trt
 
-        from realtime.backends import cache_dir
+        from stylecast.realtime.backends import cache_dir
 
         if device.type != "cuda":
             raise ValueError("TensorRT runs on CUDA devices only")

@@ -22,8 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.layers import ReflectConv
-from models.vgg import Preprocessing, VGGFeatures
+from stylecast.models.layers import ReflectConv
+from stylecast.models.vgg import Preprocessing, VGGFeatures
 
 EPS = 1e-5
 

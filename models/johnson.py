@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.layers import ConvBlock, ReflectConv, ResidualBlock
+from stylecast.models.layers import ConvBlock, ReflectConv, ResidualBlock
 
 
 class TransformerNet(nn.Module):

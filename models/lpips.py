@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.vgg import Preprocessing, VGGUnavailable, VGGWeights, load_vgg, read_state
+from stylecast.models.vgg import Preprocessing, VGGUnavailable, VGGWeights, load_vgg, read_state
 
 NETS = ("vgg", "alex")
 ENV_WEIGHTS = "STYLECAST_LPIPS_WEIGHTS"

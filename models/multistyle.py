@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.layers import CondConvBlock, CondResidualBlock, ReflectConv
+from stylecast.models.layers import CondConvBlock, CondResidualBlock, ReflectConv
 
 
 def example_styles(batch: int, num_styles: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.resnet_generator import norm_layer
+from stylecast.models.resnet_generator import norm_layer
 
 
 def receptive_field(layers: int) -> int:

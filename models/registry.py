@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.adain import ArbitraryStyleNet
-from models.johnson import TransformerNet
-from models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
-from models.resnet_generator import ResnetGenerator
-from models.small import SmallTransformerNet
-from models.unet_generator import UnetGenerator
+from stylecast.models.adain import ArbitraryStyleNet
+from stylecast.models.johnson import TransformerNet
+from stylecast.models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
+from stylecast.models.resnet_generator import ResnetGenerator
+from stylecast.models.small import SmallTransformerNet
+from stylecast.models.unet_generator import UnetGenerator
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "johnson": TransformerNet,

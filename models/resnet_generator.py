@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.layers import ReflectConv
+from stylecast.models.layers import ReflectConv
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.layers import ConvBlock, ResidualBlock, upsample_2x
+from stylecast.models.layers import ConvBlock, ResidualBlock, upsample_2x
 
 
 class SmallTransformerNet(nn.Module):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.resnet_generator import check_size, norm_layer
+from stylecast.models.resnet_generator import check_size, norm_layer
 
 UPSAMPLES = ("transpose", "resize")
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoint import Checkpoint
-from realtime.atomic import atomic_output
-from realtime.backends import Backend, cache_dir
-from realtime.device import cpu_name
+from stylecast.core.atomic import atomic_output
+from stylecast.core.device import cpu_name
+from stylecast.models.checkpoint import Checkpoint
+from stylecast.realtime.backends import Backend, cache_dir
 
 log = logging.getLogger("stylecast.backends")
 TIMED_RUNS = 3  # after one warm-up run each
@@ -53,7 +53,7 @@ class AutoBackend:
     dtype = torch.float32
 
     def __init__(self, ckpt: Checkpoint, candidates: dict[str, Backend], choices_file: Path | None = None):
-        from export.onnx import checkpoint_digest
+        from stylecast.export.onnx import checkpoint_digest
 
         self.candidates = candidates
         self.chosen: dict[tuple[int, ...], Backend] = {}  # C x H x W -> backend

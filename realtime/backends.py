@@ -19,9 +19,9 @@ from typing import Protocol
 
 import torch
 
-from models.checkpoint import Checkpoint
-from realtime.device import resolve_device
-from realtime.errors import InputError
+from stylecast.core.device import resolve_device
+from stylecast.core.errors import InputError
+from stylecast.models.checkpoint import Checkpoint
 
 BACKENDS = ("auto", "torch", "compiled", "aot", "onnxruntime", "tensorrt")
 
@@ -82,8 +82,8 @@ class AOTBackend:
     name = "aot"
 
     def __init__(self, ckpt: Checkpoint, device: torch.device, dtype: torch.dtype):
-        from export.aot import export_aot, load_aot
-        from export.onnx import checkpoint_digest
+        from stylecast.export.aot import export_aot, load_aot
+        from stylecast.export.onnx import checkpoint_digest
 
         self.device, self.dtype = device, dtype
         tag = f"{device.type}-{str(dtype).removeprefix('torch.')}-torch{torch.__version__.split('+')[0]}"
@@ -107,7 +107,7 @@ def cache_dir() -> Path:
 
 def cached_onnx(ckpt: Checkpoint) -> Path:
     """The checkpoint's ONNX export, made once and kept under the cache folder."""
-    from export.onnx import checkpoint_digest, export_onnx
+    from stylecast.export.onnx import checkpoint_digest, export_onnx
 
     path = cache_dir() / "onnx" / f"{ckpt.architecture}-{checkpoint_digest(ckpt)}.onnx"
     if not path.is_file():
@@ -163,7 +163,7 @@ def create_backend(name: str, ckpt: Checkpoint, device_name: str = "auto") -> Ba
         raise InputError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     device = resolve_device(device_name)
     if name == "auto" and device.type == "cpu" and installed("onnxruntime"):
-        from realtime.auto_backend import AutoBackend
+        from stylecast.realtime.auto_backend import AutoBackend
 
         # both built now, so a bad checkpoint fails here and the first frame waits for neither
         candidates: dict[str, Backend] = {
@@ -190,6 +190,6 @@ def create_backend(name: str, ckpt: Checkpoint, device_name: str = "auto") -> Ba
         )
     if device.type != "cuda":
         raise InputError("backend tensorrt needs a CUDA device; use --device cuda")
-    from export.tensorrt import TensorRTBackend
+    from stylecast.export.tensorrt import TensorRTBackend
 
     return TensorRTBackend(ckpt, device, fp16=True)

@@ -11,17 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from realtime.demo import write_demo_clip
-from realtime.errors import InputError
-from realtime.images import write_rgb
-from realtime.pipeline import process_video
-from realtime.stylizer import Stylizer
-from realtime.video import VideoReader, VideoWriter
+from stylecast.core.errors import InputError
+from stylecast.core.images import write_rgb
+from stylecast.realtime.demo import write_demo_clip
+from stylecast.realtime.pipeline import process_video
+from stylecast.realtime.stylizer import Stylizer
+from stylecast.realtime.video import VideoReader, VideoWriter
 
 
 def record_camera(path: Path, index: int, seconds: float) -> int:
     """Record `seconds` of camera `index` into `path`; returns the frame count."""
-    from realtime.sources import CameraSource
+    from stylecast.realtime.sources import CameraSource
 
     camera = CameraSource(index)
     writer, count = None, 0

@@ -15,7 +15,7 @@ from collections import deque
 
 import numpy as np
 
-from realtime.stylizer import Stylizer
+from stylecast.realtime.stylizer import Stylizer
 
 log = logging.getLogger("stylecast.governor")
 

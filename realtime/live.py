@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from realtime.sinks import Sink
-from realtime.sources import LiveSource
+from stylecast.realtime.sinks import Sink
+from stylecast.realtime.sources import LiveSource
 
 WARM_UP_S = 30.0  # how long the first frame may take on top of `seconds` (camera start, warm-up call)
 

@@ -19,9 +19,9 @@ from typing import Any
 import av
 from tqdm import tqdm
 
-from realtime.atomic import atomic_output
-from realtime.errors import InputError
-from realtime.video import Frame, VideoReader, VideoWriter
+from stylecast.core.atomic import atomic_output
+from stylecast.core.errors import InputError
+from stylecast.realtime.video import Frame, VideoReader, VideoWriter
 
 _END = object()  # end-of-stream marker travelling through the queues
 

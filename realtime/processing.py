@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.checkpoint import InputContract
-from models.pairs import luminance, pair_input
+from stylecast.models.checkpoint import InputContract
+from stylecast.models.pairs import luminance, pair_input
 
 UPSAMPLERS = ("detail", "bicubic")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from realtime.stylizer import Stylizer
+from stylecast.realtime.stylizer import Stylizer
 
 LABEL_HEIGHT = 22
 GAP = 4

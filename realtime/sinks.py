@@ -12,10 +12,10 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from realtime.atomic import AtomicFile, check_output_folder
-from realtime.errors import InputError
-from realtime.images import write_rgb
-from realtime.video import VideoWriter
+from stylecast.core.atomic import AtomicFile, check_output_folder
+from stylecast.core.errors import InputError
+from stylecast.core.images import write_rgb
+from stylecast.realtime.video import VideoWriter
 
 
 class Sink(Protocol):

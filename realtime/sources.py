@@ -17,10 +17,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.demo import DemoScene
-from realtime.errors import InputError
-from realtime.images import IMAGE_SUFFIXES, read_rgb
-from realtime.video import VideoReader
+from stylecast.core.errors import InputError
+from stylecast.core.images import IMAGE_SUFFIXES, read_rgb
+from stylecast.realtime.demo import DemoScene
+from stylecast.realtime.video import VideoReader
 
 
 @dataclass

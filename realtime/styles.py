@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from realtime.errors import InputError
+from stylecast.core.errors import InputError
 
 
 def parse_style_mix(spec: str, names: list[str]) -> torch.Tensor:

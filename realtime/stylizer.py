@@ -9,13 +9,13 @@ from typing import cast
 import numpy as np
 import torch
 
-from models.adain import ArbitraryStyleNet, interpolate_statistics, style_statistics
-from models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from models.zoo import SHIPPED
-from realtime.backends import Backend, create_backend
-from realtime.errors import InputError
-from realtime.processing import FrameProcessor, StyleOptions
-from realtime.styles import parse_style_mix
+from stylecast.core.errors import InputError
+from stylecast.models.adain import ArbitraryStyleNet, interpolate_statistics, style_statistics
+from stylecast.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from stylecast.models.zoo import SHIPPED
+from stylecast.realtime.backends import Backend, create_backend
+from stylecast.realtime.processing import FrameProcessor, StyleOptions
+from stylecast.realtime.styles import parse_style_mix
 
 STYLE_IMAGE_SIZE = 512  # long side style images are scaled to before their statistics are taken
 

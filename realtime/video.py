@@ -21,7 +21,7 @@ import av
 import numpy as np
 from av.codec.hwaccel import HWAccel
 
-from realtime.errors import InputError
+from stylecast.core.errors import InputError
 
 log = logging.getLogger("stylecast.video")
 

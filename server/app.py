@@ -34,11 +34,11 @@ from typing import Any
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from realtime.errors import InputError
-from realtime.styles import parse_style_mix
-from server.relay import NewestRelay
-from server.tracks import StylizedTrack
-from server.worker import ClientSettings, InferenceWorker
+from stylecast.core.errors import InputError
+from stylecast.realtime.styles import parse_style_mix
+from stylecast.server.relay import NewestRelay
+from stylecast.server.tracks import StylizedTrack
+from stylecast.server.worker import ClientSettings, InferenceWorker
 
 log = logging.getLogger("stylecast.server")
 STATIC = Path(__file__).parent / "static"

@@ -16,7 +16,7 @@ import av
 import cv2
 from aiohttp import web
 
-from server.app import StylecastServer
+from stylecast.server.app import StylecastServer
 
 CHROMIUM_ARGS = [
     "--headless=new",

@@ -15,7 +15,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
-from server.tracks import StylizedImage, StylizedTrack
+from stylecast.server.tracks import StylizedImage, StylizedTrack
 
 
 class NewestRelay:

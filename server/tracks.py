@@ -29,7 +29,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
-from server.worker import ClientSettings, InferenceWorker
+from stylecast.server.worker import ClientSettings, InferenceWorker
 
 log = logging.getLogger("stylecast.server")
 

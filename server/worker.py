@@ -24,14 +24,14 @@ from typing import cast
 import numpy as np
 import torch
 
-from models.adain import ArbitraryStyleNet, interpolate_statistics
-from models.checkpoint import Checkpoint
-from realtime.backends import Backend, create_backend
-from realtime.errors import InputError
-from realtime.governor import ResolutionGovernor, smallest_cap
-from realtime.processing import FrameProcessor, StyleOptions
-from realtime.styles import parse_style_mix
-from realtime.stylizer import load_model, style_image_statistics
+from stylecast.core.errors import InputError
+from stylecast.models.adain import ArbitraryStyleNet, interpolate_statistics
+from stylecast.models.checkpoint import Checkpoint
+from stylecast.realtime.backends import Backend, create_backend
+from stylecast.realtime.governor import ResolutionGovernor, smallest_cap
+from stylecast.realtime.processing import FrameProcessor, StyleOptions
+from stylecast.realtime.styles import parse_style_mix
+from stylecast.realtime.stylizer import load_model, style_image_statistics
 
 log = logging.getLogger("stylecast.server")
 

@@ -54,7 +54,7 @@ TEST_MODEL = "starry_night-small"
 @pytest.fixture(scope="session")
 def small_model() -> str:
     """A shipped small network (committed in models/zoo): real weights, fast on a CPU."""
-    from models.zoo import SHIPPED
+    from stylecast.models.zoo import SHIPPED
 
     assert SHIPPED[TEST_MODEL].path.is_file(), "shipped model missing from models/zoo"
     return TEST_MODEL
@@ -63,7 +63,7 @@ def small_model() -> str:
 @pytest.fixture(scope="session")
 def demo_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """1 s of the generated scene at 160x96, 30 fps, with an AAC audio track."""
-    from realtime.demo import write_demo_clip
+    from stylecast.realtime.demo import write_demo_clip
 
     path = tmp_path_factory.mktemp("clips") / "demo.mp4"
     write_demo_clip(path, seconds=1.0, width=160, height=96, fps=30)

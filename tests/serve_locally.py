@@ -3,8 +3,8 @@
 
 import sys
 
-from server.app import ServerConfig, run_server
-from server.worker import InferenceWorker
+from stylecast.server.app import ServerConfig, run_server
+from stylecast.server.worker import InferenceWorker
 
 if __name__ == "__main__":
     model, port = sys.argv[1], int(sys.argv[2])

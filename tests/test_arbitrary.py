@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from export.onnx import export_onnx, max_difference
-from models.adain import (
+from stylecast.export.onnx import export_onnx, max_difference
+from stylecast.models.adain import (
     ArbitraryStyleNet,
     adain,
     channel_stats,
@@ -15,7 +15,7 @@ from models.adain import (
     style_statistics,
     wct,
 )
-from models.checkpoint import Checkpoint, InputContract
+from stylecast.models.checkpoint import Checkpoint, InputContract
 
 
 def test_adain_gives_the_content_the_style_statistics():
@@ -93,9 +93,9 @@ def test_alpha_zero_reconstructs_and_alpha_moves_towards_the_style():
 
 
 def test_calibration_gives_the_compact_encoder_vggs_scale(trainset, vgg_weights):
-    from models.adain import CompactEncoder
-    from models.vgg import load_vgg
-    from training.data import RandomCrops
+    from stylecast.models.adain import CompactEncoder
+    from stylecast.models.vgg import load_vgg
+    from stylecast.training.data import RandomCrops
 
     vgg = load_vgg(str(vgg_weights)).build(list(CompactEncoder.taps))
     photos = RandomCrops(str(trainset), 96, 64)
@@ -116,8 +116,8 @@ def test_calibration_gives_the_compact_encoder_vggs_scale(trainset, vgg_weights)
 
 
 def test_training_phases_lower_their_losses_and_the_model_runs(tmp_path, trainset, vgg_weights):
-    from realtime.stylizer import Stylizer
-    from training.arbitrary import ArbitraryConfig, train_arbitrary
+    from stylecast.realtime.stylizer import Stylizer
+    from stylecast.training.arbitrary import ArbitraryConfig, train_arbitrary
 
     styles = trainset.parent / "media" / "styles"
     config = ArbitraryConfig(
@@ -133,7 +133,7 @@ def test_training_phases_lower_their_losses_and_the_model_runs(tmp_path, trainse
     style = [e.value for e in events.Scalars("loss/style")]
     assert np.mean(distill[-3:]) < np.mean(distill[:3]) and np.mean(style[-3:]) < np.mean(style[:3])
 
-    from realtime.images import read_rgb
+    from stylecast.core.images import read_rgb
 
     painting = read_rgb(styles / "the_scream.jpg")
     frame = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
@@ -147,8 +147,8 @@ def test_training_phases_lower_their_losses_and_the_model_runs(tmp_path, trainse
 def test_a_resumed_run_ends_with_the_weights_of_one_that_was_never_stopped(tmp_path, trainset, vgg_weights):
     # stopped after the first decoder step and resumed for two more, the run draws the photo and
     # painting crops of the three steps it took again, so it trains on what the straight run had
-    from models.checkpoint import load_checkpoint
-    from training.arbitrary import ArbitraryConfig, train_arbitrary
+    from stylecast.models.checkpoint import load_checkpoint
+    from stylecast.training.arbitrary import ArbitraryConfig, train_arbitrary
 
     def run(folder: str, decoder_steps: int) -> dict[str, torch.Tensor]:
         config = ArbitraryConfig(
@@ -168,7 +168,7 @@ def test_a_resumed_run_ends_with_the_weights_of_one_that_was_never_stopped(tmp_p
 def test_dry_run_checks_both_phases_and_writes_nothing(tmp_path, trainset, vgg_weights, caplog):
     import logging
 
-    from training.arbitrary import ArbitraryConfig, train_arbitrary
+    from stylecast.training.arbitrary import ArbitraryConfig, train_arbitrary
 
     styles = trainset.parent / "media" / "styles"
     config = ArbitraryConfig(

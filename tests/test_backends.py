@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from realtime import auto_backend
-from realtime.backends import OnnxRuntimeBackend, TorchBackend, create_backend
-from realtime.errors import InputError
-from realtime.stylizer import Stylizer, load_model
+from stylecast.core.errors import InputError
+from stylecast.realtime import auto_backend
+from stylecast.realtime.backends import OnnxRuntimeBackend, TorchBackend, create_backend
+from stylecast.realtime.stylizer import Stylizer, load_model
 
 # fp32 ONNX Runtime vs torch eager: within 1e-3 of the output range (issue 5's target).
 PARITY = 1e-3

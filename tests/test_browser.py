@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from conftest import shared_path
 
-from server.app import ServerConfig, StylecastServer
-from server.firefox import Firefox, firefox_path
-from server.harness import ServerThread, chromium_args, chromium_path, make_y4m
-from server.worker import InferenceWorker
+from stylecast.server.app import ServerConfig, StylecastServer
+from stylecast.server.firefox import Firefox, firefox_path
+from stylecast.server.harness import ServerThread, chromium_args, chromium_path, make_y4m
+from stylecast.server.worker import InferenceWorker
 
 CHROMIUM = chromium_path()
 FIREFOX = firefox_path()
@@ -70,7 +70,7 @@ def make_server(model: str, **config) -> StylecastServer:
 @needs_chromium
 def test_page_streams_the_fake_camera_back_stylized(camera_file, small_model):
     sync_api = pytest.importorskip("playwright.sync_api")
-    from realtime.stylizer import Stylizer
+    from stylecast.realtime.stylizer import Stylizer
 
     with ServerThread(make_server(small_model)) as url, sync_api.sync_playwright() as p:
         browser = launch(p, camera_file)

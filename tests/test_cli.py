@@ -12,13 +12,13 @@ import cv2
 import numpy as np
 import pytest
 
-from models.checkpoint import Checkpoint, InputContract, save_checkpoint
-from models.small import SmallTransformerNet
-from models.zoo import DEFAULT_MODEL, SHIPPED
-from realtime.cli import build_parser, main
-from realtime.demo import DemoScene
-from realtime.images import write_rgb
-from realtime.video import VideoReader, VideoWriter
+from stylecast.cli.main import build_parser, main
+from stylecast.core.images import write_rgb
+from stylecast.models.checkpoint import Checkpoint, InputContract, save_checkpoint
+from stylecast.models.small import SmallTransformerNet
+from stylecast.models.zoo import DEFAULT_MODEL, SHIPPED
+from stylecast.realtime.demo import DemoScene
+from stylecast.realtime.video import VideoReader, VideoWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -399,7 +399,10 @@ def test_a_full_disk_while_writing_is_one_line_and_leaves_nothing(capsys, small_
 def test_a_closed_pipe_ends_quietly_with_exit_0(argv):
     """`stylecast models | head -1`: the reader goes away; no error line, exit 0, as Unix tools do."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "realtime.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+        [sys.executable, "-m", "stylecast.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
     )
     proc.stdout.close()  # before anything is written
     err = proc.stderr.read()
@@ -409,7 +412,15 @@ def test_a_closed_pipe_ends_quietly_with_exit_0(argv):
 def test_console_script_prints_no_traceback(tmp_path):
     (tmp_path / "bad.mp4").write_bytes(b"garbage")
     proc = subprocess.run(
-        [sys.executable, "-m", "realtime.cli", "video", str(tmp_path / "bad.mp4"), "-o", str(tmp_path / "o.mp4")],
+        [
+            sys.executable,
+            "-m",
+            "stylecast.cli",
+            "video",
+            str(tmp_path / "bad.mp4"),
+            "-o",
+            str(tmp_path / "o.mp4"),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -424,7 +435,7 @@ def test_console_script_prints_no_traceback(tmp_path):
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory) -> Path:
     """20 s of the generated scene: long enough to be stopped halfway."""
-    from realtime.demo import write_demo_clip
+    from stylecast.realtime.demo import write_demo_clip
 
     path = tmp_path_factory.mktemp("long") / "long.mp4"
     write_demo_clip(path, seconds=20.0, width=320, height=192, fps=30)
@@ -441,7 +452,7 @@ def test_a_signal_mid_video_exits_cleanly_and_leaves_no_file(
 
     out = tmp_path / "styled.mp4"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "realtime.cli", "video", str(long_clip), "-o", str(out), "--model", small_model, "-q"],
+        [sys.executable, "-m", "stylecast.cli", "video", str(long_clip), "-o", str(out), "--model", small_model, "-q"],
         stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
     deadline = time.monotonic() + 60
@@ -532,7 +543,7 @@ def test_demo_command_records_the_camera_when_asked(capsys, tmp_path, small_mode
 
 
 def test_sheet_gives_an_arbitrary_style_model_a_column_per_picture(capsys, tmp_path):
-    from realtime.sheet import GAP
+    from stylecast.realtime.sheet import GAP
 
     rng = np.random.default_rng(0)
     cv2.imwrite(str(tmp_path / "photo.png"), rng.integers(0, 256, (96, 128, 3), dtype=np.uint8))
@@ -559,8 +570,8 @@ def test_help_shows_every_default(capsys):
 
 
 def test_train_flags_of_optional_lists_take_one_value_or_several():
-    from realtime.cli import build_parser, config_from_args
-    from training.fast import FastConfig
+    from stylecast.cli.main import build_parser, config_from_args
+    from stylecast.training.fast import FastConfig
 
     base = ["train", "fast", "--data", "photos", "--out", "m.pt"]
     one = build_parser().parse_args([*base, "--style", "a.jpg", "--style-names", "night"])
@@ -589,7 +600,7 @@ def test_serve_starts_answers_and_stops_on_ctrl_c(small_model):
         port = probe.getsockname()[1]
     argv = ["serve", "--port", str(port), "--model", small_model, "--ice-local-only", "--backend", "torch"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "realtime.cli", *argv],
+        [sys.executable, "-m", "stylecast.cli", *argv],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -642,7 +653,11 @@ def test_a_training_run_reports_its_checkpoint_once(tmp_path, trainset, vgg_weig
     argv += ["--out", out, "--net", "small", "--steps", "2", "--batch-size", "1", "--scale-size", "64"]
     argv += ["--crop-size", "48", "--style-size", "64", "--loss-network", "vgg19", "--vgg-weights", vgg_weights, "-q"]
     proc = subprocess.run(
-        [sys.executable, "-m", "realtime.cli", *map(str, argv)], capture_output=True, text=True, cwd=ROOT, timeout=300
+        [sys.executable, "-m", "stylecast.cli", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()

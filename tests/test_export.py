@@ -7,11 +7,11 @@ import onnx
 import pytest
 import torch
 
-from export.onnx import METADATA_KEY, export_onnx, max_difference
-from export.tensorrt import ShapeProfile, engine_key
-from models.checkpoint import Checkpoint, InputContract
-from realtime.backends import CompiledBackend, TorchBackend
-from training.fast import NETS
+from stylecast.export.onnx import METADATA_KEY, export_onnx, max_difference
+from stylecast.export.tensorrt import ShapeProfile, engine_key
+from stylecast.models.checkpoint import Checkpoint, InputContract
+from stylecast.realtime.backends import CompiledBackend, TorchBackend
+from stylecast.training.fast import NETS
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
@@ -58,7 +58,7 @@ def test_onnx_export_matches_torch_at_two_sizes_and_carries_the_contract(net, tm
     ],
 )
 def test_gan_generators_export_with_their_contract(architecture, kwargs, sizes, tmp_path):
-    from models.registry import ARCHITECTURES
+    from stylecast.models.registry import ARCHITECTURES
 
     torch.manual_seed(0)
     module = ARCHITECTURES[architecture](**kwargs)
@@ -72,7 +72,7 @@ def test_gan_generators_export_with_their_contract(architecture, kwargs, sizes, 
 
 
 def test_compiled_backend_matches_eager(small_model):
-    from realtime.stylizer import load_model
+    from stylecast.realtime.stylizer import load_model
 
     ckpt = load_model(small_model)
     eager = TorchBackend(ckpt, torch.device("cpu"), torch.float32)
@@ -83,8 +83,8 @@ def test_compiled_backend_matches_eager(small_model):
 
 @pytest.mark.slow
 def test_aot_package_round_trip_on_this_device(small_model, tmp_path):
-    from export.aot import export_aot, load_aot
-    from realtime.stylizer import load_model
+    from stylecast.export.aot import export_aot, load_aot
+    from stylecast.realtime.stylizer import load_model
 
     ckpt = load_model(small_model)
     package = load_aot(
@@ -128,8 +128,8 @@ def test_shape_profiles_parse_and_round_to_the_size_multiple():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="TensorRT needs a CUDA GPU")
 @pytest.mark.trt
 def test_tensorrt_engine_matches_torch(small_model):
-    from export.tensorrt import TensorRTBackend
-    from realtime.stylizer import load_model
+    from stylecast.export.tensorrt import TensorRTBackend
+    from stylecast.realtime.stylizer import load_model
 
     ckpt = load_model(small_model)
     device = torch.device("cuda")

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.vgg import weights_from_file
-from realtime.demo import DemoScene
-from training.data import to_tensor
-from training.gatys import GatysConfig, match_color, stylize_image
-from training.losses import ContentLoss, StyleLoss, gram_matrix
+from stylecast.models.vgg import weights_from_file
+from stylecast.realtime.demo import DemoScene
+from stylecast.training.data import to_tensor
+from stylecast.training.gatys import GatysConfig, match_color, stylize_image
+from stylecast.training.losses import ContentLoss, StyleLoss, gram_matrix
 
 LAYERS = ("relu1_2", "relu2_2", "relu3_3")
 
@@ -105,9 +105,9 @@ def test_eval_quality_reports_models_against_gatys(tmp_path, small_model, vgg19_
     """The report on two generated frames: Gatys is the unit, the model is scored next to it."""
     import json
 
-    from realtime.cli import main
-    from realtime.demo import DemoScene
-    from realtime.images import read_rgb, write_rgb
+    from stylecast.cli.main import main
+    from stylecast.core.images import read_rgb, write_rgb
+    from stylecast.realtime.demo import DemoScene
 
     scene = DemoScene(96, 64)
     photos = tmp_path / "photos"
@@ -144,9 +144,9 @@ def test_eval_quality_json_survives_a_failed_inception_download(tmp_path, small_
 
     import torchvision.models
 
-    from realtime.cli import main
-    from realtime.demo import DemoScene
-    from realtime.images import write_rgb
+    from stylecast.cli.main import main
+    from stylecast.core.images import write_rgb
+    from stylecast.realtime.demo import DemoScene
 
     def offline_inception(**_):
         print('Downloading: "https://download.pytorch.org/models/inception_v3_google.pth"')
@@ -180,9 +180,9 @@ def test_eval_quality_asked_for_inception_it_cannot_load_says_so_in_one_line(
 ):
     import torchvision.models
 
-    from realtime.cli import main
-    from realtime.demo import DemoScene
-    from realtime.images import write_rgb
+    from stylecast.cli.main import main
+    from stylecast.core.images import write_rgb
+    from stylecast.realtime.demo import DemoScene
 
     def offline_inception(**_):
         raise OSError("no network")
@@ -215,9 +215,9 @@ def test_eval_quality_scores_a_multistyle_model_on_the_style_named_like_the_pain
     lacks is refused."""
     import json
 
-    from realtime.cli import main
-    from realtime.demo import DemoScene
-    from realtime.images import write_rgb
+    from stylecast.cli.main import main
+    from stylecast.core.images import write_rgb
+    from stylecast.realtime.demo import DemoScene
 
     scene = DemoScene(96, 64)
     photos = tmp_path / "photos"
@@ -254,8 +254,8 @@ def test_eval_quality_scores_a_multistyle_model_on_the_style_named_like_the_pain
 
 
 def test_eval_quality_with_weights_that_stop_at_relu3_4_says_what_it_needs(tmp_path, small_model, vgg_weights, capsys):
-    from realtime.cli import main
-    from realtime.images import write_rgb
+    from stylecast.cli.main import main
+    from stylecast.core.images import write_rgb
 
     write_rgb(tmp_path / "photo.png", DemoScene(96, 64).frame(0))
     argv = ["eval", "quality", "-q", "--models", small_model, "--style", tmp_path / "photo.png"]

@@ -4,9 +4,9 @@ import time
 
 import numpy as np
 
-from realtime.governor import AdaptiveStylizer, ResolutionGovernor
-from realtime.processing import StyleOptions
-from realtime.stylizer import Stylizer
+from stylecast.realtime.governor import AdaptiveStylizer, ResolutionGovernor
+from stylecast.realtime.processing import StyleOptions
+from stylecast.realtime.stylizer import Stylizer
 
 
 def test_governor_steps_down_when_slow_and_back_up():

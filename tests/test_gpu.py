@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.backends import AOTBackend, CompiledBackend, TorchBackend, create_backend
-from realtime.processing import FrameProcessor, StyleOptions
-from realtime.stylizer import Stylizer, load_model
+from stylecast.realtime.backends import AOTBackend, CompiledBackend, TorchBackend, create_backend
+from stylecast.realtime.processing import FrameProcessor, StyleOptions
+from stylecast.realtime.stylizer import Stylizer, load_model
 
 pytestmark = [
     pytest.mark.gpu,
@@ -81,7 +81,7 @@ def test_batched_frames_on_cuda_match_one_at_a_time():
 
 @pytest.mark.skipif(importlib.util.find_spec("av") is None, reason="needs PyAV")
 def test_nvdec_and_nvenc_run_the_file_pipeline(demo_clip, tmp_path):
-    from realtime.pipeline import process_video
+    from stylecast.realtime.pipeline import process_video
 
     result = process_video(demo_clip, tmp_path / "out.mp4", lambda f: f, progress=False, hardware_codecs=True)
     assert result.frames == 30
@@ -91,7 +91,7 @@ def test_nvdec_and_nvenc_run_the_file_pipeline(demo_clip, tmp_path):
 def test_training_steps_on_cuda_lower_the_loss_in_mixed_precision(tmp_path, trainset, vgg_weights):
     from test_training import tiny_config  # the CPU training tests' config, made bigger for a GPU
 
-    from training.fast import train
+    from stylecast.training.fast import train
 
     config = tiny_config(
         tmp_path,

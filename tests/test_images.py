@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from realtime.errors import InputError
-from realtime.images import read_rgb, write_rgb
+from stylecast.core.errors import InputError
+from stylecast.core.images import read_rgb, write_rgb
 
 
 def test_grayscale_alpha_and_16bit_come_out_as_8bit_rgb(tmp_path):

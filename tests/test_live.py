@@ -8,10 +8,10 @@ import av
 import numpy as np
 import pytest
 
-from realtime import live
-from realtime.live import run_live
-from realtime.sinks import LiveVideoSink, NullSink
-from realtime.sources import DemoSource, LatestFrame, LiveFrame, LiveSource
+from stylecast.realtime import live
+from stylecast.realtime.live import run_live
+from stylecast.realtime.sinks import LiveVideoSink, NullSink
+from stylecast.realtime.sources import DemoSource, LatestFrame, LiveFrame, LiveSource
 
 
 def test_latest_frame_keeps_only_the_newest():
@@ -114,8 +114,8 @@ def test_aborted_recording_leaves_nothing(tmp_path):
 def test_virtual_camera_without_pyvirtualcam_says_how_to_install(monkeypatch):
     import sys
 
-    from realtime.errors import InputError
-    from realtime.sinks import VirtualCameraSink
+    from stylecast.core.errors import InputError
+    from stylecast.realtime.sinks import VirtualCameraSink
 
     monkeypatch.setitem(sys.modules, "pyvirtualcam", None)  # as if it were not installed
     with pytest.raises(InputError, match=r"stylecast\[virtualcam\].*v4l2loopback"):
@@ -127,8 +127,8 @@ def test_virtual_camera_sink_sends_rgb_frames_of_the_stream_size(monkeypatch):
     import sys
     import types
 
-    from realtime.errors import InputError
-    from realtime.sinks import VirtualCameraSink
+    from stylecast.core.errors import InputError
+    from stylecast.realtime.sinks import VirtualCameraSink
 
     sent, opened = [], []
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.lpips import LPIPSUnavailable, load_lpips
-from training.data import to_tensor
+from stylecast.models.lpips import LPIPSUnavailable, load_lpips
+from stylecast.training.data import to_tensor
 
 # torchvision `features` index ranges of the reference's five slices
 SLICES = {"vgg": [(0, 4), (4, 9), (9, 16), (16, 23), (23, 30)], "alex": [(0, 2), (2, 5), (5, 8), (8, 10), (10, 12)]}
@@ -38,7 +38,7 @@ def reference(net: str, folder):
 def test_distances_match_the_reference_implementation(net, weights_folder, trainset):
     ours = load_lpips(net, weights_folder)
     theirs = reference(net, weights_folder)
-    from realtime.images import read_rgb
+    from stylecast.core.images import read_rgb
 
     photos = sorted(trainset.iterdir())[:4]
     a = torch.stack([to_tensor(read_rgb(p)[:96, :128]) for p in photos[:2]])

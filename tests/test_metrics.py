@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.demo import DemoScene
-from training.metrics import (
+from stylecast.realtime.demo import DemoScene
+from stylecast.training.metrics import (
     edge_ring_step,
     frechet_distance,
     optical_flow,
@@ -130,8 +130,8 @@ def test_the_default_paints_no_frame():
     """The default stylizes a uniform noise picture with no ring near the edge departing from
     the interior by more than 20 grey levels (the small nets trained with zero padding at every
     resolution painted a rim and a dark line 10-20 px inside the edge: 29 to 42 levels)."""
-    from models.zoo import DEFAULT_MODEL
-    from realtime.stylizer import Stylizer, load_model
+    from stylecast.models.zoo import DEFAULT_MODEL
+    from stylecast.realtime.stylizer import Stylizer, load_model
 
     noise = np.random.default_rng(0).integers(0, 256, (256, 384, 3), dtype=np.uint8)
     stylized = Stylizer.create(load_model(DEFAULT_MODEL), "torch", "cpu").one(noise)

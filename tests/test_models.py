@@ -2,16 +2,16 @@ import numpy as np
 import pytest
 import torch
 
-from models.adain import ArbitraryStyleNet
-from models.checkpoint import Checkpoint, CheckpointError, InputContract, load_checkpoint, save_checkpoint
-from models.johnson import TransformerNet
-from models.layers import ConditionalInstanceNorm
-from models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
-from models.registry import ARCHITECTURES
-from models.resnet_generator import ResnetGenerator
-from models.small import SmallTransformerNet
-from models.unet_generator import UnetGenerator
-from training.fast import NETS
+from stylecast.models.adain import ArbitraryStyleNet
+from stylecast.models.checkpoint import Checkpoint, CheckpointError, InputContract, load_checkpoint, save_checkpoint
+from stylecast.models.johnson import TransformerNet
+from stylecast.models.layers import ConditionalInstanceNorm
+from stylecast.models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
+from stylecast.models.registry import ARCHITECTURES
+from stylecast.models.resnet_generator import ResnetGenerator
+from stylecast.models.small import SmallTransformerNet
+from stylecast.models.unet_generator import UnetGenerator
+from stylecast.training.fast import NETS
 
 
 @pytest.mark.parametrize(
@@ -255,9 +255,9 @@ def test_registry_is_explicit():
 
 
 def test_shipped_multistyle_model_switches_and_blends_its_eight_paintings():
-    from models.zoo import MULTISTYLE_PAINTINGS
-    from realtime.demo import DemoScene
-    from realtime.stylizer import Stylizer
+    from stylecast.models.zoo import MULTISTYLE_PAINTINGS
+    from stylecast.realtime.demo import DemoScene
+    from stylecast.realtime.stylizer import Stylizer
 
     frame = DemoScene(160, 96).frame(0)
     stylizer = Stylizer.create("eight_paintings-small", backend="torch", device="cpu", style="the_scream")
@@ -273,7 +273,7 @@ def test_shipped_multistyle_model_switches_and_blends_its_eight_paintings():
 
 
 def test_a_style_mix_is_normalized_to_sum_to_one():
-    from realtime.styles import parse_style_mix
+    from stylecast.realtime.styles import parse_style_mix
 
     assert parse_style_mix("a:0.3,b:0.1", ["a", "b"]).tolist() == pytest.approx([0.75, 0.25])
     assert parse_style_mix("1", ["a", "b"]).tolist() == [0.0, 1.0]
@@ -292,8 +292,8 @@ def test_a_style_mix_is_normalized_to_sum_to_one():
     ],
 )
 def test_a_bad_style_mix_is_refused_by_name(spec, message):
-    from realtime.errors import InputError
-    from realtime.styles import parse_style_mix
+    from stylecast.core.errors import InputError
+    from stylecast.realtime.styles import parse_style_mix
 
     with pytest.raises(InputError, match=message):
         parse_style_mix(spec, ["a", "b"])

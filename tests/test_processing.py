@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoint import InputContract
-from realtime.processing import FrameProcessor, StyleOptions, preserve_color, rgb_to_ycbcr, ycbcr_to_rgb
+from stylecast.models.checkpoint import InputContract
+from stylecast.realtime.processing import FrameProcessor, StyleOptions, preserve_color, rgb_to_ycbcr, ycbcr_to_rgb
 
 
 def processor(margin: int = 0, **options) -> FrameProcessor:

@@ -29,7 +29,7 @@ def stream_facts(path: Path) -> dict:
 
 def stylecast(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     exe = shutil.which("stylecast") or sys.executable
-    prefix = [exe] if exe != sys.executable else [sys.executable, "-m", "realtime.cli"]
+    prefix = [exe] if exe != sys.executable else [sys.executable, "-m", "stylecast.cli"]
     return subprocess.run([*prefix, *args], capture_output=True, text=True, cwd=cwd, timeout=1200)
 
 

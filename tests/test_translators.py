@@ -6,12 +6,12 @@ import torch
 from conftest import shared_path
 from torch import nn
 
-from models.patchgan import PatchDiscriminator, receptive_field
-from models.resnet_generator import ResnetGenerator
-from models.unet_generator import UnetGenerator
-from realtime.demo import DemoScene
-from realtime.images import write_rgb
-from training.gan import AdversarialLoss, ImagePool, gradient_penalty, linear_decay
+from stylecast.core.images import write_rgb
+from stylecast.models.patchgan import PatchDiscriminator, receptive_field
+from stylecast.models.resnet_generator import ResnetGenerator
+from stylecast.models.unet_generator import UnetGenerator
+from stylecast.realtime.demo import DemoScene
+from stylecast.training.gan import AdversarialLoss, ImagePool, gradient_penalty, linear_decay
 
 
 @pytest.mark.parametrize(
@@ -119,7 +119,7 @@ def domains(tmp_path_factory):
 
 
 def translation_error(checkpoint, frames):
-    from realtime.stylizer import Stylizer
+    from stylecast.realtime.stylizer import Stylizer
 
     stylizer = Stylizer.create(str(checkpoint), backend="torch", device="cpu")
     model = [np.abs(stylizer.one(f).astype(float) - known_transform(f)).mean() for f in frames]
@@ -128,7 +128,7 @@ def translation_error(checkpoint, frames):
 
 
 def tiny(**overrides):
-    from training.translators import TranslatorConfig
+    from stylecast.training.translators import TranslatorConfig
 
     values = dict(
         width=8,
@@ -158,8 +158,8 @@ def test_cyclegan_moves_unpaired_images_to_the_other_domains_colours(domains, tm
     One such short GAN run follows a chaotic path: on a Zen 4 CPU with two threads seed 0 ended
     farther from B's colours than it began (29.6 against 26.6), seeds 1 and 2 at 9.5 and 9.3
     (on the Intel Xeon of earlier CI runs seed 0 had passed). So three seeds, and the median."""
-    from realtime.stylizer import Stylizer
-    from training.translators import train_cyclegan
+    from stylecast.realtime.stylizer import Stylizer
+    from stylecast.training.translators import train_cyclegan
 
     a, b, held_out = domains
     target = mean_colour([known_transform(f) for f in held_out])
@@ -179,7 +179,7 @@ def test_cyclegan_moves_unpaired_images_to_the_other_domains_colours(domains, tm
 def test_cyclegan_with_unet_generators_maps_held_out_images_close_to_the_true_transform(domains, tmp_path):
     """With U-Net generators (the resize decoder, as shipped) the skips carry each pixel through,
     so unpaired training reaches the transform itself, pixel by pixel, not only its colours."""
-    from training.translators import train_cyclegan
+    from stylecast.training.translators import train_cyclegan
 
     a, b, held_out = domains
     config = tiny(
@@ -197,7 +197,7 @@ def test_cyclegan_with_unet_generators_maps_held_out_images_close_to_the_true_tr
 
 
 def test_pix2pix_learns_the_same_transform_from_pairs(domains, tmp_path):
-    from training.translators import train_pix2pix
+    from stylecast.training.translators import train_pix2pix
 
     a, _, held_out = domains
     scene = DemoScene(96, 64)
@@ -210,8 +210,8 @@ def test_pix2pix_learns_the_same_transform_from_pairs(domains, tmp_path):
 
 
 def test_free_pairs_train_and_run_with_the_same_input_transform(tmp_path, domains):
-    from models.checkpoint import load_checkpoint
-    from training.translators import train_pix2pix
+    from stylecast.models.checkpoint import load_checkpoint
+    from stylecast.training.translators import train_pix2pix
 
     a, _, held_out = domains
     out = train_pix2pix(
@@ -219,7 +219,7 @@ def test_free_pairs_train_and_run_with_the_same_input_transform(tmp_path, domain
     )
     ckpt = load_checkpoint(out)
     assert ckpt.contract.transform == "edges" and ckpt.contract.range == (-1.0, 1.0) and ckpt.family == "translator"
-    from realtime.stylizer import Stylizer
+    from stylecast.realtime.stylizer import Stylizer
 
     assert Stylizer.create(str(out), backend="torch", device="cpu").one(held_out[0]).shape == held_out[0].shape
 
@@ -227,7 +227,7 @@ def test_free_pairs_train_and_run_with_the_same_input_transform(tmp_path, domain
 def test_command_line_trains_a_free_pair_translator_and_stylizes_an_image_with_it(domains, tmp_path, capsys):
     import json
 
-    from realtime.cli import main
+    from stylecast.cli.main import main
 
     a, _, held_out = domains
     ckpt = tmp_path / "gray2photo.pt"
@@ -255,8 +255,8 @@ def test_command_line_trains_a_free_pair_translator_and_stylizes_an_image_with_i
 def test_translator_eval_scores_a_colour_grade_and_refuses_a_model_without_a_target(domains, tmp_path, capsys):
     import json
 
-    from realtime.cli import main
-    from training.grades import teal_orange
+    from stylecast.cli.main import main
+    from stylecast.training.grades import teal_orange
 
     _, _, held_out = domains
     photos = write_frames(tmp_path / "held_out", held_out)
@@ -276,7 +276,7 @@ def test_shipped_translators_come_closer_to_their_target_than_the_input(model, t
     """The 12 content photos were never in the training set."""
     import json
 
-    from realtime.cli import main
+    from stylecast.cli.main import main
 
     photos = shared_path("media/content")
     assert main(["eval", "translator", str(photos), "--model", model, "--size", "256", *target, "--json"]) == 0
@@ -290,7 +290,7 @@ def test_video_command_runs_a_shipped_translator_and_keeps_frames_and_audio(demo
 
     import av
 
-    from realtime.cli import main
+    from stylecast.cli.main import main
 
     out = tmp_path / "graded.mp4"
     assert main(["video", str(demo_clip), "-o", str(out), "--model", "teal_orange", "--json", "-q"]) == 0
@@ -302,7 +302,7 @@ def test_video_command_runs_a_shipped_translator_and_keeps_frames_and_audio(demo
 
 
 def test_teal_orange_grade_tints_shadows_teal_and_highlights_orange():
-    from training.grades import teal_orange
+    from stylecast.training.grades import teal_orange
 
     shadow = teal_orange(np.full((2, 2, 3), 40, np.uint8))[0, 0]
     light = teal_orange(np.full((2, 2, 3), 215, np.uint8))[0, 0]
@@ -317,13 +317,13 @@ def test_two_process_ddp_pix2pix_on_cpu(domains, tmp_path):
     import sys
     from pathlib import Path
 
-    from models.checkpoint import load_checkpoint
+    from stylecast.models.checkpoint import load_checkpoint
 
     a, _, _ = domains
     out = tmp_path / "ddp.pt"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "realtime.cli", "train", "-q", "pix2pix", "--data", str(a), "--pairs", "grayscale",
+        "-m", "stylecast.cli", "train", "-q", "pix2pix", "--data", str(a), "--pairs", "grayscale",
         "--out", str(out), "--steps", "3", "--batch-size", "2", "--width", "8", "--unet-depth", "5",
         "--scale-size", "40", "--crop-size", "32", "--device", "cpu", "--checkpoint-every", "2",
     ]  # fmt: skip
@@ -342,7 +342,7 @@ def test_two_process_ddp_pix2pix_on_cpu(domains, tmp_path):
 def test_dry_run_takes_two_steps_and_writes_nothing(domains, tmp_path, caplog):
     import logging
 
-    from training.translators import train_pix2pix
+    from stylecast.training.translators import train_pix2pix
 
     a, _, _ = domains
     with caplog.at_level(logging.INFO, logger="stylecast.train"):
@@ -354,8 +354,8 @@ def test_dry_run_takes_two_steps_and_writes_nothing(domains, tmp_path, caplog):
 
 
 def test_rejected_setups_leave_no_run_folder(domains, tmp_path):
-    from realtime.errors import InputError
-    from training.translators import train_cyclegan, train_pix2pix
+    from stylecast.core.errors import InputError
+    from stylecast.training.translators import train_cyclegan, train_pix2pix
 
     a, _, _ = domains
     out = tmp_path / "out" / "m.pt"

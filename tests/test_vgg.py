@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from models.vgg import LAYER_CHANNELS, LAYERS, VGGFeatures, VGGUnavailable, load_vgg, weights_from_file
+from stylecast.models.vgg import LAYER_CHANNELS, LAYERS, VGGFeatures, VGGUnavailable, load_vgg, weights_from_file
 
 
 def test_taps_have_the_documented_shapes():

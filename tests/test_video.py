@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.errors import InputError
-from realtime.pipeline import process_video
-from realtime.video import Frame, VideoReader, VideoWriter
+from stylecast.core.errors import InputError
+from stylecast.realtime.pipeline import process_video
+from stylecast.realtime.video import Frame, VideoReader, VideoWriter
 
 
 def probe(path):

@@ -25,11 +25,11 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from models.adain import ArbitraryStyleNet, CompactEncoder, adain, channel_stats
-from models.checkpoint import Checkpoint, InputContract, save_checkpoint
-from models.vgg import ENV_WEIGHTS, LEGACY_ENV_WEIGHTS, load_vgg
-from realtime.errors import InputError
-from training.common import (
+from stylecast.core.errors import InputError
+from stylecast.models.adain import ArbitraryStyleNet, CompactEncoder, adain, channel_stats
+from stylecast.models.checkpoint import Checkpoint, InputContract, save_checkpoint
+from stylecast.models.vgg import ENV_WEIGHTS, LEGACY_ENV_WEIGHTS, load_vgg
+from stylecast.training.common import (
     MAX_SEED,
     Scalars,
     endless_batches,
@@ -43,7 +43,7 @@ from training.common import (
     save_state,
     seed_everything,
 )
-from training.data import RandomCrops
+from stylecast.training.data import RandomCrops
 
 log = logging.getLogger("stylecast.train")
 TAPS = ("relu1_1", "relu2_1", "relu3_1")

@@ -18,9 +18,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from models.checkpoint import atomic_torch_save
-from realtime.device import resolve_device
-from realtime.errors import InputError
+from stylecast.core.atomic import atomic_torch_save
+from stylecast.core.device import resolve_device
+from stylecast.core.errors import InputError
 
 STATE_FILE = "state.pt"
 CONFIG_FILE = "config.json"

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from realtime.errors import InputError
-from realtime.images import IMAGE_SUFFIXES, MIN_SIDE, read_rgb
+from stylecast.core.errors import InputError
+from stylecast.core.images import IMAGE_SUFFIXES, MIN_SIDE, read_rgb
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -26,14 +26,14 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from models.checkpoint import Checkpoint, CheckpointError, InputContract, load_checkpoint, save_checkpoint
-from models.johnson import TransformerNet
-from models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
-from models.small import SmallTransformerNet
-from models.vgg import ARCHITECTURES, ENV_WEIGHTS, load_vgg
-from realtime.errors import InputError
-from realtime.images import read_rgb
-from training.common import (
+from stylecast.core.errors import InputError
+from stylecast.core.images import read_rgb
+from stylecast.models.checkpoint import Checkpoint, CheckpointError, InputContract, load_checkpoint, save_checkpoint
+from stylecast.models.johnson import TransformerNet
+from stylecast.models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
+from stylecast.models.small import SmallTransformerNet
+from stylecast.models.vgg import ARCHITECTURES, ENV_WEIGHTS, load_vgg
+from stylecast.training.common import (
     MAX_SEED,
     Scalars,
     autocast_for,
@@ -49,9 +49,9 @@ from training.common import (
     seed_everything,
     weight_checksums,
 )
-from training.data import RandomCrops, resize_short_side, to_tensor
-from training.losses import NOISE_MODELS, FlatSceneLoss, Motion, TemporalLoss, total_variation
-from training.objectives import PerceptualObjective, TeacherObjective
+from stylecast.training.data import RandomCrops, resize_short_side, to_tensor
+from stylecast.training.losses import NOISE_MODELS, FlatSceneLoss, Motion, TemporalLoss, total_variation
+from stylecast.training.objectives import PerceptualObjective, TeacherObjective
 
 Objective = PerceptualObjective | TeacherObjective
 

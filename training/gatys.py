@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from models.vgg import VGGFeatures
-from realtime.processing import rgb_to_ycbcr, ycbcr_to_rgb
-from training.common import MAX_SEED, option, required
-from training.losses import ContentLoss, StyleLoss, gram_matrix, total_variation
+from stylecast.models.vgg import VGGFeatures
+from stylecast.realtime.processing import rgb_to_ycbcr, ycbcr_to_rgb
+from stylecast.training.common import MAX_SEED, option, required
+from stylecast.training.losses import ContentLoss, StyleLoss, gram_matrix, total_variation
 
 log = logging.getLogger("stylecast.optimize")
 
@@ -170,7 +170,7 @@ def stylize_image(
     show_progress: bool = True,
 ) -> np.ndarray:
     """The whole method on uint8 RGB arrays: colour handling, scales, optimization."""
-    from training.data import to_tensor
+    from stylecast.training.data import to_tensor
 
     torch.manual_seed(config.seed)
     content_full = to_tensor(content)[None].to(device)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.losses import gram_matrix
+from stylecast.training.losses import gram_matrix
 
 MIN_FLOW_SIDE = 12  # OpenCV's DIS flow refuses smaller frames
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from models.checkpoint import CheckpointError, load_checkpoint
-from models.vgg import VGGFeatures, VGGWeights
-from models.zoo import SHIPPED
-from realtime.errors import InputError
-from training.losses import ContentLoss, StyleLoss, gram_matrix
+from stylecast.core.errors import InputError
+from stylecast.models.checkpoint import CheckpointError, load_checkpoint
+from stylecast.models.vgg import VGGFeatures, VGGWeights
+from stylecast.models.zoo import SHIPPED
+from stylecast.training.losses import ContentLoss, StyleLoss, gram_matrix
 
 log = logging.getLogger("stylecast.train")
 

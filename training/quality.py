@@ -26,17 +26,23 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from models.lpips import LPIPS
-from models.vgg import VGGFeatures
-from realtime.atomic import atomic_output
-from realtime.errors import InputError
-from realtime.images import write_rgb
-from realtime.sheet import tile_rows
-from training.common import option, required
-from training.data import to_tensor
-from training.gatys import GATYS_STYLE_LAYERS, GatysConfig, mixed_grams, scale_to, stylize_image
-from training.losses import ContentLoss, StyleLoss
-from training.metrics import STYLE_DISTANCE_LAYERS, frechet_distance, perceptual_distance, ssim, style_distance
+from stylecast.core.atomic import atomic_output
+from stylecast.core.errors import InputError
+from stylecast.core.images import write_rgb
+from stylecast.models.lpips import LPIPS
+from stylecast.models.vgg import VGGFeatures
+from stylecast.realtime.sheet import tile_rows
+from stylecast.training.common import option, required
+from stylecast.training.data import to_tensor
+from stylecast.training.gatys import GATYS_STYLE_LAYERS, GatysConfig, mixed_grams, scale_to, stylize_image
+from stylecast.training.losses import ContentLoss, StyleLoss
+from stylecast.training.metrics import (
+    STYLE_DISTANCE_LAYERS,
+    frechet_distance,
+    perceptual_distance,
+    ssim,
+    style_distance,
+)
 
 log = logging.getLogger("stylecast.eval")
 

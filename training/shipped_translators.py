@@ -1,6 +1,6 @@
 """The recipe the shipped translators in models/zoo were trained with, runnable again:
 
-    python -m training.shipped_translators --data ../shared/trainset --out models/zoo
+    python -m stylecast.training.shipped_translators --data ../shared/trainset --out models/zoo
 
     colorize      pix2pix, grayscale -> colour, on free pairs made from every training photo
     teal_orange   CycleGAN, photo -> the teal-and-orange grade (training/grades.py), learned from
@@ -17,11 +17,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from realtime.images import read_rgb, write_rgb
-from training.data import list_images
-from training.grades import GRADES
-from training.shipped import parse_recipe_args, recipe_parser
-from training.translators import TranslatorConfig, train_cyclegan, train_pix2pix
+from stylecast.core.images import read_rgb, write_rgb
+from stylecast.training.data import list_images
+from stylecast.training.grades import GRADES
+from stylecast.training.shipped import parse_recipe_args, recipe_parser
+from stylecast.training.translators import TranslatorConfig, train_cyclegan, train_pix2pix
 
 # Sized for a 2-core CPU, one thread per run. Colorizing needs context (sky, foliage, skin),
 # so the U-Net keeps all seven levels at 128 px, at half the usual width. A colour grade is a

@@ -31,14 +31,14 @@ from torch.utils.data import Dataset
 from torchvision.utils import make_grid
 from tqdm import tqdm
 
-from models.checkpoint import Checkpoint, InputContract, save_checkpoint
-from models.pairs import PAIRS, pair_input
-from models.patchgan import PatchDiscriminator
-from models.resnet_generator import ResnetGenerator
-from models.unet_generator import UPSAMPLES, UnetGenerator
-from realtime.errors import InputError
-from realtime.images import write_rgb
-from training.common import (
+from stylecast.core.errors import InputError
+from stylecast.core.images import write_rgb
+from stylecast.models.checkpoint import Checkpoint, InputContract, save_checkpoint
+from stylecast.models.pairs import PAIRS, pair_input
+from stylecast.models.patchgan import PatchDiscriminator
+from stylecast.models.resnet_generator import ResnetGenerator
+from stylecast.models.unet_generator import UPSAMPLES, UnetGenerator
+from stylecast.training.common import (
     MAX_SEED,
     Distributed,
     Scalars,
@@ -54,8 +54,8 @@ from training.common import (
     seed_everything,
     weight_checksums,
 )
-from training.data import PairedCrops, RandomCrops
-from training.gan import AdversarialLoss, ImagePool, cycle_loss, gradient_penalty, identity_loss, linear_decay
+from stylecast.training.data import PairedCrops, RandomCrops
+from stylecast.training.gan import AdversarialLoss, ImagePool, cycle_loss, gradient_penalty, identity_loss, linear_decay
 
 log = logging.getLogger("stylecast.train")
 GENERATORS = ("unet", "resnet")

@@ -2,13 +2,79 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import re
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from models.checkpoint import publish, stage_beside
-from realtime.errors import InputError
+from stylecast.core.errors import InputError
+
+
+def _new_file_mode() -> int:
+    """The mode open() would give a new file: 0o666 minus the process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _new_file_mode()  # read once: setting the umask to read it is not thread-safe
+
+
+def stage_beside(path: Path) -> Path:
+    """An empty temporary file in `path`'s folder, keeping its suffix (writers pick formats by it):
+    `.NAME.PID.RANDOM.partSUFFIX`. Those a process that no longer runs left for `path` (killed
+    mid-write) are removed first."""
+    remove_stale_parts(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=f".part{path.suffix}", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def remove_stale_parts(path: Path) -> None:
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.(\d+)\.[^.]+\.part{re.escape(path.suffix)}")
+    for candidate in path.parent.glob(f".{glob.escape(path.stem)}.*.part{glob.escape(path.suffix)}"):
+        match = pattern.fullmatch(candidate.name)
+        if match and not _process_runs(int(match.group(1))):
+            candidate.unlink(missing_ok=True)
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
+
+
+def publish(staged: Path, path: Path) -> None:
+    """Move a finished staged file into place, with the mode a new file gets (mkstemp's is private)."""
+    os.chmod(staged, FILE_MODE)
+    os.replace(staged, path)
+
+
+@contextmanager
+def staged_file(path: str | Path) -> Iterator[Path]:
+    """Yield a staged path; it becomes `path` if the block completes, and is deleted otherwise."""
+    path = Path(path)
+    staged = stage_beside(path)
+    try:
+        yield staged
+        publish(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    import torch  # here: the rest of this module serves commands that need no torch
+
+    with staged_file(path) as staged:
+        torch.save(obj, staged)
 
 
 def check_output_folder(path: Path) -> None:

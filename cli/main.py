@@ -17,13 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from realtime.errors import InputError
+from stylecast.core.errors import InputError
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from models.vgg import VGGFeatures
+    from stylecast.models.vgg import VGGFeatures
 
 EXIT_USAGE = 2
 
@@ -33,9 +33,9 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
-    from models.zoo import DEFAULT_MODEL
-    from realtime.backends import BACKENDS
-    from realtime.processing import UPSAMPLERS
+    from stylecast.models.zoo import DEFAULT_MODEL
+    from stylecast.realtime.backends import BACKENDS
+    from stylecast.realtime.processing import UPSAMPLERS
 
     group = parser.add_argument_group("model")
     group.add_argument(
@@ -82,15 +82,15 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
 
 def choose_model(args: argparse.Namespace) -> None:
     """--model left out: a style picture alone asks for the model that takes any picture."""
-    from models.zoo import DEFAULT_MODEL
+    from stylecast.models.zoo import DEFAULT_MODEL
 
     if getattr(args, "choose_model", False) and args.model is None:
         args.model = "arbitrary" if args.style_image else DEFAULT_MODEL
 
 
 def build_stylizer(args: argparse.Namespace):  # -> Stylizer (imported lazily: torch is slow to import)
-    from realtime.processing import StyleOptions
-    from realtime.stylizer import Stylizer
+    from stylecast.realtime.processing import StyleOptions
+    from stylecast.realtime.stylizer import Stylizer
 
     if not 0.0 <= args.strength <= 1.0:
         raise InputError(f"--strength must be between 0 and 1, got {args.strength}")
@@ -113,9 +113,9 @@ def emit(args: argparse.Namespace, result: dict[str, Any], line: str) -> None:
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    from realtime.atomic import check_outputs_spare_inputs
-    from realtime.pipeline import process_video
-    from realtime.video import VIDEO_SUFFIXES
+    from stylecast.core.atomic import check_outputs_spare_inputs
+    from stylecast.realtime.pipeline import process_video
+    from stylecast.realtime.video import VIDEO_SUFFIXES
 
     output = Path(args.output)
     if output.suffix.lower() not in VIDEO_SUFFIXES:
@@ -155,7 +155,7 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 def image_files(inputs: list[str]) -> list[Path]:
     """Image files named directly, and the images inside named folders (sorted)."""
-    from realtime.images import IMAGE_SUFFIXES
+    from stylecast.core.images import IMAGE_SUFFIXES
 
     files: list[Path] = []
     for name in inputs:
@@ -191,8 +191,8 @@ def image_jobs(inputs: list[str], output: str) -> list[tuple[Path, Path]]:
 def cmd_image(args: argparse.Namespace) -> int:
     import time
 
-    from realtime.atomic import check_outputs_spare_inputs
-    from realtime.images import read_rgb, write_rgb
+    from stylecast.core.atomic import check_outputs_spare_inputs
+    from stylecast.core.images import read_rgb, write_rgb
 
     jobs = image_jobs(args.inputs, args.output)
     check_outputs_spare_inputs(jobs)
@@ -229,11 +229,11 @@ def check_target_fps(fps: float) -> None:
 
 
 def cmd_webcam(args: argparse.Namespace) -> int:
-    from realtime.governor import AdaptiveStylizer
-    from realtime.live import run_live
-    from realtime.sinks import ImageSequenceSink, LiveVideoSink, NullSink, VirtualCameraSink, WindowSink
-    from realtime.sources import open_source
-    from realtime.video import VIDEO_SUFFIXES
+    from stylecast.realtime.governor import AdaptiveStylizer
+    from stylecast.realtime.live import run_live
+    from stylecast.realtime.sinks import ImageSequenceSink, LiveVideoSink, NullSink, VirtualCameraSink, WindowSink
+    from stylecast.realtime.sources import open_source
+    from stylecast.realtime.video import VIDEO_SUFFIXES
 
     if args.target_fps is not None:  # None: the source's own rate
         check_target_fps(args.target_fps)
@@ -287,7 +287,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from realtime.demo_run import run_demo
+    from stylecast.realtime.demo_run import run_demo
 
     stylizer = build_stylizer(args)
     summary = run_demo(
@@ -320,13 +320,13 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def cmd_sheet(args: argparse.Namespace) -> int:
-    from models.zoo import SHIPPED
-    from realtime.atomic import check_output_file
-    from realtime.demo import DemoScene
-    from realtime.images import MIN_SIDE, check_image_output, read_rgb, write_rgb
-    from realtime.processing import StyleOptions
-    from realtime.sheet import contact_sheet
-    from realtime.stylizer import Stylizer, load_model
+    from stylecast.core.atomic import check_output_file
+    from stylecast.core.images import MIN_SIDE, check_image_output, read_rgb, write_rgb
+    from stylecast.models.zoo import SHIPPED
+    from stylecast.realtime.demo import DemoScene
+    from stylecast.realtime.processing import StyleOptions
+    from stylecast.realtime.sheet import contact_sheet
+    from stylecast.realtime.stylizer import Stylizer, load_model
 
     if not MIN_SIDE <= args.tile_height <= 4096:
         raise InputError(f"--tile-height must be between {MIN_SIDE} and 4096, got {args.tile_height}")
@@ -368,8 +368,8 @@ def cmd_sheet(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from models.checkpoint import load_checkpoint
-    from models.zoo import DEFAULT_MODEL, SHIPPED
+    from stylecast.models.checkpoint import load_checkpoint
+    from stylecast.models.zoo import DEFAULT_MODEL, SHIPPED
 
     rows: list[dict[str, Any]] = []
     for entry in SHIPPED.values():
@@ -456,8 +456,8 @@ def config_from_args(config_cls: type, args: argparse.Namespace) -> Any:
 def check_training_outputs(config: Any, cyclegan: bool = False) -> None:
     """The checkpoint (and CycleGAN's second one) can be written where the run folder is not,
     checked before hours of training rather than after."""
-    from realtime.atomic import check_output_file
-    from training.common import run_folder
+    from stylecast.core.atomic import check_output_file
+    from stylecast.training.common import run_folder
 
     out = Path(config.out)
     outs = [out, out.with_name(f"{out.stem}-BtoA{out.suffix}")] if cyclegan else [out]
@@ -469,7 +469,7 @@ def check_training_outputs(config: Any, cyclegan: bool = False) -> None:
 
 
 def cmd_train_fast(args: argparse.Namespace) -> int:
-    from training.fast import NETS, FastConfig, train
+    from stylecast.training.fast import NETS, FastConfig, train
 
     config = config_from_args(FastConfig, args)
     check_training_outputs(config)
@@ -501,8 +501,8 @@ def report_trained(args: argparse.Namespace, checkpoint: Path, **details: object
 
 
 def cmd_train_translator(args: argparse.Namespace) -> int:
-    from training.gan import GAN_MODES
-    from training.translators import TranslatorConfig, train_cyclegan, train_pix2pix
+    from stylecast.training.gan import GAN_MODES
+    from stylecast.training.translators import TranslatorConfig, train_cyclegan, train_pix2pix
 
     config = config_from_args(TranslatorConfig, args)
     check_training_outputs(config, cyclegan=args.method == "cyclegan")
@@ -519,7 +519,7 @@ def cmd_train_translator(args: argparse.Namespace) -> int:
 
 
 def cmd_train_arbitrary(args: argparse.Namespace) -> int:
-    from training.arbitrary import ArbitraryConfig, train_arbitrary
+    from stylecast.training.arbitrary import ArbitraryConfig, train_arbitrary
 
     config = config_from_args(ArbitraryConfig, args)
     check_training_outputs(config)
@@ -537,8 +537,8 @@ def cmd_train_arbitrary(args: argparse.Namespace) -> int:
 def cmd_eval_temporal(args: argparse.Namespace) -> int:
     import itertools
 
-    from realtime.video import VideoReader
-    from training.metrics import warping_error
+    from stylecast.realtime.video import VideoReader
+    from stylecast.training.metrics import warping_error
 
     if args.max_frames < 2:
         raise InputError(f"--max-frames must be at least 2 (the error compares frame pairs), got {args.max_frames}")
@@ -569,12 +569,12 @@ def cmd_eval_temporal(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_quality(args: argparse.Namespace) -> int:
-    from models.lpips import LPIPSUnavailable, load_lpips
-    from realtime.device import resolve_device
-    from realtime.images import read_rgb
-    from realtime.stylizer import Stylizer, load_model
-    from training.metrics import STYLE_DISTANCE_LAYERS
-    from training.quality import FEATURES, QualityConfig, peer_stylizer, quality_report
+    from stylecast.core.device import resolve_device
+    from stylecast.core.images import read_rgb
+    from stylecast.models.lpips import LPIPSUnavailable, load_lpips
+    from stylecast.realtime.stylizer import Stylizer, load_model
+    from stylecast.training.metrics import STYLE_DISTANCE_LAYERS
+    from stylecast.training.quality import FEATURES, QualityConfig, peer_stylizer, quality_report
 
     config = config_from_args(QualityConfig, args)
     if config.features not in FEATURES:
@@ -623,10 +623,10 @@ def cmd_eval_quality(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_translator(args: argparse.Namespace) -> int:
-    from realtime.images import read_rgb
-    from training.data import resize_long_side
-    from training.grades import GRADES
-    from training.translator_eval import evaluate_translator, free_pair_input
+    from stylecast.core.images import read_rgb
+    from stylecast.training.data import resize_long_side
+    from stylecast.training.grades import GRADES
+    from stylecast.training.translator_eval import evaluate_translator, free_pair_input
 
     if args.size < 16:
         raise InputError(f"--size must be at least 16, got {args.size}")
@@ -658,7 +658,7 @@ def cmd_eval_translator(args: argparse.Namespace) -> int:
 
 def read_weighted_images(specs: list[str] | tuple[str, ...], what: str) -> list[tuple[np.ndarray, float]]:
     """'painting.jpg:0.7' specs -> (uint8 RGB image, weight) pairs; weights must be positive."""
-    from realtime.images import read_rgb
+    from stylecast.core.images import read_rgb
 
     images = []
     for spec in specs:
@@ -678,7 +678,7 @@ def loss_network(
 ) -> VGGFeatures:
     """The VGG19 taps for Gatys-style losses: the style layers the weights have (the log says
     which are missing), the content layer and the `required` ones, on `device`."""
-    from models.vgg import load_vgg
+    from stylecast.models.vgg import load_vgg
 
     weights = load_vgg(vgg_weights)
     layers = [name for name in style_layers if name in weights.available]
@@ -708,10 +708,10 @@ def parse_weighted(spec: str) -> tuple[str, float]:
 def cmd_optimize(args: argparse.Namespace) -> int:
     import time
 
-    from realtime.atomic import check_output_file
-    from realtime.device import resolve_device
-    from realtime.images import check_image_output, read_rgb, write_rgb
-    from training.gatys import COLOR_MODES, INITS, OPTIMIZERS, GatysConfig, stylize_image
+    from stylecast.core.atomic import check_output_file
+    from stylecast.core.device import resolve_device
+    from stylecast.core.images import check_image_output, read_rgb, write_rgb
+    from stylecast.training.gatys import COLOR_MODES, INITS, OPTIMIZERS, GatysConfig, stylize_image
 
     config = config_from_args(GatysConfig, args)
     check_image_output(Path(config.out))
@@ -759,11 +759,11 @@ EXPORT_SUFFIX = {"onnx": ".onnx", "aot": ".pt2", "tensorrt": ".engine"}
 def cmd_export(args: argparse.Namespace) -> int:
     import torch
 
-    from export.onnx import export_onnx, max_difference
-    from realtime.atomic import atomic_output, check_output_file
-    from realtime.backends import installed
-    from realtime.device import resolve_device
-    from realtime.stylizer import load_model
+    from stylecast.core.atomic import atomic_output, check_output_file
+    from stylecast.core.device import resolve_device
+    from stylecast.export.onnx import export_onnx, max_difference
+    from stylecast.realtime.backends import installed
+    from stylecast.realtime.stylizer import load_model
 
     output = Path(args.output)
     suffix = EXPORT_SUFFIX[args.format]
@@ -777,7 +777,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         export_onnx(ckpt, output)
         differences = {f"{h}x{w}": max_difference(ckpt, output, (h, w)) for h, w in sizes}
     elif args.format == "aot":
-        from export.aot import export_aot, load_aot
+        from stylecast.export.aot import export_aot, load_aot
 
         device = resolve_device(args.device)
         dtype = torch.float16 if args.fp16 else torch.float32
@@ -793,7 +793,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise InputError(
                 "export to tensorrt needs TensorRT: pip install 'stylecast[tensorrt]' on a machine with an NVIDIA GPU"
             )
-        from export.tensorrt import ShapeProfile, TensorRTBackend
+        from stylecast.export.tensorrt import ShapeProfile, TensorRTBackend
 
         device = resolve_device(args.device if args.device != "auto" else "cuda")
         try:
@@ -841,13 +841,13 @@ def check_serve_limits(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import torch
 
-    from models.zoo import DEFAULT_MODEL, SHIPPED
-    from realtime.images import read_rgb
-    from realtime.stylizer import load_model
+    from stylecast.core.images import read_rgb
+    from stylecast.models.zoo import DEFAULT_MODEL, SHIPPED
+    from stylecast.realtime.stylizer import load_model
 
     try:
-        from server.app import ServerConfig, run_server
-        from server.worker import InferenceWorker, serving_threads
+        from stylecast.server.app import ServerConfig, run_server
+        from stylecast.server.worker import InferenceWorker, serving_threads
     except ImportError as exc:
         raise InputError(
             f"the server needs its extra: pip install 'stylecast[server]' ({exc.name} is missing)"
@@ -894,11 +894,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from training.arbitrary import ArbitraryConfig
-    from training.fast import FastConfig
-    from training.gatys import GatysConfig
-    from training.quality import QualityConfig
-    from training.translators import TranslatorConfig
+    from stylecast.training.arbitrary import ArbitraryConfig
+    from stylecast.training.fast import FastConfig
+    from stylecast.training.gatys import GatysConfig
+    from stylecast.training.quality import QualityConfig
+    from stylecast.training.translators import TranslatorConfig
 
     parser = argparse.ArgumentParser(
         prog="stylecast", description="Live neural style transfer.", formatter_class=HelpFormatter
@@ -1153,8 +1153,8 @@ def _main(argv: list[str] | None) -> int:
         "RANK", "0"
     ) == "0"  # torchrun: rank 0 logs
     logging.basicConfig(level=logging.INFO if chatty else logging.WARNING, format="%(message)s")
-    from models.checkpoint import CheckpointError
-    from models.vgg import VGGUnavailable
+    from stylecast.models.checkpoint import CheckpointError
+    from stylecast.models.vgg import VGGUnavailable
 
     try:
         return args.run(args)
@@ -1177,7 +1177,3 @@ def _main(argv: list[str] | None) -> int:
     except Terminated:
         print("stylecast: terminated", file=sys.stderr)
         return 143
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.atomic import atomic_output
-from realtime.errors import InputError
+from stylecast.core.atomic import atomic_output
+from stylecast.core.errors import InputError
 
 MIN_SIDE = 8  # below this the 9x9 reflection-padded convolutions cannot run
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}

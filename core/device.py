@@ -6,7 +6,7 @@ import platform
 
 import torch
 
-from realtime.errors import InputError
+from stylecast.core.errors import InputError
 
 
 def resolve_device(name: str) -> torch.device:
