@@ -32,13 +32,8 @@ _PAINTINGS = {
     "composition_vii": "Wassily Kandinsky, Composition VII (1913)",
 }
 
-# The default is anti-aliased: it flickers 3 to 4 times less than the plain small net on video
-# (docs/temporal-training.md); its instance norms' larger epsilon takes another 10-47% off
-# (docs/temporal-training.md, "Instance-norm epsilon"), and its video-shaped training noise
-# (training/shipped.py) another 14-35%. great_wave-small followed it (39-65% less flicker than its
-# plain net on four clips of five), then composition_vii-small (now trained on codec-shaped noise:
-# 16-41% less flicker than its first anti-aliased release); the_scream-small is still plain
-_SMALL_NET = {"starry_night": "small_aa_eps", "great_wave": "small_aa_eps", "composition_vii": "small_aa_eps"}
+# Each small net's variant (training.fast.NETS); the records of how each was chosen are in docs/.
+_SMALL_NET = {"starry_night": "small_aa_eps_reflect", "great_wave": "small_aa_eps", "composition_vii": "small_aa_eps"}
 
 SHIPPED: dict[str, ZooModel] = {}
 for _style, _painting in _PAINTINGS.items():
