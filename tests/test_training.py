@@ -179,7 +179,8 @@ def test_fine_tuning_starts_from_the_given_checkpoint_and_refuses_another_networ
     from stylecast.models.zoo import SHIPPED
 
     shipped, net = str(SHIPPED[small_model].path), SHIPPED[small_model].net
-    tuned = train(tiny_config(tmp_path, trainset, vgg_weights, steps=4, net=net, init=shipped), progress=False)
+    # a shipped model's name or its file
+    tuned = train(tiny_config(tmp_path, trainset, vgg_weights, steps=4, net=net, init=small_model), progress=False)
     fresh = train(tiny_config(tmp_path / "fresh", trainset, vgg_weights, steps=4, net=net), progress=False)
     # a trained network starts far closer to the style than a random one, at the same step
     assert sum(tuned.history[0].values()) < 0.5 * sum(fresh.history[0].values())

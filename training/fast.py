@@ -33,6 +33,7 @@ from stylecast.models.johnson import TransformerNet
 from stylecast.models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
 from stylecast.models.small import SmallTransformerNet
 from stylecast.models.vgg import ARCHITECTURES, ENV_WEIGHTS, load_vgg
+from stylecast.models.zoo import model_path
 from stylecast.training.common import (
     MAX_SEED,
     Scalars,
@@ -174,7 +175,8 @@ class FastConfig:
     )
     teacher_weight: float = option(1e9, "with --teacher: weight of the mean squared pixel difference", at_least=0)
     init: str | None = option(
-        None, "start from this checkpoint's weights (same network): fine-tune, e.g. add the temporal loss"
+        None,
+        "start from this checkpoint's or shipped model's weights (same network): fine-tune, e.g. add the temporal loss",
     )
     seed: int = option(0, "random seed", at_least=0, at_most=MAX_SEED)
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
@@ -276,9 +278,9 @@ def style_image_tensor(path: str | Path, long_side: int) -> torch.Tensor:
 
 
 def start_from(net: torch.nn.Module, architecture: str, kwargs: dict, path: str) -> None:
-    """Load a trained checkpoint's weights into `net`, which must be the same network."""
+    """Load a trained checkpoint's (or shipped model's) weights into `net`, which must be the same network."""
     try:
-        ckpt = load_checkpoint(path)
+        ckpt = load_checkpoint(model_path(path))
     except (CheckpointError, OSError) as exc:
         raise InputError(f"--init {path}: {exc}") from None
     if (ckpt.architecture, ckpt.kwargs) != (architecture, kwargs):

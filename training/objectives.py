@@ -12,7 +12,6 @@ index, and return their weighted terms by name.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +19,7 @@ import torch.nn.functional as F
 from stylecast.core.errors import InputError
 from stylecast.models.checkpoint import CheckpointError, load_checkpoint
 from stylecast.models.vgg import VGGFeatures, VGGWeights
-from stylecast.models.zoo import SHIPPED
+from stylecast.models.zoo import model_path
 from stylecast.training.losses import ContentLoss, StyleLoss, gram_matrix
 
 log = logging.getLogger("stylecast.train")
@@ -82,9 +81,8 @@ class TeacherObjective:
     @classmethod
     def load(cls, spec: str, weight: float, device: torch.device) -> TeacherObjective:
         """A shipped single-style model's name or a checkpoint path, fed as its contract says."""
-        path = SHIPPED[spec].path if spec in SHIPPED else Path(spec)
         try:
-            ckpt = load_checkpoint(path)
+            ckpt = load_checkpoint(model_path(spec))
         except (CheckpointError, OSError) as exc:
             raise InputError(f"--teacher {spec}: {exc}") from None
         contract = ckpt.contract

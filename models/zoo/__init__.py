@@ -79,3 +79,8 @@ SHIPPED["colorize"] = ZooModel("colorize", "colorize.pt", "pix2pix", "grayscale 
 SHIPPED["teal_orange"] = ZooModel("teal_orange", "teal_orange.pt", "cyclegan", "photo to the teal-and-orange grade")
 
 DEFAULT_MODEL = "starry_night-small"
+
+
+def model_path(spec: str) -> Path:
+    """A shipped model's file, or `spec` itself as a checkpoint path."""
+    return SHIPPED[spec].path if spec in SHIPPED else Path(spec)
