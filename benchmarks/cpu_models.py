@@ -29,9 +29,11 @@ from stylecast.realtime.demo import DemoScene
 from stylecast.realtime.processing import StyleOptions
 from stylecast.realtime.stylizer import Stylizer, load_model
 
-# the default small net is anti-aliased; the_scream-small is the same net without it
+# the default small net is anti-aliased, with reflection padding in its deep layers;
+# great_wave-small is that net without the reflection padding, the_scream-small without either
 OURS = {
     "small": ("starry_night-small", "johnson_small"),
+    "small_zero_padded": ("great_wave-small", "johnson_small"),
     "small_plain": ("the_scream-small", "johnson_small"),
     "standard": ("starry_night", "johnson"),
 }
