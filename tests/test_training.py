@@ -567,3 +567,17 @@ def test_relative_layer_weights_let_every_layer_count(vgg19_full, trainset):
         ]  # fmt: skip
         spans[relative] = max(terms) / min(terms)
     assert spans[False] > 1000 and spans[True] < 30
+
+
+def test_a_student_can_also_match_the_paintings_grams(tmp_path, vgg_weights):
+    data = tiny_image_folder(tmp_path / "photos", size=(128, 128))
+    config = FastConfig(
+        style=str(data / "1.jpg"), data=str(data), out=str(tmp_path / "student.pt"), net="small_aa_eps_reflect",
+        teacher="starry_night", teacher_weight=1.0, teacher_style_weight=1e-6, loss_network="vgg19",
+        vgg_weights=str(vgg_weights), style_layers=("relu1_2", "relu2_2"), steps=3, batch_size=2, scale_size=96,
+        crop_size=64, style_size=64, device="cpu", checkpoint_every=3,
+    )  # fmt: skip
+    result = train(config, progress=False)
+    assert set(result.history[0]) == {"teacher", "style", "tv"} and result.history[0]["style"] > 0
+    training = load_checkpoint(result.checkpoint).training
+    assert training["teacher"] == "starry_night" and training["style_layers_used"] == ["relu1_2", "relu2_2"]

@@ -12,6 +12,7 @@ Gram matrices. `stylecast train fast` and
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -52,9 +53,9 @@ from stylecast.training.common import (
 )
 from stylecast.training.data import RandomCrops, resize_short_side, to_tensor
 from stylecast.training.losses import NOISE_MODELS, FlatSceneLoss, Motion, TemporalLoss, total_variation
-from stylecast.training.objectives import PerceptualObjective, TeacherObjective
+from stylecast.training.objectives import PerceptualObjective, SummedObjective, TeacherObjective
 
-Objective = PerceptualObjective | TeacherObjective
+Objective = PerceptualObjective | TeacherObjective | SummedObjective
 
 log = logging.getLogger("stylecast.train")
 
@@ -174,6 +175,12 @@ class FastConfig:
         " the VGG losses: distillation, several times cheaper per step on a CPU; the temporal terms still apply",
     )
     teacher_weight: float = option(1e9, "with --teacher: weight of the mean squared pixel difference", at_least=0)
+    teacher_style_weight: float = option(
+        0.0,
+        "with --teacher: also match the painting's Gram matrices on --style-layers with this weight (a pixel"
+        " loss alone blurs the teacher's strokes, which move from crop to crop; 0: off)",
+        at_least=0,
+    )
     init: str | None = option(
         None,
         "start from this checkpoint's or shipped model's weights (same network): fine-tune, e.g. add the temporal loss",
@@ -229,9 +236,20 @@ def choose_layers(config: FastConfig, available: tuple[str, ...]) -> tuple[list[
 
 
 def image_objective(config: FastConfig, device: torch.device) -> tuple[Objective, dict[str, Any]]:
-    """The teacher's outputs (--teacher), else the VGG losses; and what to record of it."""
+    """The teacher's outputs (--teacher, with the painting's Gram matrices if
+    --teacher-style-weight), else the VGG losses; and what to record of it."""
     if config.teacher:
-        return TeacherObjective.load(config.teacher, config.teacher_weight, device), {"teacher": config.teacher}
+        teacher = TeacherObjective.load(config.teacher, config.teacher_weight, device)
+        if not config.teacher_style_weight:
+            return teacher, {"teacher": config.teacher}
+        style_only = dataclasses.replace(config, content_weight=0.0, style_weight=config.teacher_style_weight)
+        perceptual, record = perceptual_objective(style_only, device)
+        return SummedObjective(teacher, perceptual), {"teacher": config.teacher, **record}
+    return perceptual_objective(config, device)
+
+
+def perceptual_objective(config: FastConfig, device: torch.device) -> tuple[PerceptualObjective, dict[str, Any]]:
+    """Content and Gram style losses on the loss network; and what to record of it."""
     weights = load_vgg(config.vgg_weights, config.loss_network)
     style_layers, content_layer = choose_layers(config, weights.available)
     dropped = [name for name in config.style_layers if name not in style_layers]

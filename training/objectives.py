@@ -63,13 +63,13 @@ class PerceptualObjective:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, chosen: torch.Tensor) -> dict[str, torch.Tensor]:
         features_y = self.vgg(y)
-        with torch.no_grad():
-            features_x = self.vgg(x)
         targets = {name: grams[chosen] for name, grams in self.style_grams.items()}
-        return {
-            "content": self.content_weight * self.content_loss(features_y, features_x),
-            "style": self.style_weight * self.style_loss(features_y, targets),
-        }
+        terms = {"style": self.style_weight * self.style_loss(features_y, targets)}
+        if self.content_weight:  # (off beside a teacher, which keeps the content)
+            with torch.no_grad():
+                features_x = self.vgg(x)
+            terms["content"] = self.content_weight * self.content_loss(features_y, features_x)
+        return terms
 
 
 class TeacherObjective:
@@ -100,3 +100,16 @@ class TeacherObjective:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, chosen: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"teacher": self.weight * F.mse_loss(y.float(), self.target(x))}
+
+
+class SummedObjective:
+    """Several objectives' terms together (distillation with the painting's Gram matrices)."""
+
+    def __init__(self, *parts: TeacherObjective | PerceptualObjective):
+        self.parts = parts
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, chosen: torch.Tensor) -> dict[str, torch.Tensor]:
+        terms: dict[str, torch.Tensor] = {}
+        for part in self.parts:
+            terms |= part(x, y, chosen)
+        return terms
