@@ -79,7 +79,8 @@ RECIPE: dict[str, dict[str, Any]] = {
     "multistyle": {"steps": 3000, "lr": 1e-3, "style_weight": 10.0},
 }
 # Per model, over its net's recipe. The default, starry_night-small, is distilled from the
-# standard starry_night (docs/look.md). great_wave-small takes small_aa_eps's recipe with seed
+# standard starry_night; the shipped weights then had 500 steps with the painting's Gram matrices
+# beside the teacher, a second stage this queue does not run (docs/look.md gives its command). great_wave-small takes small_aa_eps's recipe with seed
 # 0: against its control, which already flickers less than the input on the animated clip, it misses the target (-28 to -51% at +3.0% style loss), but against the
 # plain net it replaced it flickers 39-65% less on four clips (+6% on the still bottle clip) at
 # the same style loss (docs/temporal-training.md, "great_wave-small on the default's recipe").
