@@ -41,6 +41,11 @@ def run(vgg, content, styles, **overrides):
     )
 
 
+def weights_on_cpu(vgg19_full):
+    """eval quality's flags for the full VGG19 and the LPIPS weights beside it, on the CPU."""
+    return ["--vgg-weights", vgg19_full, "--lpips-weights", vgg19_full.parent, "--device", "cpu"]
+
+
 def tensor(rgb, size=None):
     x = to_tensor(rgb)[None]
     return torch.nn.functional.interpolate(x, size=size, mode="area") if size else x
@@ -117,8 +122,7 @@ def test_eval_quality_reports_models_against_gatys(tmp_path, small_model, vgg19_
     write_rgb(tmp_path / "style.png", scene.frame(300)[:, ::-1])
     argv = ["eval", "quality", "--json", "-q", "--models", small_model, "--style", tmp_path / "style.png"]
     argv += ["--content", photos, "--out", tmp_path / "report", "--size", "64", "--gatys-steps", "10"]
-    argv += ["--features", "vgg", "--vgg-weights", vgg19_full, "--lpips-weights", vgg19_full.parent, "--device", "cpu"]
-    argv += ["--style-size", "64"]
+    argv += ["--features", "vgg", "--style-size", "64", *weights_on_cpu(vgg19_full)]
     assert main([str(a) for a in argv]) == 0
     summary = json.loads(capsys.readouterr().out)
     report = json.loads((tmp_path / "report" / "report.json").read_text())
@@ -157,18 +161,7 @@ def test_eval_quality_json_survives_a_failed_inception_download(tmp_path, small_
     write_rgb(tmp_path / "style.png", DemoScene(96, 64).frame(300))
     argv = ["eval", "quality", "--json", "-q", "--models", small_model, "--style", tmp_path / "style.png"]
     argv += ["--content", tmp_path / "photo.png", "--out", tmp_path / "report", "--size", "64", "--gatys-steps", "3"]
-    argv += [
-        "--features",
-        "auto",
-        "--vgg-weights",
-        vgg19_full,
-        "--lpips-weights",
-        vgg19_full.parent,
-        "--device",
-        "cpu",
-        "--style-size",
-        "64",
-    ]
+    argv += ["--features", "auto", "--style-size", "64", *weights_on_cpu(vgg19_full)]
     assert main([str(a) for a in argv]) == 0
     out, err = capsys.readouterr()
     assert small_model in json.loads(out) and "Downloading" in err
@@ -191,18 +184,7 @@ def test_eval_quality_asked_for_inception_it_cannot_load_says_so_in_one_line(
     write_rgb(tmp_path / "photo.png", DemoScene(96, 64).frame(0))
     argv = ["eval", "quality", "-q", "--models", small_model, "--style", tmp_path / "photo.png"]
     argv += ["--content", tmp_path / "photo.png", "--out", tmp_path / "report", "--size", "64", "--gatys-steps", "1"]
-    argv += [
-        "--features",
-        "inception",
-        "--vgg-weights",
-        vgg19_full,
-        "--lpips-weights",
-        vgg19_full.parent,
-        "--device",
-        "cpu",
-        "--style-size",
-        "64",
-    ]
+    argv += ["--features", "inception", "--style-size", "64", *weights_on_cpu(vgg19_full)]
     assert main([str(a) for a in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Inception weights unavailable (OSError: no network)" in err
@@ -228,19 +210,8 @@ def test_eval_quality_scores_a_multistyle_model_on_the_style_named_like_the_pain
         write_rgb(tmp_path / f"{painting}.png", scene.frame(300)[:, ::-1])
         argv = ["eval", "quality", "--json", "-q", "--models", "eight_paintings-small"]
         argv += ["--style", tmp_path / f"{painting}.png", "--content", photos, "--out", tmp_path / painting]
-        argv += [
-            "--size",
-            "64",
-            "--gatys-steps",
-            "5",
-            "--features",
-            "vgg",
-            "--vgg-weights",
-            vgg19_full,
-            "--lpips-weights",
-            vgg19_full.parent,
-        ]
-        argv += ["--device", "cpu", "--style-size", "64"]
+        argv += ["--size", "64", "--gatys-steps", "5", "--features", "vgg", "--style-size", "64"]
+        argv += weights_on_cpu(vgg19_full)
         code = main([str(a) for a in argv])
         out, err = capsys.readouterr()
         if painting == "unknown_painting":
