@@ -63,12 +63,13 @@ class PerceptualObjective:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, chosen: torch.Tensor) -> dict[str, torch.Tensor]:
         features_y = self.vgg(y)
-        targets = {name: grams[chosen] for name, grams in self.style_grams.items()}
-        terms = {"style": self.style_weight * self.style_loss(features_y, targets)}
+        terms = {}
         if self.content_weight:  # (off beside a teacher, which keeps the content)
             with torch.no_grad():
                 features_x = self.vgg(x)
             terms["content"] = self.content_weight * self.content_loss(features_y, features_x)
+        targets = {name: grams[chosen] for name, grams in self.style_grams.items()}
+        terms["style"] = self.style_weight * self.style_loss(features_y, targets)  # after content: the sum's order
         return terms
 
 
