@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stylecast.models.vgg import Preprocessing, VGGUnavailable, VGGWeights, load_vgg, read_state
+from stylecast.models.vgg import Preprocessing, VGGUnavailable, VGGWeights, load_vgg, read_state, tapped
 
 NETS = ("vgg", "alex")
 ENV_WEIGHTS = "STYLECAST_LPIPS_WEIGHTS"
@@ -61,13 +61,7 @@ class AlexNetFeatures(nn.Module):
         self.requires_grad_(False)
 
     def forward(self, rgb: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = (rgb * 2 - 1 - self.shift) / self.scale
-        out = {}
-        for index, layer in enumerate(self.features):
-            x = layer(x)
-            if index in self.TAPS:
-                out[self.TAPS[index]] = x
-        return out
+        return tapped(self.features, (rgb * 2 - 1 - self.shift) / self.scale, self.TAPS)
 
 
 class LPIPS(nn.Module):

@@ -114,13 +114,17 @@ class VGGFeatures(nn.Module):
 
     def forward(self, rgb: torch.Tensor) -> dict[str, torch.Tensor]:
         x = rgb.flip(1) if self.flip_channels else rgb
-        x = (x * self.scale - self.mean) / self.std
-        out = {}
-        for index, layer in enumerate(self.features):
-            x = layer(x)
-            if index in self._tap_at:
-                out[self._tap_at[index]] = x
-        return out
+        return tapped(self.features, (x * self.scale - self.mean) / self.std, self._tap_at)
+
+
+def tapped(features: nn.Sequential, x: torch.Tensor, taps: dict[int, str]) -> dict[str, torch.Tensor]:
+    """Run `features` on x and keep the outputs of the layers `taps` names by index."""
+    out = {}
+    for index, layer in enumerate(features):
+        x = layer(x)
+        if index in taps:
+            out[taps[index]] = x
+    return out
 
 
 @dataclass(frozen=True)
