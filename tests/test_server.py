@@ -726,7 +726,11 @@ async def wait_for_no_peers(url: str) -> None:
 def test_threads_and_memory_return_to_their_level_after_40_connections(small_model):
     """Each closed peer's codecs, threads and frames are freed when it closes, not whenever the
     cyclic collector runs: over 40 connect/stream/disconnect cycles the server's threads stay
-    within 4 and its memory within 20 MB of their level after the first cycle."""
+    within 4 of their level after the first cycle, and its memory's floor (the least of ten
+    cycles) rises less than 10 MB from the first ten cycles to the last ten. The floor, not the
+    peak: a sample taken while the allocator still holds a freed peer's frames reads up to ~20 MB
+    high and falls back the next cycle, while unfreed peers (before the fix, ~0.5 MB a cycle)
+    raise every sample."""
 
     async def cycles(pid: int, url: str) -> list[tuple[int, float]]:
         levels = []
@@ -739,9 +743,11 @@ def test_threads_and_memory_return_to_their_level_after_40_connections(small_mod
 
     with server_process(small_model) as (pid, url):
         levels = asyncio.run(cycles(pid, url))
-    (threads, rss), *rest = levels
+    (threads, _), *rest = levels
     print("threads", [t for t, _ in levels], "RSS MB", [round(m) for _, m in levels])
-    assert max(t for t, _ in rest) <= threads + 4 and max(m for _, m in rest) <= rss + 20
+    assert max(t for t, _ in rest) <= threads + 4
+    floor_first, floor_last = min(m for _, m in levels[:10]), min(m for _, m in levels[-10:])
+    assert floor_last <= floor_first + 10
 
 
 @pytest.mark.slow
