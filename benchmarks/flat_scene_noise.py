@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from stylecast.cli.main import parse_size
+from stylecast.cli.common import parse_size
 from stylecast.core.device import cpu_name
 from stylecast.core.errors import InputError
 from stylecast.core.images import read_rgb

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -249,3 +250,26 @@ def load_vgg(path: str | Path | None = None, arch: str = "vgg19") -> VGGWeights:
             f"no {arch} weights: torchvision's download failed ({type(exc).__name__}: {exc}); "
             f"pass a weights file or set {ENV_WEIGHTS[arch]}"
         ) from None
+
+
+def gatys_loss_network(
+    path: str | Path | None,
+    style_layers: tuple[str, ...],
+    content_layer: str,
+    device: torch.device,
+    required: tuple[str, ...] = (),
+) -> VGGFeatures:
+    """The VGG19 taps for Gatys-style losses: the style layers the weights have (the log says
+    which are missing), the content layer and the `required` ones, on `device`."""
+    weights = load_vgg(path)
+    layers = [name for name in style_layers if name in weights.available]
+    missing = [name for name in style_layers if name not in weights.available]
+    if not layers or any(name not in weights.available for name in (content_layer, *required)):
+        needed = ", ".join(sorted({content_layer, *required} - set(weights.available)))
+        raise VGGUnavailable(
+            f"the VGG weights from {weights.source} stop at {weights.available[-1]}; {needed} needed (the full VGG19)"
+        )
+    logging.getLogger("stylecast.vgg").info(
+        "loss network %s; style layers %s%s", weights.describe(), layers, f" (missing: {missing})" if missing else ""
+    )
+    return weights.build(sorted({*layers, content_layer, *required}, key=weights.available.index)).to(device)

@@ -22,8 +22,7 @@ import torch
 from stylecast.core.device import resolve_device
 from stylecast.core.errors import InputError
 from stylecast.models.checkpoint import Checkpoint
-
-BACKENDS = ("auto", "torch", "compiled", "aot", "onnxruntime", "tensorrt")
+from stylecast.realtime.names import BACKENDS
 
 
 class Backend(Protocol):

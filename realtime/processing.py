@@ -18,8 +18,7 @@ import torch.nn.functional as F
 
 from stylecast.models.checkpoint import InputContract
 from stylecast.models.pairs import luminance, pair_input
-
-UPSAMPLERS = ("detail", "bicubic")
+from stylecast.realtime.names import UPSAMPLERS
 
 
 @dataclass

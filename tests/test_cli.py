@@ -318,7 +318,7 @@ def test_bad_input_gives_one_line_and_exit_2(capsys, bad, demo_clip, small_model
     ],
 )
 def test_json_and_quiet_count_before_or_after_a_nested_subcommand(argv, json, quiet):
-    args = build_parser().parse_args(argv.split())
+    args = build_parser(argv.split()).parse_args(argv.split())
     assert (args.json, args.quiet) == (json, quiet)
 
 
@@ -570,13 +570,14 @@ def test_help_shows_every_default(capsys):
 
 
 def test_train_flags_of_optional_lists_take_one_value_or_several():
-    from stylecast.cli.main import build_parser, config_from_args
+    from stylecast.cli.common import config_from_args
+    from stylecast.cli.main import build_parser
     from stylecast.training.fast import FastConfig
 
     base = ["train", "fast", "--data", "photos", "--out", "m.pt"]
-    one = build_parser().parse_args([*base, "--style", "a.jpg", "--style-names", "night"])
+    one = build_parser(base).parse_args([*base, "--style", "a.jpg", "--style-names", "night"])
     assert config_from_args(FastConfig, one).style_names == ("night",)
-    two = build_parser().parse_args([*base, "--style", "a.jpg", "b.jpg", "--style-names", "night", "wave"])
+    two = build_parser(base).parse_args([*base, "--style", "a.jpg", "b.jpg", "--style-names", "night", "wave"])
     assert config_from_args(FastConfig, two).style_names == ("night", "wave")
 
 

@@ -5,6 +5,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -40,3 +42,25 @@ def test_the_python_api_stylizes_a_frame():
     frame = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     out = stylizer.one(frame)
     assert out.shape == frame.shape and out.dtype == np.uint8 and np.abs(out.astype(int) - frame).mean() > 10
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["video", "--help"], ["image", "--help"], ["models", "--help"]])
+def test_help_loads_no_torch(argv):
+    """`stylecast --help` and a stylizing command's help build only their own parser: the help is
+    printed and neither torch nor OpenCV was imported for it."""
+    code = (
+        "import sys\nfrom stylecast.cli.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'cv2', 'av', 'numpy') if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True, timeout=120)
+    assert "usage: stylecast" in run.stdout and run.stdout.strip().endswith("[]")
+
+
+def test_every_command_in_the_table_builds_its_parser():
+    """Each entry of the lazy command table names a module with its `add_` function."""
+    from stylecast.cli.main import COMMANDS, build_parser
+
+    for name in COMMANDS:
+        parser = build_parser([name])
+        help_text = parser._subparsers._group_actions[0].choices[name].format_help()  # type: ignore[union-attr]
+        assert "--json" in help_text, name

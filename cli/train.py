@@ -1,0 +1,189 @@
+"""stylecast train (fast, multistyle, arbitrary, pix2pix, cyclegan) and stylecast optimize (Gatys)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from stylecast.cli.common import (
+    HelpFormatter,
+    add_config_arguments,
+    config_from_args,
+    emit,
+    read_weighted_images,
+    with_output_flags,
+)
+from stylecast.core.errors import InputError
+
+
+def add_train(p: argparse.ArgumentParser) -> None:
+    """stylecast train METHOD: one subcommand per method, each with its config's flags."""
+    from stylecast.training.arbitrary import ArbitraryConfig
+    from stylecast.training.fast import FastConfig
+    from stylecast.training.translators import TranslatorConfig
+
+    methods = p.add_subparsers(dest="method", required=True, metavar="METHOD")
+
+    def method(name: str, help_text: str, config_cls: type, **defaults: Any) -> None:
+        parser = with_output_flags(
+            methods.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter), nested=True
+        )
+        add_config_arguments(parser, config_cls)
+        parser.set_defaults(**defaults)
+
+    method("fast", "Johnson feed-forward network for one style", FastConfig, run=cmd_train_fast)
+    method(
+        "multistyle",
+        "one network for several styles (conditional instance norm)",
+        FastConfig,
+        run=cmd_train_fast,
+        net="multistyle",
+    )
+    method(
+        "arbitrary",
+        "arbitrary style: distil a compact encoder, train an AdaIN decoder",
+        ArbitraryConfig,
+        run=cmd_train_arbitrary,
+    )
+    method(
+        "pix2pix",
+        "pix2pix: paired (or free-pair) image translation",
+        TranslatorConfig,
+        run=cmd_train_translator,
+        method="pix2pix",
+    )
+    method("cyclegan", "CycleGAN: unpaired translation", TranslatorConfig, run=cmd_train_translator, method="cyclegan")
+
+
+def check_training_outputs(config: Any, cyclegan: bool = False) -> None:
+    """The checkpoint (and CycleGAN's second one) can be written where the run folder is not,
+    checked before hours of training rather than after."""
+    from stylecast.core.atomic import check_output_file
+    from stylecast.training.common import run_folder
+
+    out = Path(config.out)
+    outs = [out, out.with_name(f"{out.stem}-BtoA{out.suffix}")] if cyclegan else [out]
+    run_dir = run_folder(config)
+    for path in outs:
+        check_output_file(path)
+        if path.resolve() == run_dir.resolve():
+            raise InputError(f"--out {path} is the run folder's own name; give the checkpoint a .pt name")
+
+
+def cmd_train_fast(args: argparse.Namespace) -> int:
+    from stylecast.training.fast import NETS, FastConfig, train
+
+    config = config_from_args(FastConfig, args)
+    check_training_outputs(config)
+    if config.net not in NETS:
+        raise InputError(f"--net must be one of {', '.join(NETS)}, got {config.net!r}")
+    for path in config.style:
+        if not Path(path).is_file():
+            raise InputError(f"style image not found: {path}")
+    several = config.net.startswith("multistyle")
+    if several and len(config.style) < 2:
+        raise InputError(f"--net {config.net} learns several styles: give two or more --style images")
+    if not several and len(config.style) != 1:
+        raise InputError(f"--net {config.net} learns one style; for several use `stylecast train multistyle`")
+    if config.style_names is not None and len(config.style_names) != len(config.style):
+        raise InputError("--style-names needs one name per --style image")
+    result = train(config, progress=not args.quiet)
+    if result.checkpoint is not None:
+        report_trained(args, result.checkpoint, steps=result.steps, seconds=round(result.seconds, 1))
+    return 0
+
+
+def report_trained(args: argparse.Namespace, checkpoint: Path, **details: object) -> None:
+    """The training result on stdout (on the process that wrote it): a line, or JSON with --json."""
+    if args.json:
+        print(json.dumps({"checkpoint": str(checkpoint), **details}))
+    else:
+        extra = f" ({details['steps']} steps in {details['seconds']:.0f} s)" if details else ""
+        print(f"wrote {checkpoint}{extra}")
+
+
+def cmd_train_translator(args: argparse.Namespace) -> int:
+    from stylecast.training.gan import GAN_MODES
+    from stylecast.training.translators import TranslatorConfig, train_cyclegan, train_pix2pix
+
+    config = config_from_args(TranslatorConfig, args)
+    check_training_outputs(config, cyclegan=args.method == "cyclegan")
+    for value, allowed, flag in (
+        (config.gan, GAN_MODES, "--gan"),
+        (config.norm, ("instance", "batch"), "--norm"),
+    ):
+        if value not in allowed:
+            raise InputError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
+    out = (train_pix2pix if args.method == "pix2pix" else train_cyclegan)(config, progress=not args.quiet)
+    if out is not None:
+        report_trained(args, out)
+    return 0
+
+
+def cmd_train_arbitrary(args: argparse.Namespace) -> int:
+    from stylecast.training.arbitrary import ArbitraryConfig, train_arbitrary
+
+    config = config_from_args(ArbitraryConfig, args)
+    check_training_outputs(config)
+    if config.encoder not in ("compact", "vgg"):
+        raise InputError(f"--encoder must be compact or vgg, got {config.encoder!r}")
+    out = train_arbitrary(config, progress=not args.quiet)
+    if out is not None:
+        report_trained(args, out)
+    return 0
+
+
+def add_optimize(p: argparse.ArgumentParser) -> None:
+    """stylecast optimize: Gatys' optimization of one image, the quality reference."""
+    from stylecast.training.gatys import GatysConfig
+
+    add_config_arguments(p, GatysConfig)
+    p.set_defaults(run=cmd_optimize)
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    import time
+
+    from stylecast.core.atomic import check_output_file
+    from stylecast.core.device import resolve_device
+    from stylecast.core.images import check_image_output, read_rgb, write_rgb
+    from stylecast.models.vgg import gatys_loss_network
+    from stylecast.training.gatys import COLOR_MODES, INITS, OPTIMIZERS, GatysConfig, stylize_image
+
+    config = config_from_args(GatysConfig, args)
+    check_image_output(Path(config.out))
+    check_output_file(Path(config.out))
+    for value, allowed, flag in (
+        (config.init, INITS, "--init"),
+        (config.optimizer, OPTIMIZERS, "--optimizer"),
+        (config.preserve_color, COLOR_MODES, "--preserve-color"),
+    ):
+        if value not in allowed:
+            raise InputError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
+    if (
+        config.content_weight < 0
+        or config.style_weight < 0
+        or (config.content_weight == 0 and config.style_weight == 0)
+    ):
+        raise InputError("--content-weight and --style-weight must be >= 0 and not both 0")
+    content = read_rgb(config.content)
+    styles = read_weighted_images(config.styles, "style weight")
+    device = resolve_device(config.device)
+    vgg = gatys_loss_network(config.vgg_weights, config.style_layers, config.content_layer, device)
+    started = time.perf_counter()
+    result = stylize_image(content, styles, vgg, config, device, show_progress=not args.quiet)
+    write_rgb(config.out, result)
+    h, w = result.shape[:2]
+    emit(
+        args,
+        {
+            "output": config.out,
+            "size": [w, h],
+            "seconds": round(time.perf_counter() - started, 1),
+            "device": str(device),
+        },
+        f"wrote {config.out} ({w}x{h}, {time.perf_counter() - started:.0f} s on {device})",
+    )
+    return 0
