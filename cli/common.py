@@ -194,7 +194,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> N
             parser.add_argument(flag, nargs="+", default=default, help=help_text)
         else:
             kind = {float: finite_float}.get(type(default), type(default)) if default is not None else str
-            parser.add_argument(flag, type=kind, default=default, help=help_text)
+            parser.add_argument(flag, type=kind, default=default, choices=f.metadata.get("choices"), help=help_text)
 
 
 def config_from_args(config_cls: type, args: argparse.Namespace) -> Any:

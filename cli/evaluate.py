@@ -96,11 +96,9 @@ def cmd_eval_quality(args: argparse.Namespace) -> int:
     from stylecast.models.vgg import gatys_loss_network
     from stylecast.realtime.stylizer import Stylizer, load_model
     from stylecast.training.metrics import STYLE_DISTANCE_LAYERS
-    from stylecast.training.quality import FEATURES, QualityConfig, peer_stylizer, quality_report
+    from stylecast.training.quality import QualityConfig, peer_stylizer, quality_report
 
     config = config_from_args(QualityConfig, args)
-    if config.features not in FEATURES:
-        raise InputError(f"--features must be one of {', '.join(FEATURES)}, got {config.features!r}")
     out = Path(config.out)
     if not out.parent.is_dir():
         raise InputError(f"output folder does not exist: {out.parent}")

@@ -13,7 +13,7 @@ import importlib
 import logging
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from stylecast.cli.common import EXIT_USAGE, HelpFormatter, choose_model, with_output_flags
 from stylecast.core.errors import InputError
@@ -34,6 +34,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2) that points at --help, rather
+    than the whole usage block above it; every subcommand's parser is one of these too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def chosen_command(argv: list[str]) -> str | None:
     """The first word that is not a top-level flag: the command argparse will pick."""
     return next((word for word in argv if not word.startswith("-")), None)
@@ -42,9 +50,7 @@ def chosen_command(argv: list[str]) -> str | None:
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The full parser of the command `argv` names; the others are listed with their help only."""
     chosen = chosen_command(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog="stylecast", description="Live neural style transfer.", formatter_class=HelpFormatter
-    )
+    parser = Parser(prog="stylecast", description="Live neural style transfer.", formatter_class=HelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens, with timings")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():

@@ -73,12 +73,10 @@ def check_training_outputs(config: Any, cyclegan: bool = False) -> None:
 
 
 def cmd_train_fast(args: argparse.Namespace) -> int:
-    from stylecast.training.fast import NETS, FastConfig, train
+    from stylecast.training.fast import FastConfig, train
 
     config = config_from_args(FastConfig, args)
     check_training_outputs(config)
-    if config.net not in NETS:
-        raise InputError(f"--net must be one of {', '.join(NETS)}, got {config.net!r}")
     for path in config.style:
         if not Path(path).is_file():
             raise InputError(f"style image not found: {path}")
@@ -105,17 +103,10 @@ def report_trained(args: argparse.Namespace, checkpoint: Path, **details: object
 
 
 def cmd_train_translator(args: argparse.Namespace) -> int:
-    from stylecast.training.gan import GAN_MODES
     from stylecast.training.translators import TranslatorConfig, train_cyclegan, train_pix2pix
 
     config = config_from_args(TranslatorConfig, args)
     check_training_outputs(config, cyclegan=args.method == "cyclegan")
-    for value, allowed, flag in (
-        (config.gan, GAN_MODES, "--gan"),
-        (config.norm, ("instance", "batch"), "--norm"),
-    ):
-        if value not in allowed:
-            raise InputError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
     out = (train_pix2pix if args.method == "pix2pix" else train_cyclegan)(config, progress=not args.quiet)
     if out is not None:
         report_trained(args, out)
@@ -127,8 +118,6 @@ def cmd_train_arbitrary(args: argparse.Namespace) -> int:
 
     config = config_from_args(ArbitraryConfig, args)
     check_training_outputs(config)
-    if config.encoder not in ("compact", "vgg"):
-        raise InputError(f"--encoder must be compact or vgg, got {config.encoder!r}")
     out = train_arbitrary(config, progress=not args.quiet)
     if out is not None:
         report_trained(args, out)
@@ -150,18 +139,11 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from stylecast.core.device import resolve_device
     from stylecast.core.images import check_image_output, read_rgb, write_rgb
     from stylecast.models.vgg import gatys_loss_network
-    from stylecast.training.gatys import COLOR_MODES, INITS, OPTIMIZERS, GatysConfig, stylize_image
+    from stylecast.training.gatys import GatysConfig, stylize_image
 
     config = config_from_args(GatysConfig, args)
     check_image_output(Path(config.out))
     check_output_file(Path(config.out))
-    for value, allowed, flag in (
-        (config.init, INITS, "--init"),
-        (config.optimizer, OPTIMIZERS, "--optimizer"),
-        (config.preserve_color, COLOR_MODES, "--preserve-color"),
-    ):
-        if value not in allowed:
-            raise InputError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
     if (
         config.content_weight < 0
         or config.style_weight < 0

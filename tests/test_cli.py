@@ -664,3 +664,30 @@ def test_a_training_run_reports_its_checkpoint_once(tmp_path, trainset, vgg_weig
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"wrote {out} (2 steps in ")
     assert str(out) not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "values"),
+    [
+        (["train", "fast"], "--net", ["standard", "small_aa_eps_reflect", "multistyle"]),
+        (["train", "fast"], "--loss-network", ["vgg16", "vgg19"]),
+        (["train", "cyclegan"], "--gan", ["minimax", "lsgan", "wgangp"]),
+        (["train", "arbitrary"], "--encoder", ["compact", "vgg"]),
+        (["optimize"], "--preserve-color", ["none", "luminance", "match"]),
+        (["eval", "quality"], "--lpips", ["vgg", "alex"]),
+        (["video"], "--backend", ["auto", "torch", "onnxruntime"]),
+        (["export"], "--format", ["onnx", "aot", "tensorrt"]),
+    ],
+)
+def test_choice_flags_list_their_values_in_help_and_refuse_others(capsys, argv, flag, values):
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--help"])
+    usage = capsys.readouterr().out
+    assert info.value.code == 0
+    listed = usage[usage.index(f"  {flag} {{") :].split("}", 1)[0]  # e.g. "  --net {standard,small,...}"
+    assert all(value in listed.split("{", 1)[1].split(",") for value in values), listed
+    with pytest.raises(SystemExit) as info:
+        main([*argv, flag, "nonsense"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and f"argument {flag}: invalid choice: 'nonsense'" in err
+    assert len(err.strip().splitlines()) == 1  # the error alone, not argparse's usage block above it

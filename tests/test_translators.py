@@ -364,8 +364,8 @@ def test_rejected_setups_leave_no_run_folder(domains, tmp_path):
         train_pix2pix(tiny(data=str(tmp_path / "missing"), out=str(out), steps=2), progress=False)
     with pytest.raises(InputError, match="must be a multiple of 32"):
         train_pix2pix(tiny(data=str(a), out=str(out), steps=2, crop_size=40), progress=False)
-    with pytest.raises(InputError, match="--generator must be one of unet, resnet"):
+    with pytest.raises(InputError, match="--generator 'vae': choose one of unet, resnet"):
         train_cyclegan(tiny(data_a=str(a), data_b=str(a), out=str(out), steps=2, generator="vae"), progress=False)
-    with pytest.raises(InputError, match="--unet-upsample must be one of transpose, resize"):
+    with pytest.raises(InputError, match="--unet-upsample 'bilinear': choose one of transpose, resize"):
         train_pix2pix(tiny(data=str(a), out=str(out), steps=2, unet_upsample="bilinear"), progress=False)
     assert list(out.parent.iterdir()) == []

@@ -32,6 +32,7 @@ from stylecast.models.vgg import ENV_WEIGHTS, LEGACY_ENV_WEIGHTS, load_vgg
 from stylecast.training.common import (
     MAX_SEED,
     Scalars,
+    check_choices,
     endless_batches,
     init_distributed,
     load_state,
@@ -57,7 +58,9 @@ class ArbitraryConfig:
     data: str = required("folder of content photos")
     styles: str = required("folder of style images (paintings) to train the decoder on")
     out: str = required("the trained model checkpoint (.pt)")
-    encoder: str = option("compact", "compact (distilled from VGG, needs no VGG at run time) | vgg")
+    encoder: str = option(
+        "compact", "compact (distilled from VGG, needs no VGG at run time) | vgg", choices=("compact", "vgg")
+    )
     distill_steps: int = option(2000, "phase 1: encoder distillation steps (compact encoder only)", at_least=0)
     decoder_steps: int = option(8000, "phase 2: decoder steps", at_least=1)
     batch_size: int = option(8, "content and style crops per step", at_least=1)
@@ -76,6 +79,9 @@ class ArbitraryConfig:
     run_dir: str | None = option(None, "resume state, config.json, TensorBoard; default <out>.run/")
     half: bool = option(True, "store the weights in fp16")
     dry_run: bool = option(False, "run two steps of each phase to check the setup and time them; write nothing")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
 
 
 def distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> torch.Tensor:

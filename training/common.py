@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +27,35 @@ CONFIG_FILE = "config.json"
 
 
 def option(
-    default: Any, help: str, at_least: float | None = None, positive: bool = False, at_most: float | None = None
+    default: Any,
+    help: str,
+    at_least: float | None = None,
+    positive: bool = False,
+    at_most: float | None = None,
+    choices: Collection[str] | None = None,
 ) -> Any:
-    """A config dataclass field with its help text and the range the command line accepts
-    (`at_least` or `positive`, and `at_most`), from which the flags and their checks are generated."""
-    metadata = {"help": help, "at_least": at_least, "positive": positive, "at_most": at_most}
+    """A config dataclass field with its help text and the values the command line accepts
+    (`at_least` or `positive`, and `at_most`; or one of `choices`), from which the flags, their
+    help and their checks are generated."""
+    metadata = {
+        "help": help,
+        "at_least": at_least,
+        "positive": positive,
+        "at_most": at_most,
+        "choices": tuple(choices) if choices is not None else None,
+    }
     if isinstance(default, (list, tuple, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def check_choices(config: Any) -> None:
+    """Each field declared with `choices` holds one of them (or None): for configs built in
+    code, which the command line's own check does not see."""
+    for f in dataclasses.fields(config):
+        allowed, value = f.metadata.get("choices"), getattr(config, f.name)
+        if allowed and value is not None and value not in allowed:
+            raise InputError(f"--{f.name.replace('_', '-')} {value!r}: choose one of {', '.join(allowed)}")
 
 
 def required(help: str) -> Any:

@@ -39,6 +39,7 @@ from stylecast.training.common import (
     MAX_SEED,
     Scalars,
     autocast_for,
+    check_choices,
     endless_batches,
     init_distributed,
     load_state,
@@ -103,6 +104,7 @@ class FastConfig:
         "standard",
         "network size: standard | small | small_aa (the small net, anti-aliased: less flicker) | "
         "small_aa_eps (small_aa whose instance norms leave flat frames flat: the default's)",
+        choices=NETS,
     )
     steps: int = option(2000, "optimizer steps", at_least=1)
     batch_size: int = option(4, "images per step", at_least=1)
@@ -130,6 +132,7 @@ class FastConfig:
         "the temporal loss's noise: white (independent per pixel, a sensor's) | video (mostly brightness,"
         " spatially correlated, as a compressed video's frames change: steadier on still, flat scenes) |"
         " codec (video noise up to 16 px coarse, as a codec's blocks and a camera's exposure also change)",
+        choices=NOISE_MODELS,
     )
     temporal_flow: float = option(
         0.0,
@@ -150,8 +153,9 @@ class FastConfig:
         " seeded from --seed, so the run sees the same crops in the same order as the same seed without"
         " those terms: a paired control) | shared (torch's global generator, which the crops come from too:"
         " how the shipped models were trained, and what training.shipped keeps to reproduce them)",
+        choices=TEMPORAL_RNGS,
     )
-    loss_network: str = option("vgg16", f"the network the losses are measured with: {' | '.join(ARCHITECTURES)}")
+    loss_network: str = option("vgg16", "the network the losses are measured with", choices=ARCHITECTURES)
     content_layer: str = option("relu2_2", "VGG layer of the content loss")
     style_layers: tuple[str, ...] = option(
         PREFERRED_STYLE_LAYERS, "VGG layers of the style loss (missing ones are dropped)"
@@ -161,6 +165,7 @@ class FastConfig:
         "equal: the layers' Gram errors are summed as they are (on the Caffe VGG19 relu4_1's outweighs"
         " relu1_1's ~1000-fold) | relative: each is divided by the painting's mean squared Gram entry"
         " at that layer, so colours, strokes and shapes all count",
+        choices=STYLE_LAYER_WEIGHTS,
     )
     vgg_weights: str | None = option(
         None,
@@ -198,16 +203,7 @@ class FastConfig:
     def __post_init__(self) -> None:
         if isinstance(self.style, str):  # one style image given as a plain path
             self.style = (self.style,)
-        if self.loss_network not in ARCHITECTURES:
-            raise InputError(f"--loss-network {self.loss_network!r}: choose one of {', '.join(ARCHITECTURES)}")
-        if self.style_layer_weights not in STYLE_LAYER_WEIGHTS:
-            raise InputError(
-                f"--style-layer-weights {self.style_layer_weights!r}: choose one of {', '.join(STYLE_LAYER_WEIGHTS)}"
-            )
-        if self.temporal_noise not in NOISE_MODELS:
-            raise InputError(f"--temporal-noise {self.temporal_noise!r}: choose one of {', '.join(NOISE_MODELS)}")
-        if self.temporal_rng not in TEMPORAL_RNGS:
-            raise InputError(f"--temporal-rng {self.temporal_rng!r}: choose one of {', '.join(TEMPORAL_RNGS)}")
+        check_choices(self)
         if self.teacher and self.net.startswith("multistyle"):
             raise InputError("--teacher takes a single-style net; a multi-style one learns from the VGG losses")
         if self.flat_scene_weight and not self.temporal_weight:

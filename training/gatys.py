@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from stylecast.models.vgg import VGGFeatures
 from stylecast.realtime.processing import rgb_to_ycbcr, ycbcr_to_rgb
-from stylecast.training.common import MAX_SEED, option, required
+from stylecast.training.common import MAX_SEED, check_choices, option, required
 from stylecast.training.losses import ContentLoss, StyleLoss, gram_matrix, total_variation
 
 log = logging.getLogger("stylecast.optimize")
@@ -44,9 +44,9 @@ class GatysConfig:
     size: int = option(512, "long side of the result in pixels", at_least=32)
     scales: int = option(1, "coarse-to-fine: optimize at this many scales, halving each time", at_least=1)
     steps: int = option(100, "optimizer iterations at each scale", at_least=1)
-    optimizer: str = option("lbfgs", "lbfgs | adam")
+    optimizer: str = option("lbfgs", "the optimizer", choices=OPTIMIZERS)
     lr: float = option(1.0, "learning rate (1 for L-BFGS; ~0.05 for Adam, which steps in logit space)", positive=True)
-    init: str = option("content", "content | noise")
+    init: str = option("content", "the image the optimization starts from", choices=INITS)
     # Gatys et al.'s VGG19 layers; the style weight gives 1e3 x the mean over the five layers
     content_weight: float = option(1.0, "weight of the content loss (0: texture synthesis)", at_least=0)
     style_weight: float = option(
@@ -56,10 +56,13 @@ class GatysConfig:
     content_layer: str = option("relu4_2", "VGG layer of the content loss")
     style_layers: tuple[str, ...] = option(GATYS_STYLE_LAYERS, "VGG layers of the style loss")
     style_size: int = option(512, "long side the style images are scaled to", at_least=32)
-    preserve_color: str = option("none", "none | luminance | match: keep the content's colours")
+    preserve_color: str = option("none", "keep the content's colours", choices=COLOR_MODES)
     vgg_weights: str | None = option(None, "local VGG19 weights (else $STYLECAST_VGG_WEIGHTS or torchvision)")
     device: str = option("auto", "auto | cpu | cuda")
     seed: int = option(0, "random seed (noise initialization)", at_least=0, at_most=MAX_SEED)
+
+    def __post_init__(self) -> None:
+        check_choices(self)
 
 
 def match_color(style: torch.Tensor, content: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

