@@ -20,7 +20,7 @@ import numpy as np
 from clips import SHARED_CLIPS, first_frames  # beside this script
 
 from stylecast.core.errors import InputError
-from stylecast.training.metrics import optical_flow
+from stylecast.evaluation.metrics import optical_flow
 
 PERCENTILES = (50, 90, 99)
 

@@ -23,7 +23,7 @@ from cpu_models import median_ms  # beside this script
 
 from stylecast.core.device import cpu_name
 from stylecast.core.images import read_rgb
-from stylecast.realtime.backends import cached_onnx
+from stylecast.export.onnx import cached_onnx
 from stylecast.realtime.processing import FrameProcessor, StyleOptions
 from stylecast.realtime.stylizer import load_model
 

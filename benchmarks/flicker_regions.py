@@ -27,8 +27,8 @@ from clips import SHARED_CLIPS, first_frames  # beside this script
 
 from stylecast.core.device import cpu_name
 from stylecast.core.errors import InputError
+from stylecast.evaluation.metrics import PairErrors, pair_errors
 from stylecast.realtime.stylizer import Stylizer
-from stylecast.training.metrics import PairErrors, pair_errors
 
 REGIONS = ("still", "moving", "flat", "some texture", "textured")
 

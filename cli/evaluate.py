@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 def add_eval(p: argparse.ArgumentParser) -> None:
     """stylecast eval METRIC."""
-    from stylecast.training.quality import QualityConfig
+    from stylecast.evaluation.quality import QualityConfig
 
     evaluations = p.add_subparsers(dest="evaluation", required=True, metavar="METRIC")
 
@@ -58,8 +58,8 @@ def add_eval(p: argparse.ArgumentParser) -> None:
 def cmd_eval_temporal(args: argparse.Namespace) -> int:
     import itertools
 
+    from stylecast.evaluation.metrics import warping_error
     from stylecast.realtime.video import VideoReader
-    from stylecast.training.metrics import warping_error
 
     if args.max_frames < 2:
         raise InputError(f"--max-frames must be at least 2 (the error compares frame pairs), got {args.max_frames}")
@@ -92,11 +92,11 @@ def cmd_eval_temporal(args: argparse.Namespace) -> int:
 def cmd_eval_quality(args: argparse.Namespace) -> int:
     from stylecast.core.device import resolve_device
     from stylecast.core.images import read_rgb
+    from stylecast.evaluation.metrics import STYLE_DISTANCE_LAYERS
+    from stylecast.evaluation.quality import QualityConfig, peer_stylizer, quality_report
     from stylecast.models.lpips import LPIPSUnavailable, load_lpips
     from stylecast.models.vgg import gatys_loss_network
     from stylecast.realtime.stylizer import Stylizer, load_model
-    from stylecast.training.metrics import STYLE_DISTANCE_LAYERS
-    from stylecast.training.quality import QualityConfig, peer_stylizer, quality_report
 
     config = config_from_args(QualityConfig, args)
     out = Path(config.out)
@@ -146,9 +146,9 @@ def cmd_eval_quality(args: argparse.Namespace) -> int:
 
 def cmd_eval_translator(args: argparse.Namespace) -> int:
     from stylecast.core.images import read_rgb
+    from stylecast.evaluation.translators import evaluate_translator, free_pair_input
     from stylecast.training.data import resize_long_side
     from stylecast.training.grades import GRADES
-    from stylecast.training.translator_eval import evaluate_translator, free_pair_input
 
     if args.size < 16:
         raise InputError(f"--size must be at least 16, got {args.size}")

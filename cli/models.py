@@ -74,8 +74,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from stylecast.core.atomic import atomic_output, check_output_file
     from stylecast.core.device import resolve_device
-    from stylecast.export.onnx import export_onnx, max_difference
     from stylecast.realtime.backends import installed
+    from stylecast.realtime.exported import max_differences, probe_sizes
     from stylecast.realtime.stylizer import load_model
 
     output = Path(args.output)
@@ -84,44 +84,41 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise InputError(f"--format {args.format} writes a {suffix} file, not {output.name}")
     ckpt = load_model(args.model)
     check_output_file(output)
-    m = ckpt.contract.size_multiple
-    sizes = [(64, 96), (23 * m, 31 * m)]
-    if args.format == "onnx":
-        export_onnx(ckpt, output)
-        differences = {f"{h}x{w}": max_difference(ckpt, output, (h, w)) for h, w in sizes}
-    elif args.format == "aot":
-        from stylecast.export.aot import export_aot, load_aot
+    if args.format == "tensorrt" and not installed("tensorrt"):
+        raise InputError(
+            "export to tensorrt needs TensorRT: pip install 'stylecast[tensorrt]' on a machine with an NVIDIA GPU"
+        )
+    # written beside the output, measured against the checkpoint, and only then given its name:
+    # an export that fails, or fails its check, leaves no file
+    with atomic_output(output) as staged:
+        if args.format == "onnx":
+            from stylecast.export.onnx import export_onnx, max_difference
 
-        device = resolve_device(args.device)
-        dtype = torch.float16 if args.fp16 else torch.float32
-        export_aot(ckpt, output, device, dtype)
-        package, reference = load_aot(output), ckpt.build().to(device)
-        differences = {}
-        with torch.inference_mode():
-            for h, w in sizes:
-                x = torch.rand(1, 3, h, w, device=device)
-                differences[f"{h}x{w}"] = float((package(x.to(dtype)).float() - reference(x)).abs().max())
-    else:  # tensorrt
-        if not installed("tensorrt"):
-            raise InputError(
-                "export to tensorrt needs TensorRT: pip install 'stylecast[tensorrt]' on a machine with an NVIDIA GPU"
-            )
-        from stylecast.export.tensorrt import ShapeProfile, TensorRTBackend
+            export_onnx(ckpt, staged)
+            differences = {
+                f"{h}x{w}": max_difference(ckpt, staged, (h, w)) for h, w in probe_sizes(ckpt.contract.size_multiple)
+            }
+        elif args.format == "aot":
+            from stylecast.export.aot import export_aot, load_aot
 
-        device = resolve_device(args.device if args.device != "auto" else "cuda")
-        try:
-            profile = ShapeProfile.parse(args.shapes, m) if args.shapes else ShapeProfile()
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-        engine = TensorRTBackend(ckpt, device, fp16=args.fp16, profile=profile)
-        with atomic_output(output) as staged:
-            staged.write_bytes(engine.engine.serialize())
-        reference = ckpt.build().to(device)
-        differences = {}
-        with torch.inference_mode():
-            for h, w in sizes:
-                x = torch.rand(1, 3, h, w, device=device)
-                differences[f"{h}x{w}"] = float((engine(x).float() - reference(x)).abs().max())
+            device = resolve_device(args.device)
+            dtype = torch.float16 if args.fp16 else torch.float32
+            export_aot(ckpt, staged, device, dtype)
+            differences = max_differences(ckpt, load_aot(staged), device, dtype)
+        else:
+            from stylecast.export.tensorrt import ShapeProfile, export_engine
+            from stylecast.realtime.tensorrt import TensorRTBackend
+
+            device = resolve_device(args.device if args.device != "auto" else "cuda")
+            try:
+                profile = (
+                    ShapeProfile.parse(args.shapes, ckpt.contract.size_multiple) if args.shapes else ShapeProfile()
+                )
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
+            export_engine(ckpt, staged, args.fp16, profile)
+            engine = TensorRTBackend(staged, device, fp16=args.fp16, profile=profile)
+            differences = max_differences(ckpt, engine, device, engine.dtype)
     emit(
         args,
         {"model": args.model, "format": args.format, "output": str(output), "max_abs_difference": differences},

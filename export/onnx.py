@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from stylecast.core.atomic import staged_file
+from stylecast.core.cache import cache_dir
 from stylecast.export.shapes import sample_size as traced_size
 from stylecast.models.checkpoint import Checkpoint
 from stylecast.models.registry import example_conditions
@@ -86,6 +87,15 @@ def export_onnx(ckpt: Checkpoint, path: str | Path, sample_size: tuple[int, int]
             entry.key, entry.value = key, value
         with staged_file(path) as staged:
             onnx.save(model, str(staged))
+    return path
+
+
+def cached_onnx(ckpt: Checkpoint) -> Path:
+    """The checkpoint's ONNX export, made once and kept under the cache folder."""
+    path = cache_dir() / "onnx" / f"{ckpt.architecture}-{checkpoint_digest(ckpt)}.onnx"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(ckpt, path)
     return path
 
 

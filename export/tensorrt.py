@@ -1,4 +1,5 @@
-"""TensorRT engines from the ONNX export, cached, and a backend that runs them on torch tensors.
+"""TensorRT engines built from the ONNX export: written where asked, or cached per checkpoint.
+realtime/tensorrt.py runs them.
 
 Written against the TensorRT 10 Python API (named tensors: `set_input_shape`,
 `set_tensor_address`, `execute_async_v3`). TensorRT is an optional extra
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from stylecast.core.atomic import staged_file
+from stylecast.export.onnx import cached_onnx
 from stylecast.models.checkpoint import Checkpoint
 
 log = logging.getLogger("stylecast.tensorrt")
@@ -109,8 +112,6 @@ def cached_engine(ckpt: Checkpoint, fp16: bool, profile: ShapeProfile, cache: Pa
     """The engine for `ckpt` on this GPU, built once and kept under `cache`/engines."""
     import tensorrt as trt
 
-    from stylecast.realtime.backends import cached_onnx
-
     onnx_path = cached_onnx(ckpt)
     key = engine_key(onnx_path.read_bytes(), torch.cuda.get_device_name(), trt.__version__, fp16, profile)
     path = cache / "engines" / f"{ckpt.architecture}-{key}.engine"
@@ -118,48 +119,13 @@ def cached_engine(ckpt: Checkpoint, fp16: bool, profile: ShapeProfile, cache: Pa
         path.parent.mkdir(parents=True, exist_ok=True)
         log.info("building a TensorRT engine for %s (a minute or two, once)", ckpt.styles or ckpt.architecture)
         data = build_engine(onnx_path, fp16, profile, cache / "engines" / "timing.cache")
-        staged = path.with_suffix(".part")
-        staged.write_bytes(data)
-        staged.replace(path)
+        with staged_file(path) as staged:
+            staged.write_bytes(data)
     return path
 
 
-class TensorRTBackend:
-    """A drop-in for the torch model: CUDA tensor in, CUDA tensor out, on the current stream."""
-
-    name = "tensorrt"
-
-    def __init__(self, ckpt: Checkpoint, device: torch.device, fp16: bool = True, profile: ShapeProfile | None = None):
-        import tensorrt as trt
-
-        from stylecast.realtime.backends import cache_dir
-
-        if device.type != "cuda":
-            raise ValueError("TensorRT runs on CUDA devices only")
-        self.device = device
-        self.dtype = torch.float16 if fp16 else torch.float32
-        self.profile = profile or ShapeProfile()
-        path = cached_engine(ckpt, fp16, self.profile, cache_dir())
-        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self.engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
-        self.context = self.engine.create_execution_context()
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]  # image first
-        self.output = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
-
-    def __call__(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = x.shape
-        if not self.profile.contains(h, w) or n > self.profile.max_batch:
-            raise ValueError(
-                f"input {n}x{h}x{w} is outside the engine's profile {self.profile}; "
-                "export again with --shapes covering it, or use --max-size"
-            )
-        tensors = [x.to(self.dtype).contiguous(), *(c.float().contiguous() for c in conditions)]
-        for name, tensor in zip(self.inputs, tensors, strict=True):
-            self.context.set_input_shape(name, tuple(tensor.shape))
-            self.context.set_tensor_address(name, tensor.data_ptr())
-        y = torch.empty(tuple(self.context.get_tensor_shape(self.output)), dtype=self.dtype, device=self.device)
-        self.context.set_tensor_address(self.output, y.data_ptr())
-        if not self.context.execute_async_v3(torch.cuda.current_stream(self.device).cuda_stream):
-            raise RuntimeError("TensorRT execution failed")
-        return y
+def export_engine(ckpt: Checkpoint, path: Path, fp16: bool, profile: ShapeProfile) -> Path:
+    """The engine for `ckpt` on this GPU written to `path` (all or nothing)."""
+    with staged_file(path) as staged:
+        staged.write_bytes(build_engine(cached_onnx(ckpt), fp16, profile))
+    return path

@@ -12,12 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from stylecast.models.color import luminance
+
 PAIRS = ("edges", "grayscale")
-
-
-def luminance(rgb: torch.Tensor) -> torch.Tensor:
-    """N x 3 x H x W RGB -> N x 1 x H x W (BT.601), for the free pairs and the runtime's colour maths."""
-    return 0.299 * rgb[:, 0:1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3]
 
 
 def sobel_edges(rgb: torch.Tensor) -> torch.Tensor:

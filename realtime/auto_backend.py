@@ -20,9 +20,10 @@ from pathlib import Path
 import torch
 
 from stylecast.core.atomic import atomic_output
+from stylecast.core.cache import cache_dir
 from stylecast.core.device import cpu_name
 from stylecast.models.checkpoint import Checkpoint
-from stylecast.realtime.backends import Backend, cache_dir
+from stylecast.realtime.backends import Backend
 
 log = logging.getLogger("stylecast.backends")
 TIMED_RUNS = 3  # after one warm-up run each

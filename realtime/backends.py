@@ -4,7 +4,8 @@
 - compiled: torch.compile (inductor); on CUDA fp16, channels-last and CUDA graphs.
 - aot: an AOTInductor package (.pt2) compiled once per checkpoint, device and dtype, cached.
 - onnxruntime: the model exported to ONNX (cached by checkpoint hash), run by ONNX Runtime.
-- tensorrt: an engine built from the ONNX export (export/tensorrt.py; needs the extra).
+- tensorrt: an engine built from the ONNX export (export/tensorrt.py builds it, realtime/tensorrt.py
+  runs it; needs the extra).
 - auto: on the CPU, the faster of onnxruntime and torch for each frame size, measured once;
   on CUDA, torch.
 
@@ -13,14 +14,14 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Protocol
 
 import torch
 
+from stylecast.core.cache import cache_dir
 from stylecast.core.device import resolve_device
 from stylecast.core.errors import InputError
+from stylecast.export.onnx import cached_onnx, checkpoint_digest
 from stylecast.models.checkpoint import Checkpoint
 from stylecast.realtime.names import BACKENDS
 
@@ -82,7 +83,6 @@ class AOTBackend:
 
     def __init__(self, ckpt: Checkpoint, device: torch.device, dtype: torch.dtype):
         from stylecast.export.aot import export_aot, load_aot
-        from stylecast.export.onnx import checkpoint_digest
 
         self.device, self.dtype = device, dtype
         tag = f"{device.type}-{str(dtype).removeprefix('torch.')}-torch{torch.__version__.split('+')[0]}"
@@ -95,24 +95,6 @@ class AOTBackend:
     def __call__(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return self.module(x, *(c.to(self.device, self.dtype) for c in conditions))
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("STYLECAST_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "stylecast")
-    path = Path(root).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def cached_onnx(ckpt: Checkpoint) -> Path:
-    """The checkpoint's ONNX export, made once and kept under the cache folder."""
-    from stylecast.export.onnx import checkpoint_digest, export_onnx
-
-    path = cache_dir() / "onnx" / f"{ckpt.architecture}-{checkpoint_digest(ckpt)}.onnx"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        export_onnx(ckpt, path)
-    return path
 
 
 class OnnxRuntimeBackend:
@@ -189,6 +171,8 @@ def create_backend(name: str, ckpt: Checkpoint, device_name: str = "auto") -> Ba
         )
     if device.type != "cuda":
         raise InputError("backend tensorrt needs a CUDA device; use --device cuda")
-    from stylecast.export.tensorrt import TensorRTBackend
+    from stylecast.export.tensorrt import ShapeProfile, cached_engine
+    from stylecast.realtime.tensorrt import TensorRTBackend
 
-    return TensorRTBackend(ckpt, device, fp16=True)
+    profile = ShapeProfile()
+    return TensorRTBackend(cached_engine(ckpt, True, profile, cache_dir()), device, fp16=True, profile=profile)

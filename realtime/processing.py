@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from stylecast.models.checkpoint import InputContract
-from stylecast.models.pairs import luminance, pair_input
+from stylecast.models.color import luminance, rgb_to_ycbcr, ycbcr_to_rgb
+from stylecast.models.pairs import pair_input
 from stylecast.realtime.names import UPSAMPLERS
 
 
@@ -52,20 +53,6 @@ class HostBuffers:
         if key not in self._buffers:
             self._buffers[key] = torch.empty(shape, dtype=dtype, pin_memory=self.pin)
         return self._buffers[key]
-
-
-def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
-    """N x 3 x H x W RGB in [0, 1] -> YCbCr (BT.601, full range, chroma centred on 0)."""
-    y = luminance(x)
-    return torch.cat([y, (x[:, 2:3] - y) / 1.772, (x[:, 0:1] - y) / 1.402], dim=1)
-
-
-def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    y, cb, cr = x.unbind(1)
-    r = y + 1.402 * cr
-    b = y + 1.772 * cb
-    g = (y - 0.299 * r - 0.114 * b) / 0.587
-    return torch.stack([r, g, b], dim=1)
 
 
 def upsample_with_detail(stylized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:

@@ -634,6 +634,26 @@ def test_export_onnx_writes_the_model_and_reports_its_agreement_with_torch(capsy
     assert len(result["max_abs_difference"]) == 2 and max(result["max_abs_difference"].values()) < 1e-3
 
 
+def test_export_of_the_unet_translator_checks_it_at_sizes_it_takes(capsys, tmp_path):
+    """colorize takes multiples of 128: the check after the export probes 128x128 and 384x640
+    (it used to probe 64x96 and end in a traceback, leaving the file)."""
+    code, out, _ = run(capsys, "export", "colorize", "--format", "onnx", "-o", tmp_path / "c.onnx", "--json")
+    differences = json.loads(out)["max_abs_difference"]
+    assert code == 0 and list(differences) == ["128x128", "384x640"] and max(differences.values()) < 1e-3
+
+
+def test_an_export_that_fails_its_check_leaves_no_file(capsys, small_model, tmp_path, monkeypatch):
+    import stylecast.export.onnx
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("onnxruntime could not run the graph")
+
+    monkeypatch.setattr(stylecast.export.onnx, "max_difference", broken)
+    with pytest.raises(RuntimeError, match="could not run"):
+        main(["export", small_model, "--format", "onnx", "-o", str(tmp_path / "m.onnx")])
+    assert list(tmp_path.iterdir()) == []  # neither the output nor its staged file
+
+
 def test_a_style_image_alone_selects_the_shipped_arbitrary_style_model(capsys, tmp_path):
     photo = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     painting = np.zeros((64, 64, 3), np.uint8)

@@ -127,13 +127,16 @@ def test_shape_profiles_parse_and_round_to_the_size_multiple():
 )
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="TensorRT needs a CUDA GPU")
 @pytest.mark.trt
-def test_tensorrt_engine_matches_torch(small_model):
-    from stylecast.export.tensorrt import TensorRTBackend
+def test_tensorrt_engine_matches_torch(small_model, tmp_path):
+    from stylecast.export.tensorrt import export_engine
     from stylecast.realtime.stylizer import load_model
+    from stylecast.realtime.tensorrt import TensorRTBackend
 
     ckpt = load_model(small_model)
     device = torch.device("cuda")
-    engine = TensorRTBackend(ckpt, device, fp16=True, profile=ShapeProfile((64, 64), (360, 640), (720, 1280)))
+    profile = ShapeProfile((64, 64), (360, 640), (720, 1280))
+    path = export_engine(ckpt, tmp_path / "model.engine", fp16=True, profile=profile)
+    engine = TensorRTBackend(path, device, fp16=True, profile=profile)
     reference = ckpt.build().to(device)
     x = torch.rand(1, 3, 360, 640, device=device)
     with torch.inference_mode():

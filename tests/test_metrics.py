@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from stylecast.realtime.demo import DemoScene
-from stylecast.training.metrics import (
+from stylecast.evaluation.metrics import (
     edge_ring_step,
     frechet_distance,
     optical_flow,
@@ -16,6 +15,7 @@ from stylecast.training.metrics import (
     warp_by_flow,
     warping_error,
 )
+from stylecast.realtime.demo import DemoScene
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from stylecast.models.checkpoint import InputContract
-from stylecast.realtime.processing import FrameProcessor, StyleOptions, preserve_color, rgb_to_ycbcr, ycbcr_to_rgb
+from stylecast.models.color import rgb_to_ycbcr, ycbcr_to_rgb
+from stylecast.realtime.processing import FrameProcessor, StyleOptions, preserve_color
 
 
 def processor(margin: int = 0, **options) -> FrameProcessor:

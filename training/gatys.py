@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from stylecast.models.color import rgb_to_ycbcr, ycbcr_to_rgb
 from stylecast.models.vgg import VGGFeatures
-from stylecast.realtime.processing import rgb_to_ycbcr, ycbcr_to_rgb
 from stylecast.training.common import MAX_SEED, check_choices, option, required
 from stylecast.training.losses import ContentLoss, StyleLoss, gram_matrix, total_variation
 

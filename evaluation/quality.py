@@ -1,7 +1,7 @@
 """`stylecast eval quality`: feed-forward models against the Gatys reference on a set of photos.
 
 For each content photo and one style image, every model's output and the Gatys result are
-scored by the style distance (`training.metrics.style_distance`: VGG19 Gram matrices at Gatys'
+scored by the style distance (`evaluation.metrics.style_distance`: VGG19 Gram matrices at Gatys'
 five layers against the painting's), LPIPS to the photo (how much of it is left), the losses the
 reference was optimized for (content loss on one VGG layer, Gram style loss on several), SSIM to
 the content photo, and a VGG perceptual distance to the Gatys result. Over the whole set, a
@@ -29,6 +29,13 @@ from tqdm import tqdm
 from stylecast.core.atomic import atomic_output
 from stylecast.core.errors import InputError
 from stylecast.core.images import write_rgb
+from stylecast.evaluation.metrics import (
+    STYLE_DISTANCE_LAYERS,
+    frechet_distance,
+    perceptual_distance,
+    ssim,
+    style_distance,
+)
 from stylecast.models.lpips import LPIPS
 from stylecast.models.lpips import NETS as LPIPS_NETS
 from stylecast.models.vgg import VGGFeatures
@@ -37,13 +44,6 @@ from stylecast.training.common import check_choices, option, required
 from stylecast.training.data import to_tensor
 from stylecast.training.gatys import GATYS_STYLE_LAYERS, GatysConfig, mixed_grams, scale_to, stylize_image
 from stylecast.training.losses import ContentLoss, StyleLoss
-from stylecast.training.metrics import (
-    STYLE_DISTANCE_LAYERS,
-    frechet_distance,
-    perceptual_distance,
-    ssim,
-    style_distance,
-)
 
 log = logging.getLogger("stylecast.eval")
 

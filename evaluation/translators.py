@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from stylecast.evaluation.metrics import ssim
 from stylecast.models.pairs import pair_input
 from stylecast.training.data import to_tensor
-from stylecast.training.metrics import ssim
 
 Image = np.ndarray  # uint8 H x W x 3 RGB
 
