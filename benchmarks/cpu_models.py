@@ -98,7 +98,7 @@ def main() -> None:
             x = torch.nn.functional.pad(x, (0, -w % m, 0, -h % m), mode="reflect")
             for backend in (
                 TorchBackend(ckpt, torch.device("cpu"), torch.float32),
-                OnnxRuntimeBackend(ckpt, torch.device("cpu")),
+                OnnxRuntimeBackend.for_checkpoint(ckpt, torch.device("cpu")),
             ):
                 row[f"{net}/{backend.name}/model"] = median_ms(lambda b=backend, x=x: b(x), args.repeat)
                 stylizer = Stylizer(ckpt, backend, StyleOptions())

@@ -36,8 +36,8 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 BACKENDS: dict[str, Callable[[Checkpoint, torch.device, torch.dtype], Backend]] = {
     "torch": TorchBackend,
     "compiled": CompiledBackend,
-    "aot": AOTBackend,
-    "onnxruntime": lambda ckpt, device, dtype: OnnxRuntimeBackend(ckpt, device),  # fp32 only
+    "aot": AOTBackend.for_checkpoint,
+    "onnxruntime": lambda ckpt, device, dtype: OnnxRuntimeBackend.for_checkpoint(ckpt, device),  # fp32 only
 }
 
 

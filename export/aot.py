@@ -6,12 +6,18 @@ with dynamic batch, height and width; it loads without Python-side tracing or a 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
 
+from stylecast.export.contract import contract_metadata
 from stylecast.export.shapes import sample_size as traced_size
 from stylecast.models.checkpoint import Checkpoint
+
+# torch's C++ toolchain lookup (imported by the compiler and the loader) warns "No CUDA runtime is
+# found" on every machine without CUDA, where a CPU package needs none: not the user's concern
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
 
 def export_aot(
@@ -35,9 +41,13 @@ def export_aot(
     batch = torch.export.Dim("batch", min=1, max=64)
     with torch.inference_mode():
         program = torch.export.export(module, (sample,), dynamic_shapes={"x": {0: batch, 2: height, 3: width}})
+    # the contract travels in the package, with what it was compiled for: `--model m.pt2` needs nothing else
+    metadata = contract_metadata(ckpt, device=device.type, dtype=str(dtype).removeprefix("torch."))
     staged = path.with_name(f".{path.name}.part.pt2")
     try:
-        torch._inductor.aoti_compile_and_package(program, package_path=str(staged))
+        torch._inductor.aoti_compile_and_package(
+            program, package_path=str(staged), inductor_configs={"aot_inductor.metadata": metadata}
+        )
         staged.replace(path)
     finally:
         staged.unlink(missing_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,12 @@ import torch
 
 from stylecast.core.atomic import staged_file
 from stylecast.core.cache import cache_dir
+from stylecast.export.contract import contract_metadata
 from stylecast.export.shapes import sample_size as traced_size
 from stylecast.models.checkpoint import Checkpoint
 from stylecast.models.registry import example_conditions
 
 OPSET = 18
-METADATA_KEY = "stylecast.contract"
 
 
 def checkpoint_digest(ckpt: Checkpoint) -> str:
@@ -33,26 +34,6 @@ def checkpoint_digest(ckpt: Checkpoint) -> str:
         h.update(name.encode())
         h.update(ckpt.state_dict[name].float().cpu().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def contract_metadata(ckpt: Checkpoint) -> dict[str, str]:
-    c = ckpt.contract
-    return {
-        METADATA_KEY: json.dumps(
-            {
-                "architecture": ckpt.architecture,
-                "family": ckpt.family,
-                "styles": ckpt.styles,
-                "input_range": list(c.range),
-                "output_range": list(c.output_range),
-                "channel_order": c.channel_order,
-                "size_multiple": c.size_multiple,
-                "margin": c.margin,
-                "input_transform": c.transform,
-                "layout": "NCHW",
-            }
-        )
-    }
 
 
 def export_onnx(ckpt: Checkpoint, path: str | Path, sample_size: tuple[int, int] = (64, 96)) -> Path:
@@ -67,7 +48,9 @@ def export_onnx(ckpt: Checkpoint, path: str | Path, sample_size: tuple[int, int]
     conditions = example_conditions(module, 2)  # e.g. the multi-style net's style weights
     height, width = torch.export.Dim("height", min=2) * m, torch.export.Dim("width", min=2) * m
     batch = torch.export.Dim("batch", min=1, max=64)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # the exporter's notes on its own choices (e.g. merged axis names) are not the user's concern
+        warnings.filterwarnings("ignore", module=r"torch\.onnx")
         tmp_path = Path(tmp) / "model.onnx"
         torch.onnx.export(
             module,

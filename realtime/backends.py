@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 import torch
@@ -77,20 +79,25 @@ class CompiledBackend:
 
 
 class AOTBackend:
-    """An AOTInductor package made for this checkpoint, device and dtype (cached)."""
+    """An AOTInductor package (loaded by export.aot.load_aot) compiled for `device` and `dtype`."""
 
     name = "aot"
 
-    def __init__(self, ckpt: Checkpoint, device: torch.device, dtype: torch.dtype):
+    def __init__(self, package: Callable[..., torch.Tensor], device: torch.device, dtype: torch.dtype):
+        self.device, self.dtype = device, dtype
+        self.module = package
+
+    @classmethod
+    def for_checkpoint(cls, ckpt: Checkpoint, device: torch.device, dtype: torch.dtype) -> AOTBackend:
+        """The package of `ckpt` for `device` and `dtype`, compiled once and kept in the cache."""
         from stylecast.export.aot import export_aot, load_aot
 
-        self.device, self.dtype = device, dtype
         tag = f"{device.type}-{str(dtype).removeprefix('torch.')}-torch{torch.__version__.split('+')[0]}"
         path = cache_dir() / "aot" / f"{ckpt.architecture}-{checkpoint_digest(ckpt)}-{tag}.pt2"
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             export_aot(ckpt, path, device, dtype)
-        self.module = load_aot(path)
+        return cls(load_aot(path), device, dtype)
 
     def __call__(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -102,7 +109,7 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, ckpt: Checkpoint, device: torch.device):
+    def __init__(self, model: Path, device: torch.device):
         import onnxruntime as ort
 
         self.device, self.dtype = device, torch.float32
@@ -120,8 +127,13 @@ class OnnxRuntimeBackend:
         # next work is torch's pre/post-processing, which they starve (2-core CPU, 640x360:
         # 58 -> 41 ms per frame with spinning off, the model call alone within noise)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(cached_onnx(ckpt)), options, providers=providers)
+        self.session = ort.InferenceSession(str(model), options, providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]  # "input", then conditions
+
+    @classmethod
+    def for_checkpoint(cls, ckpt: Checkpoint, device: torch.device) -> OnnxRuntimeBackend:
+        """`ckpt` exported to ONNX once (kept in the cache) and run."""
+        return cls(cached_onnx(ckpt), device)
 
     def __call__(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
         feeds = {
@@ -148,7 +160,7 @@ def create_backend(name: str, ckpt: Checkpoint, device_name: str = "auto") -> Ba
 
         # both built now, so a bad checkpoint fails here and the first frame waits for neither
         candidates: dict[str, Backend] = {
-            "onnxruntime": OnnxRuntimeBackend(ckpt, device),
+            "onnxruntime": OnnxRuntimeBackend.for_checkpoint(ckpt, device),
             "torch": TorchBackend(ckpt, device, torch.float32),
         }
         return AutoBackend(ckpt, candidates)
@@ -160,11 +172,11 @@ def create_backend(name: str, ckpt: Checkpoint, device_name: str = "auto") -> Ba
     if name == "compiled":
         return CompiledBackend(ckpt, device, half)
     if name == "aot":
-        return AOTBackend(ckpt, device, half)
+        return AOTBackend.for_checkpoint(ckpt, device, half)
     if name == "onnxruntime":
         if not installed("onnxruntime"):
             raise InputError("backend onnxruntime is not installed; pip install onnxruntime")
-        return OnnxRuntimeBackend(ckpt, device)
+        return OnnxRuntimeBackend.for_checkpoint(ckpt, device)
     if not installed("tensorrt"):
         raise InputError(
             "backend tensorrt is not installed; pip install 'stylecast[tensorrt]' on a machine with an NVIDIA GPU"

@@ -14,6 +14,7 @@ from stylecast.models.adain import ArbitraryStyleNet, interpolate_statistics, st
 from stylecast.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from stylecast.models.zoo import SHIPPED
 from stylecast.realtime.backends import Backend, create_backend
+from stylecast.realtime.exported import is_exported, open_exported
 from stylecast.realtime.processing import FrameProcessor, StyleOptions
 from stylecast.realtime.styles import parse_style_mix
 
@@ -46,6 +47,11 @@ def load_model(spec: str) -> Checkpoint:
         path = Path(spec)
         if not path.exists():
             raise InputError(f"unknown model {spec!r}: not a shipped model ({', '.join(SHIPPED)}) nor an existing file")
+    if is_exported(spec):
+        raise InputError(
+            f"{path.name} is an exported model: image, video, webcam, demo and eval temporal run it;"
+            " this command needs the checkpoint (.pt)"
+        )
     try:
         return load_checkpoint(path)
     except CheckpointError as exc:
@@ -120,7 +126,13 @@ class Stylizer:
         alpha: float = 1.0,
         transform: str | None = None,
     ) -> Stylizer:
-        """`model`: a shipped name, a checkpoint path, or a checkpoint a caller already loaded."""
+        """`model`: a shipped name, a checkpoint path, an exported .onnx or .pt2 file, or a
+        checkpoint a caller already loaded."""
+        if isinstance(model, str) and is_exported(model):
+            if transform is not None:
+                raise InputError("--transform applies to arbitrary-style checkpoints, not exported files")
+            ckpt, engine = open_exported(model, backend, device)
+            return cls(ckpt, engine, options or StyleOptions(), style, style_images, alpha)
         ckpt = model if isinstance(model, Checkpoint) else load_model(model)
         if transform is not None:  # the arbitrary model's feature transform: adain | wct
             if ckpt.family != "arbitrary" or transform not in ("adain", "wct"):

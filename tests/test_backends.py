@@ -21,7 +21,7 @@ def test_onnxruntime_matches_torch(small_model, size, tmp_path, monkeypatch):
     ckpt = load_model(small_model)
     x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(1))
     expected = TorchBackend(ckpt, torch.device("cpu"), torch.float32)(x)
-    actual = OnnxRuntimeBackend(ckpt, torch.device("cpu"))(x)
+    actual = OnnxRuntimeBackend.for_checkpoint(ckpt, torch.device("cpu"))(x)
     span = float(expected.max() - expected.min())
     assert span > 0.3  # a real, trained model: the output is an image, not a constant
     assert float((expected - actual).abs().max()) <= PARITY * span
@@ -36,7 +36,7 @@ def test_onnxruntime_uses_as_many_threads_as_torch(small_model, tmp_path, monkey
     try:
         for threads in (1, 3):
             torch.set_num_threads(threads)
-            options = OnnxRuntimeBackend(ckpt, torch.device("cpu")).session.get_session_options()
+            options = OnnxRuntimeBackend.for_checkpoint(ckpt, torch.device("cpu")).session.get_session_options()
             assert options.intra_op_num_threads == threads
     finally:
         torch.set_num_threads(before)

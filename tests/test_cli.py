@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from stylecast.cli.main import build_parser, main
-from stylecast.core.images import write_rgb
+from stylecast.core.images import read_rgb, write_rgb
 from stylecast.models.checkpoint import Checkpoint, InputContract, save_checkpoint
 from stylecast.models.small import SmallTransformerNet
 from stylecast.models.zoo import DEFAULT_MODEL, SHIPPED
@@ -652,6 +652,48 @@ def test_an_export_that_fails_its_check_leaves_no_file(capsys, small_model, tmp_
     with pytest.raises(RuntimeError, match="could not run"):
         main(["export", small_model, "--format", "onnx", "-o", str(tmp_path / "m.onnx")])
     assert list(tmp_path.iterdir()) == []  # neither the output nor its staged file
+
+
+def test_an_exported_onnx_file_is_a_model(capsys, tmp_path):
+    """`--model m.onnx` reads the contract from the file's metadata and runs it with ONNX Runtime:
+    a multi-style mix stylizes as the checkpoint does; other backends, damaged files and commands
+    that need the weights say so in one line."""
+    assert run(capsys, "export", "eight_paintings-small", "-o", tmp_path / "m.onnx")[0] == 0
+    photo = np.random.default_rng(4).integers(0, 256, (72, 100, 3), dtype=np.uint8)
+    write_rgb(tmp_path / "photo.png", photo)
+    mix = ["--style", "great_wave:0.5,monet:0.5"]
+    code, out, _ = run(capsys, "image", tmp_path / "photo.png", "-o", tmp_path / "a.png", "--model", tmp_path / "m.onnx", *mix, "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["backend"] == "onnxruntime"
+    run(capsys, "image", tmp_path / "photo.png", "-o", tmp_path / "b.png", "--model", "eight_paintings-small", *mix, "--backend", "torch")  # fmt: skip
+    assert np.abs(read_rgb(tmp_path / "a.png").astype(int) - read_rgb(tmp_path / "b.png")).max() <= 1
+
+    (tmp_path / "damaged.onnx").write_bytes(b"not a model")
+    for argv, fragment in (
+        (
+            [
+                "image",
+                tmp_path / "photo.png",
+                "-o",
+                tmp_path / "c.png",
+                "--model",
+                tmp_path / "m.onnx",
+                "--backend",
+                "torch",
+            ],
+            "runs on the onnxruntime backend, not torch",
+        ),  # fmt: skip
+        (
+            ["image", tmp_path / "photo.png", "-o", tmp_path / "c.png", "--model", tmp_path / "damaged.onnx"],
+            "damaged.onnx is not a readable exported model",
+        ),  # fmt: skip
+        (
+            ["sheet", tmp_path / "photo.png", "-o", tmp_path / "s.png", "--models", tmp_path / "m.onnx"],
+            "this command needs the checkpoint",
+        ),  # fmt: skip
+    ):
+        code, _, err = run(capsys, *argv)
+        assert_one_line_error(code, err, fragment)
+    assert not (tmp_path / "c.png").exists()
 
 
 def test_a_style_image_alone_selects_the_shipped_arbitrary_style_model(capsys, tmp_path):

@@ -7,7 +7,8 @@ import onnx
 import pytest
 import torch
 
-from stylecast.export.onnx import METADATA_KEY, export_onnx, max_difference
+from stylecast.export.contract import METADATA_KEY
+from stylecast.export.onnx import export_onnx, max_difference
 from stylecast.export.tensorrt import ShapeProfile, engine_key
 from stylecast.models.checkpoint import Checkpoint, InputContract
 from stylecast.realtime.backends import CompiledBackend, TorchBackend
@@ -95,6 +96,25 @@ def test_aot_package_round_trip_on_this_device(small_model, tmp_path):
         for size in ((64, 96), (120, 160)):  # dynamic height and width
             x = torch.rand(2, 3, *size)
             assert float((package(x) - reference(x)).abs().max()) < 1e-3
+
+
+@pytest.mark.slow
+def test_an_aot_package_is_a_model_by_itself(small_model, tmp_path):
+    """The package carries its contract and what it was compiled for: `--model m.pt2` stylizes
+    as the checkpoint does, and a package for the CPU refuses --device cuda."""
+    import numpy as np
+
+    from stylecast.core.errors import InputError
+    from stylecast.export.aot import export_aot
+    from stylecast.realtime.stylizer import Stylizer, load_model
+
+    path = export_aot(load_model(small_model), tmp_path / "m.pt2", torch.device("cpu"), max_size=(512, 512))
+    frame = np.random.default_rng(0).integers(0, 256, (72, 100, 3), dtype=np.uint8)
+    exported, reference = Stylizer.create(str(path)), Stylizer.create(small_model, "torch", "cpu")
+    assert exported.backend.name == "aot" and exported.checkpoint.contract == reference.checkpoint.contract
+    assert np.abs(exported.one(frame).astype(int) - reference.one(frame)).max() <= 1
+    with pytest.raises(InputError, match="compiled for cpu, not cuda"):
+        Stylizer.create(str(path), device="cuda")
 
 
 def test_engine_cache_key_depends_on_everything_an_engine_depends_on():
