@@ -163,3 +163,16 @@ def test_tensorrt_engine_matches_torch(small_model, tmp_path):
         expected = reference(x)
     span = float(expected.max() - expected.min())
     assert float((engine(x).float() - expected).abs().max()) < 1e-2 * span  # fp16: within 1e-2 of the range
+
+
+@pytest.mark.slow
+def test_every_shipped_model_exports_to_onnx_and_matches_torch(capsys, tmp_path):
+    """`stylecast export NAME` for each shipped model: written, and within 1e-4 of torch at both
+    probe sizes (the U-Net translator at multiples of 128)."""
+    from stylecast.cli.main import main
+    from stylecast.models.zoo import SHIPPED
+
+    for name in SHIPPED:
+        assert main(["export", name, "-o", str(tmp_path / f"{name}.onnx"), "--json"]) == 0
+        differences = json.loads(capsys.readouterr().out)["max_abs_difference"]
+        assert max(differences.values()) < 1e-4, (name, differences)
