@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -20,10 +22,11 @@ from stylecast.core.atomic import staged_file
 from stylecast.core.cache import cache_dir
 from stylecast.export.contract import contract_metadata
 from stylecast.export.shapes import sample_size as traced_size
-from stylecast.models.checkpoint import Checkpoint
+from stylecast.models.checkpoint import Checkpoint, load_checkpoint
 from stylecast.models.registry import example_conditions
 
 OPSET = 18
+log = logging.getLogger("stylecast.export")
 
 
 def checkpoint_digest(ckpt: Checkpoint) -> str:
@@ -73,10 +76,17 @@ def export_onnx(ckpt: Checkpoint, path: str | Path, sample_size: tuple[int, int]
     return path
 
 
-def cached_onnx(ckpt: Checkpoint) -> Path:
-    """The checkpoint's ONNX export, made once and kept under the cache folder."""
-    path = cache_dir() / "onnx" / f"{ckpt.architecture}-{checkpoint_digest(ckpt)}.onnx"
+def onnx_cache_path(ckpt: Checkpoint) -> Path:
+    return cache_dir() / "onnx" / f"{ckpt.architecture}-{checkpoint_digest(ckpt)}.onnx"
+
+
+def cached_onnx(ckpt: Checkpoint, quiet: bool = False) -> Path:
+    """The checkpoint's ONNX export, made once and kept under the cache folder; the export (a few
+    seconds) is announced in one line unless `quiet`."""
+    path = onnx_cache_path(ckpt)
     if not path.is_file():
+        if not quiet:
+            log.warning("stylecast: exporting the model for ONNX Runtime (once; kept in %s)", path.parent)
         path.parent.mkdir(parents=True, exist_ok=True)
         export_onnx(ckpt, path)
     return path
@@ -97,3 +107,16 @@ def max_difference(ckpt: Checkpoint, onnx_path: str | Path, size: tuple[int, int
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     (actual,) = session.run(None, {"input": x.numpy(), **{k: v.numpy() for k, v in conditions.items()}})
     return float(np.abs(expected - actual).max())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m stylecast.export.onnx CHECKPOINT`: the checkpoint's export into the cache, in a
+    process of its own (what `--backend auto` starts, at low priority, while frames run)."""
+    (path,) = sys.argv[1:] if argv is None else argv
+    torch.set_num_threads(1)  # one core for the export, the other for the frames meanwhile
+    cached_onnx(load_checkpoint(path), quiet=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,19 +1,30 @@
-"""`--backend auto` on the CPU: the fastest backend for this model and frame size, measured.
+"""`--backend auto` on the CPU: per frame size, the faster of torch and ONNX Runtime on this CPU,
+measured on the frames themselves without holding any of them up.
 
-Which CPU backend wins depends on the network, the frame size and the CPU (ONNX Runtime's
-fused kernels win on small inputs, torch's oneDNN convolutions can win on large ones), so on the
-first input of each frame size every candidate is timed on that very input and the fastest is
-kept, for any batch size. The choice is remembered in the cache folder, keyed by the model's
-digest, the frame size, the CPU, the thread count and the library versions, so later runs start
-at once; delete `backend-choices.json` there to measure again.
+Which CPU backend wins depends on the network, the frame size and the CPU (ONNX Runtime's fused
+kernels win on small inputs, torch's oneDNN convolutions can win on large ones). Frames run on
+torch, which is ready at once, from the first; ONNX Runtime is prepared in a background thread
+(the model exported once into the cache, then a session), so a first run never waits for an
+export. Once it is ready, a size not measured before alternates the two on its own frames,
+TRIALS timed calls each after one warm-up, and keeps the faster by median (the later candidate
+must win by MARGIN). Alternating measures both under the same load, so the choice holds on a
+busy CPU. It is remembered in the cache folder, keyed by the model's digest, the frame size, the
+CPU, the thread count and the library versions; delete `backend-choices.json` there to measure again.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
+import threading
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -22,22 +33,20 @@ import torch
 from stylecast.core.atomic import atomic_output
 from stylecast.core.cache import cache_dir
 from stylecast.core.device import cpu_name
-from stylecast.models.checkpoint import Checkpoint
-from stylecast.realtime.backends import Backend
+from stylecast.export.onnx import onnx_cache_path
+from stylecast.models.checkpoint import Checkpoint, save_checkpoint
+from stylecast.realtime.backends import Backend, OnnxRuntimeBackend
 
 log = logging.getLogger("stylecast.backends")
-TIMED_RUNS = 3  # after one warm-up run each
-MARGIN = 0.10  # a later candidate must be this much faster to win: timings on a busy CPU wobble
+TRIALS = 6  # timed calls per candidate and size, after one warm-up call each
+MARGIN = 0.10  # the later candidate must be this much faster to win: timings on a busy CPU wobble
 
 
-def median_ms(backend: Backend, x: torch.Tensor, conditions: tuple[torch.Tensor, ...]) -> float:
-    backend(x, *conditions)
-    times = []
-    for _ in range(TIMED_RUNS):
-        start = time.perf_counter()
-        backend(x, *conditions)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+def timed_call(backend: Backend, x: torch.Tensor, conditions: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, float]:
+    """The backend's output and the milliseconds the call took."""
+    start = time.perf_counter()
+    y = backend(x, *conditions)
+    return y, (time.perf_counter() - start) * 1000
 
 
 def version(package: str) -> str:
@@ -47,26 +56,101 @@ def version(package: str) -> str:
         return "?"
 
 
+_exporting: set[subprocess.Popen] = set()  # export processes, ended if this process ends first
+_preparing: set[threading.Thread] = set()
+_exiting = threading.Event()
+
+
+@atexit.register
+def _end_preparations() -> None:
+    """At exit: end the export processes, then let the threads waiting on them finish, so none
+    runs while the interpreter shuts down."""
+    _exiting.set()
+    for process in list(_exporting):
+        process.kill()
+    for thread in list(_preparing):
+        thread.join(timeout=5)
+
+
+def onnxruntime_exported_aside(ckpt: Checkpoint, device: torch.device) -> OnnxRuntimeBackend:
+    """ONNX Runtime for `ckpt`, its export (when not cached) run in a process of its own on one
+    thread: it holds neither this interpreter's lock nor more than a core while frames run."""
+    path = onnx_cache_path(ckpt)
+    if not path.is_file():
+        with tempfile.TemporaryDirectory() as tmp:
+            saved = Path(tmp) / "model.pt"
+            save_checkpoint(ckpt, saved)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "stylecast.export.onnx", str(saved)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+                start_new_session=True,  # not sent Ctrl-C: this process ends it (above)
+            )
+            _exporting.add(process)
+            try:
+                _, err = process.communicate()
+            finally:
+                _exporting.discard(process)
+        if process.returncode != 0 or not path.is_file():
+            last = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit code {process.returncode}"]
+            raise RuntimeError(f"the ONNX export failed: {last[0]}")
+    return OnnxRuntimeBackend(path, device)
+
+
 class AutoBackend:
-    """Picks, per frame size, the fastest of `candidates` (name -> backend, the preferred first)."""
+    """Runs `now` (ready at once) until `later`'s backends (name -> factory, run in a background
+    thread once `start_after` frames have run) are ready, then picks per frame size between them
+    by timing real calls."""
 
     device = torch.device("cpu")
     dtype = torch.float32
 
-    def __init__(self, ckpt: Checkpoint, candidates: dict[str, Backend], choices_file: Path | None = None):
+    def __init__(
+        self,
+        ckpt: Checkpoint,
+        now: Backend,
+        later: dict[str, Callable[[], Backend]],
+        start_after: int = 0,
+        choices_file: Path | None = None,
+    ):
         from stylecast.export.onnx import checkpoint_digest
 
-        self.candidates = candidates
+        self.now = now
+        self.order = [*later, now.name]  # within MARGIN, the first wins
+        self.ready: dict[str, Backend] = {now.name: now}  # filled in by the background thread
+        self.pending = set(later)
         self.chosen: dict[tuple[int, ...], Backend] = {}  # C x H x W -> backend
+        self.trials: dict[tuple[int, ...], dict[str, list[float]]] = {}  # C x H x W -> name -> ms (first: warm-up)
         self.choices_file = choices_file or cache_dir() / "backend-choices.json"
         versions = ";".join(f"{p}={version(p)}" for p in ("stylecast", "torch", "onnxruntime"))
         self.key_prefix = (
             f"{ckpt.architecture}-{checkpoint_digest(ckpt)}|{cpu_name()}|threads={torch.get_num_threads()}|{versions}"
         )
+        self.preparing = threading.Thread(
+            target=self._prepare, args=(later,), name="stylecast-auto-backend", daemon=True
+        )
+        self.frames_before_preparing = start_after
+        if start_after <= 0:
+            self.preparing.start()
+
+    def _prepare(self, later: dict[str, Callable[[], Backend]]) -> None:
+        _preparing.add(threading.current_thread())
+        try:
+            for name, build in later.items():
+                try:
+                    self.ready[name] = build()
+                except Exception as exc:  # noqa: BLE001 - a candidate that cannot be built is left out, not fatal
+                    if not _exiting.is_set():
+                        log.info("auto backend: %s is unavailable (%s: %s)", name, type(exc).__name__, exc)
+                finally:
+                    self.pending.discard(name)
+        finally:
+            _preparing.discard(threading.current_thread())
 
     @property
     def name(self) -> str:
-        """What ran: the chosen backend ('auto' before the first frame; several joined by '+')."""
+        """What ran: the chosen backend ('auto' before any choice; several joined by '+')."""
         return "+".join(sorted({backend.name for backend in self.chosen.values()})) or "auto"
 
     def _remembered(self) -> dict[str, dict]:
@@ -75,32 +159,56 @@ class AutoBackend:
         except (OSError, ValueError):
             return {}  # none yet, or unreadable: measure again
 
-    def _choose(self, x: torch.Tensor, conditions: tuple[torch.Tensor, ...]) -> Backend:
-        size = "x".join(map(str, x.shape[1:]))
-        key = f"{self.key_prefix}|{size}"
-        remembered = self._remembered().get(key)
-        if remembered and remembered.get("backend") in self.candidates:
-            return self.candidates[remembered["backend"]]
-        timings = {name: median_ms(backend, x, conditions) for name, backend in self.candidates.items()}
-        best = next(iter(timings))
-        for name, ms in timings.items():
-            if ms < (1 - MARGIN) * timings[best]:
-                best = name
-        log.info(
-            "auto backend at %s: %s (%s ms per call)",
-            size,
-            best,
-            ", ".join(f"{n} {ms:.1f}" for n, ms in timings.items()),
-        )
+    def _remember(self, key: str, best: str, timings: dict[str, float]) -> None:
         choices = self._remembered()  # read again: another run may have added its own
         choices[key] = {"backend": best, "ms": {n: round(ms, 2) for n, ms in timings.items()}}
         self.choices_file.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(self.choices_file) as tmp:  # a run in parallel never sees half a file
             tmp.write_text(json.dumps(choices, indent=1))
-        return self.candidates[best]
 
     def __call__(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
         size = tuple(x.shape[1:])
-        if size not in self.chosen:
-            self.chosen[size] = self._choose(x, conditions)
-        return self.chosen[size](x, *conditions)
+        if size in self.chosen:
+            return self.chosen[size](x, *conditions)
+        key = f"{self.key_prefix}|{'x'.join(map(str, size))}"
+        remembered = self._remembered().get(key, {}).get("backend")
+        if remembered in self.ready:
+            self.chosen[size] = self.ready[remembered]
+            return self.chosen[size](x, *conditions)
+        if self.pending:  # not prepared yet: the frame does not wait
+            self.frames_before_preparing -= len(x)
+            if self.frames_before_preparing <= 0 and self.preparing.ident is None:
+                self.preparing.start()
+            if not self.preparing.is_alive():
+                return self.now(x, *conditions)
+            # beside the preparation (an export process), one thread: on a 2-core CPU torch's two
+            # threads wait on each other at every layer while a third busy process holds a core
+            # (the_scream-small at 224x400: 18 ms alone, 1.3 s per call then, 30 ms on one thread)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                return self.now(x, *conditions)
+            finally:
+                torch.set_num_threads(threads)
+        if len(self.ready) == 1:  # nothing else could be built
+            self.chosen[size] = self.now
+            return self.now(x, *conditions)
+        trials = self.trials.setdefault(size, {name: [] for name in self.order if name in self.ready})
+        name = min(trials, key=lambda n: len(trials[n]))  # alternate: the least timed next
+        y, ms = timed_call(self.ready[name], x, conditions)
+        trials[name].append(ms)
+        if all(len(times) > TRIALS for times in trials.values()):
+            timings = {n: statistics.median(times[1:]) for n, times in trials.items()}
+            best = next(iter(timings))
+            for candidate, candidate_ms in timings.items():
+                if candidate_ms < (1 - MARGIN) * timings[best]:
+                    best = candidate
+            log.info(
+                "auto backend at %s: %s (%s ms per call)",
+                "x".join(map(str, size)),
+                best,
+                ", ".join(f"{n} {t:.1f}" for n, t in timings.items()),
+            )
+            self._remember(key, best, timings)
+            self.chosen[size] = self.ready[best]
+        return y

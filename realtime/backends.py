@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -23,9 +24,12 @@ import torch
 from stylecast.core.cache import cache_dir
 from stylecast.core.device import resolve_device
 from stylecast.core.errors import InputError
-from stylecast.export.onnx import cached_onnx, checkpoint_digest
+from stylecast.export.onnx import cached_onnx, checkpoint_digest, onnx_cache_path
 from stylecast.models.checkpoint import Checkpoint
 from stylecast.realtime.names import BACKENDS
+
+log = logging.getLogger("stylecast.backends")
+EXPORT_AFTER_FRAMES = 2  # `auto` starts an uncached ONNX Runtime candidate once a run has had this many frames
 
 
 class Backend(Protocol):
@@ -95,6 +99,7 @@ class AOTBackend:
         tag = f"{device.type}-{str(dtype).removeprefix('torch.')}-torch{torch.__version__.split('+')[0]}"
         path = cache_dir() / "aot" / f"{ckpt.architecture}-{checkpoint_digest(ckpt)}-{tag}.pt2"
         if not path.is_file():
+            log.warning("stylecast: compiling the model ahead of time for %s (once; kept in %s)", device, path.parent)
             path.parent.mkdir(parents=True, exist_ok=True)
             export_aot(ckpt, path, device, dtype)
         return cls(load_aot(path), device, dtype)
@@ -131,9 +136,9 @@ class OnnxRuntimeBackend:
         self.input_names = [i.name for i in self.session.get_inputs()]  # "input", then conditions
 
     @classmethod
-    def for_checkpoint(cls, ckpt: Checkpoint, device: torch.device) -> OnnxRuntimeBackend:
-        """`ckpt` exported to ONNX once (kept in the cache) and run."""
-        return cls(cached_onnx(ckpt), device)
+    def for_checkpoint(cls, ckpt: Checkpoint, device: torch.device, quiet: bool = False) -> OnnxRuntimeBackend:
+        """`ckpt` exported to ONNX once (kept in the cache; said in one line unless `quiet`) and run."""
+        return cls(cached_onnx(ckpt, quiet), device)
 
     def __call__(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
         feeds = {
@@ -156,14 +161,15 @@ def create_backend(name: str, ckpt: Checkpoint, device_name: str = "auto") -> Ba
         raise InputError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     device = resolve_device(device_name)
     if name == "auto" and device.type == "cpu" and installed("onnxruntime"):
-        from stylecast.realtime.auto_backend import AutoBackend
+        from stylecast.realtime.auto_backend import AutoBackend, onnxruntime_exported_aside
 
-        # both built now, so a bad checkpoint fails here and the first frame waits for neither
-        candidates: dict[str, Backend] = {
-            "onnxruntime": OnnxRuntimeBackend.for_checkpoint(ckpt, device),
-            "torch": TorchBackend(ckpt, device, torch.float32),
-        }
-        return AutoBackend(ckpt, candidates)
+        # torch built now (a bad checkpoint fails here) and run from the first frame; ONNX Runtime
+        # (an export on first use) prepared in the background
+        now = TorchBackend(ckpt, device, torch.float32)
+        later: dict[str, Callable[[], Backend]] = {"onnxruntime": lambda: onnxruntime_exported_aside(ckpt, device)}
+        # an export first costs seconds of both cores: worth it for a stream, not for a photo or two
+        start_after = 0 if onnx_cache_path(ckpt).is_file() else EXPORT_AFTER_FRAMES
+        return AutoBackend(ckpt, now, later, start_after)
     if name == "auto":
         name = "torch"
     half = torch.float16 if device.type == "cuda" else torch.float32

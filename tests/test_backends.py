@@ -49,38 +49,51 @@ def test_stylizer_output_differs_from_input_like_the_model(small_model):
     assert np.abs(out.astype(int) - frame.astype(int)).mean() > 20  # stylized, not a copy
 
 
-def test_auto_on_the_cpu_keeps_the_faster_backend_per_size_and_remembers_it(small_model, tmp_path, monkeypatch):
+def test_auto_on_the_cpu_starts_at_once_then_keeps_the_faster_backend_per_size(small_model, tmp_path, monkeypatch):
+    """The first frames run on torch while ONNX Runtime is exported aside (a process of its own,
+    started after EXPORT_AFTER_FRAMES frames); then real calls alternate between the two, TRIALS
+    timed each, the faster is kept and remembered for later runs, which read it instead."""
+    from stylecast.export.onnx import onnx_cache_path
+    from stylecast.realtime.backends import EXPORT_AFTER_FRAMES
+
     monkeypatch.setenv("STYLECAST_CACHE", str(tmp_path))
     ckpt = load_model(small_model)
     x = torch.rand(1, 3, 72, 96, generator=torch.Generator().manual_seed(2))
     reference = create_backend("torch", ckpt, "cpu")(x)
-    # Each candidate really runs on the frame; the clock is replaced so the test knows who wins.
-    timed = []
+    timed = []  # each call really runs; the clock is replaced so the test knows who wins
     fake_ms = {"onnxruntime": 10.0, "torch": 5.0}
 
-    def fake_median_ms(backend, x, conditions):
-        backend(x, *conditions)
+    def fake_timed_call(backend, x, conditions):
         timed.append(backend.name)
-        return fake_ms[backend.name]
+        return backend(x, *conditions), fake_ms[backend.name]
 
-    monkeypatch.setattr(auto_backend, "median_ms", fake_median_ms)
+    monkeypatch.setattr(auto_backend, "timed_call", fake_timed_call)
     backend = create_backend("auto", ckpt, "cpu")
     assert backend.name == "auto" and backend.device.type == "cpu"
-    assert torch.allclose(backend(x), reference, atol=1e-3)
-    assert sorted(timed) == ["onnxruntime", "torch"] and backend.name == "torch"
+    for _ in range(EXPORT_AFTER_FRAMES):  # no frame waits for the export
+        assert torch.allclose(backend(x), reference, atol=1e-3)
+    assert backend.pending == {"onnxruntime"} and timed == []
+    backend.preparing.join(timeout=300)
+    assert onnx_cache_path(ckpt).is_file() and sorted(backend.ready) == ["onnxruntime", "torch"]
+    calls = 2 * (auto_backend.TRIALS + 1)
+    for _ in range(calls):
+        assert torch.allclose(backend(x), reference, atol=1e-3)
+    assert timed == ["onnxruntime", "torch"] * (calls // 2) and backend.name == "torch"  # alternating
     ((key, choice),) = json.loads((tmp_path / "backend-choices.json").read_text()).items()
     assert key.endswith("|3x72x96") and choice == {"backend": "torch", "ms": fake_ms}
 
     # The same size in a batch of two is the same choice; a later run reads it instead of timing.
     timed.clear()
     backend(torch.cat([x, x]))
-    again = create_backend("auto", ckpt, "cpu")
+    again = create_backend("auto", ckpt, "cpu")  # the export is cached: prepared at once
+    again.preparing.join(timeout=60)
     assert torch.allclose(again(x), reference, atol=1e-3)
     assert timed == [] and again.name == "torch"
     # A new size is measured on its own; within the 10% margin the first candidate (ORT) stays.
     fake_ms.update(onnxruntime=10.0, torch=9.5)
-    again(torch.rand(1, 3, 40, 40))
-    assert sorted(timed) == ["onnxruntime", "torch"] and again.name == "onnxruntime+torch"
+    for _ in range(calls):
+        again(torch.rand(1, 3, 40, 40))
+    assert len(timed) == calls and again.name == "onnxruntime+torch"
     assert len(json.loads((tmp_path / "backend-choices.json").read_text())) == 2
 
 
