@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stylecast.cli.common import (
     EXIT_USAGE,
@@ -20,6 +20,9 @@ from stylecast.cli.common import (
     parse_size,
 )
 from stylecast.core.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def add_video(p: argparse.ArgumentParser) -> None:
@@ -102,6 +105,14 @@ def image_jobs(inputs: list[str], output: str) -> list[tuple[Path, Path]]:
     return [(f, out / f"{f.stem}.png") for f in files]
 
 
+def has_colour(image: np.ndarray) -> bool:
+    """More than a grey picture's rounding between its channels (H x W x 3 uint8)."""
+    import numpy as np
+
+    spread = image.max(axis=2).astype(np.int16) - image.min(axis=2)
+    return float(np.percentile(spread, 90)) > 8
+
+
 def cmd_image(args: argparse.Namespace) -> int:
     import time
 
@@ -113,10 +124,18 @@ def cmd_image(args: argparse.Namespace) -> int:
     stylizer = build_stylizer(args)
     results: list[dict[str, Any]] = []
     failed = 0
+    colorizer, noted = stylizer.checkpoint.contract.transform == "grayscale", False
     for source, target in jobs:
         started = time.perf_counter()
         try:
             image = read_rgb(source)
+            if colorizer and not noted and has_colour(image):
+                print(
+                    f"stylecast: note: {args.model} colours a picture from its grey levels: {source.name}'s own colours"
+                    " are replaced (--strength 0.5 keeps half of them)",
+                    file=sys.stderr,
+                )
+                noted = True
             write_rgb(target, stylizer.one(image))
         except InputError as exc:
             failed += 1

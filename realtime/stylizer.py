@@ -58,6 +58,10 @@ def load_model(spec: str) -> Checkpoint:
         raise InputError(str(exc)) from None
 
 
+FLAT_STD = 0.5 / 255  # a model input this uniform (std over all its values) counts as flat
+FLAT_TEXTURE = 0.01  # std of the fixed faint texture a flat frame is answered through, of the input range
+
+
 class Stylizer:
     """Call with a list of same-size uint8 RGB H x W x 3 frames; returns stylized frames.
 
@@ -79,6 +83,9 @@ class Stylizer:
         self.backend = backend
         self.options = options
         self.processor = FrameProcessor(ckpt.contract, backend.device, backend.dtype, options)
+        # instance norms that divide by sqrt(variance + 1e-5) have no answer to a flat frame (see
+        # answer_flat); nets with a larger epsilon were trained to keep flat frames flat themselves
+        self.answers_flat = ckpt.family in ("johnson", "multistyle") and ckpt.kwargs.get("norm_eps", 1e-5) < 1e-4
         # the model's inputs after the image, 1 x ... each (expanded to the batch)
         self.conditions: dict[str, torch.Tensor] = {}
         if ckpt.family == "multistyle":
@@ -148,8 +155,30 @@ class Stylizer:
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         original = self.processor.upload(frames)
         x, crop = self.processor.to_model(original)
-        y = self.backend(x, *(c.expand(len(frames), *c.shape[1:]) for c in self.conditions.values()))
+        conditions = [c.expand(len(frames), *c.shape[1:]) for c in self.conditions.values()]
+        y = self.backend(x, *conditions)
+        if self.answers_flat:
+            y = self.answer_flat(x, y, conditions)
         return self.processor.download(self.processor.from_model(y, crop, original))
+
+    def answer_flat(self, x: torch.Tensor, y: torch.Tensor, conditions: list[torch.Tensor]) -> torch.Tensor:
+        """On an exactly flat frame (a grey card, a blank screen) every feature map is constant,
+        each instance norm turns it to zero and the output is the biases' near-black (4-10 grey
+        levels). Such frames get, flat, the mean colour the net paints on the same frame under a
+        faint fixed texture (N x 3 x H x W in, out; other frames unchanged)."""
+        flat = x.flatten(1).float().std(dim=1) < FLAT_STD * (
+            self.checkpoint.contract.range[1] - self.checkpoint.contract.range[0]
+        )
+        if not bool(flat.any()):
+            return y
+        lo, hi = self.checkpoint.contract.range
+        generator = torch.Generator().manual_seed(0)  # the same texture every time: no flicker
+        texture = FLAT_TEXTURE * (hi - lo) * torch.randn(x[flat].shape, generator=generator)
+        textured = (x[flat] + texture.to(x.device, x.dtype)).clamp(lo, hi)
+        painted = self.backend(textured, *(c[flat] for c in conditions))
+        y = y.clone()
+        y[flat] = painted.mean(dim=(2, 3), keepdim=True).expand_as(painted).to(y.dtype)
+        return y
 
     def one(self, frame: np.ndarray) -> np.ndarray:
         return self([frame])[0]

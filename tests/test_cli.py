@@ -753,3 +753,28 @@ def test_choice_flags_list_their_values_in_help_and_refuse_others(capsys, argv, 
     err = capsys.readouterr().err
     assert info.value.code == 2 and f"argument {flag}: invalid choice: 'nonsense'" in err
     assert len(err.strip().splitlines()) == 1  # the error alone, not argparse's usage block above it
+
+
+def test_colorize_says_once_that_a_colour_photos_colours_are_replaced(capsys, tmp_path):
+    rng = np.random.default_rng(5)
+    colour = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    grey = np.repeat(rng.integers(0, 256, (64, 96, 1), dtype=np.uint8), 3, axis=2)
+    (tmp_path / "in").mkdir()
+    for name, picture in (("a.png", grey), ("b.png", colour), ("c.png", colour)):
+        write_rgb(tmp_path / "in" / name, picture)
+    code, _, err = run(
+        capsys, "image", tmp_path / "in", "-o", tmp_path / "out", "--model", "colorize", "--backend", "torch"
+    )
+    assert code == 0 and err.count("note:") == 1 and "b.png's own colours are replaced" in err
+    code, _, err = run(
+        capsys,
+        "image",
+        tmp_path / "in" / "a.png",
+        "-o",
+        tmp_path / "grey.png",
+        "--model",
+        "colorize",
+        "--backend",
+        "torch",
+    )
+    assert code == 0 and err == ""  # a grey picture has nothing to lose
