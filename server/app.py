@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import secrets
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -537,16 +538,43 @@ def apply_settings(
     return settings
 
 
+ALL_INTERFACES = ("0.0.0.0", "::", "")
+
+
+def reachable_address(host: str) -> str:
+    """The address other machines open for `host`: itself, or for all interfaces this machine's
+    first IPv4 address that is not loopback (its name when it has none)."""
+    if host not in ALL_INTERFACES:
+        return host
+    import ifaddr  # aioice's own address lister, installed with the server
+
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if ip.is_IPv4 and not str(ip.ip).startswith("127."):
+                return str(ip.ip)
+    return socket.gethostname()
+
+
+def server_urls(config: ServerConfig) -> list[str]:
+    """The page's address for other machines, and on this machine when bound to all interfaces."""
+    query = f"?token={config.token}" if config.token else ""
+    urls = [f"http://{reachable_address(config.host)}:{config.port}/{query}"]
+    if config.host in ALL_INTERFACES:
+        urls.append(f"http://127.0.0.1:{config.port}/{query}")
+    return urls
+
+
 def run_server(config: ServerConfig, worker: InferenceWorker) -> None:
     server = StylecastServer(config, worker)
-    url = f"http://{config.host}:{config.port}/" + (f"?token={config.token}" if config.token else "")
+    url, *local = server_urls(config)
 
     bound = False
 
     def announce(_aiohttp_banner: str) -> None:  # aiohttp calls it once the socket is bound
         nonlocal bound
         bound = True
-        print(f"stylecast: serving {len(config.models)} model(s) at {url}", flush=True)
+        also = f" (on this machine also {local[0]})" if local else ""
+        print(f"stylecast: serving {len(config.models)} model(s) at {url}{also}", flush=True)
 
     try:
         web.run_app(server.app(), host=config.host, port=config.port, print=announce, access_log=None)

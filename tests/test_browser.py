@@ -103,7 +103,7 @@ def test_page_streams_the_fake_camera_back_stylized(camera_file, small_model):
 
 
 @needs_chromium
-def test_two_participants_in_a_room_see_each_other(camera_file, small_model):
+def test_two_participants_in_a_room_see_each_other(camera_file, small_model, screenshots):
     sync_api = pytest.importorskip("playwright.sync_api")
     with ServerThread(make_server(small_model, max_room_size=3)) as url, sync_api.sync_playwright() as p:
         browser = launch(p, camera_file)
@@ -120,10 +120,67 @@ def test_two_participants_in_a_room_see_each_other(camera_file, small_model):
             "[...document.querySelectorAll('video[data-slot]')].sort((a, b) => b.dataset.frames - a.dataset.frames)[0]"
         )
         frames = [page.evaluate(f"Stylecast.grab({busiest})") for page in pages]
+        self_view = [page.evaluate("getComputedStyle(document.getElementById('local')).display") for page in pages]
+        strip_rows = [int(page.evaluate(f"{busiest}.dataset.stripRows")) for page in pages]
+        for page in pages:
+            page.screenshot(path=str(screenshots / f"room-{pages.index(page)}.png"))
         browser.close()
     for data_url in frames:
         other = decode_png(data_url)
         assert other.shape[1] == 320 and other[:-STAMP_ROWS].std() > 10  # a real picture
+    assert self_view == ["none", "none"]  # the raw camera stays hidden (it showed full-width under the grid)
+    assert all(STAMP_ROWS <= rows <= STAMP_ROWS + 3 for rows in strip_rows), strip_rows  # found in the frame itself
+
+
+@pytest.fixture
+def screenshots(tmp_path) -> Path:
+    """Where the page's screenshots go ($STYLECAST_SCREENSHOTS to keep them for a look)."""
+    import os
+
+    folder = Path(os.environ.get("STYLECAST_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@needs_chromium
+def test_the_styles_are_listed_before_the_camera_starts(camera_file, small_model, screenshots):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with ServerThread(make_server(small_model)) as url, sync_api.sync_playwright() as p:
+        browser = launch(p, camera_file)
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_function("document.querySelectorAll('#model option').length > 0", timeout=30_000)
+        options = page.eval_on_selector_all("#model option", "os => os.map(o => o.value)")
+        start_enabled = page.is_enabled("#start")
+        asked_for_camera = page.evaluate("Boolean(document.getElementById('local').srcObject)")
+        page.screenshot(path=str(screenshots / "before-start.png"))
+        browser.close()
+    assert options == [small_model] and start_enabled and not asked_for_camera
+
+
+@needs_chromium
+def test_without_a_camera_the_page_says_so_and_start_can_be_pressed_again(small_model, screenshots):
+    from stylecast.server.harness import CHROMIUM_ARGS
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    no_camera = [arg for arg in CHROMIUM_ARGS if arg != "--use-fake-device-for-media-stream"]
+    with ServerThread(make_server(small_model)) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=no_camera)
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_function("!document.getElementById('start').disabled", timeout=30_000)
+        messages = []
+        for _ in range(2):  # the second press is a retry, not a dead button
+            page.click("#start")
+            page.wait_for_function(
+                f"window.stylecastStats.errors.length > {len(messages)} && !document.getElementById('start').disabled",
+                timeout=30_000,
+            )
+            messages.append(page.inner_text("#error"))
+        page.screenshot(path=str(screenshots / "no-camera.png"))
+        browser.close()
+    assert len(messages) == 2 and all(m.startswith("No camera was found.") for m in messages), messages
+    assert "press Start again" in messages[0] and "Error" not in messages[0]
 
 
 def flat_frame_colour(model: str) -> np.ndarray:

@@ -806,3 +806,19 @@ def test_a_closed_peer_is_freed_at_once_without_the_cyclic_collector(small_model
             server.worker.stop()
 
     asyncio.run(scenario())
+
+
+def test_bound_to_all_interfaces_the_printed_url_is_one_another_machine_can_open():
+    import ifaddr
+
+    from stylecast.server.app import server_urls
+
+    own = {str(ip.ip) for adapter in ifaddr.get_adapters() for ip in adapter.ips if ip.is_IPv4}
+    config = ServerConfig(host="0.0.0.0", port=8080, token="sixteen-chars-16")
+    outward, local = server_urls(config)
+    host = outward.removeprefix("http://").split(":")[0]
+    assert host != "0.0.0.0" and (host in own - {"127.0.0.1"} or not own - {"127.0.0.1"})
+    assert (
+        outward.endswith(":8080/?token=sixteen-chars-16") and local == "http://127.0.0.1:8080/?token=sixteen-chars-16"
+    )
+    assert server_urls(ServerConfig(host="127.0.0.1", port=9000)) == ["http://127.0.0.1:9000/"]

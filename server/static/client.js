@@ -35,6 +35,24 @@ const Stylecast = (() => {
     $("error").textContent = message;
   }
 
+  // What getUserMedia's refusals mean to someone at the page, and what to do about them.
+  function cameraProblem(error) {
+    const again = "then press Start again.";
+    switch (error && error.name) {
+      case "NotFoundError":
+      case "OverconstrainedError":
+        return `No camera was found. Connect one (or enable it), ${again}`;
+      case "NotAllowedError":
+      case "SecurityError":
+        return `The camera is blocked for this page. Allow it in the browser's site settings, ${again}`;
+      case "NotReadableError":
+      case "AbortError":
+        return `The camera is in use by another program or could not start. Close that program, ${again}`;
+      default:
+        return `The camera could not be opened (${error && error.name ? error.name : error}). ${again}`;
+    }
+  }
+
   async function getJSON(url) {
     const response = await fetch(url, { headers: headers() });
     if (!response.ok) throw new Error(`${url}: ${response.status}`);
@@ -96,7 +114,7 @@ const Stylecast = (() => {
   function hideStrip(video) {
     const w = video.videoWidth, h = video.videoHeight;
     if (!w || !h || !sentWidth) return;
-    const rows = Math.round((STAMP_ROWS * w) / sentWidth);
+    const rows = Math.round((STAMP_ROWS * w) / sentWidth) + 1; // and the row the codec blurred into the picture
     video.parentElement.style.aspectRatio = `${w} / ${h - rows}`;
   }
 
@@ -195,6 +213,31 @@ const Stylecast = (() => {
     });
   }
 
+  // Rows of the timestamp strip under another participant's picture: their camera's size is not
+  // ours, so the strip is found in the frame itself, as the bottom rows that repeat the last one.
+  function stripRowsOf(video, reader) {
+    const w = video.videoWidth, h = video.videoHeight;
+    if (!w || !h) return 0;
+    const look = Math.min(h - 1, Math.ceil((4 * STAMP_ROWS * w) / 320)); // a strip is never this tall
+    reader.canvas.width = w;
+    reader.canvas.height = look;
+    reader.drawImage(video, 0, h - look, w, look, 0, 0, w, look);
+    const pixels = reader.getImageData(0, 0, w, look).data;
+    const luma = (row, i) => {
+      const x = (row * w + Math.floor(((i + 0.5) * w) / STAMP_BITS)) * 4;
+      return 0.299 * pixels[x] + 0.587 * pixels[x + 1] + 0.114 * pixels[x + 2];
+    };
+    let rows = 1;
+    while (rows < look) {
+      const row = look - 1 - rows;
+      let same = true;
+      for (let i = 0; i < STAMP_BITS && same; i++) same = Math.abs(luma(row, i) - luma(look - 1, i)) < 48;
+      if (!same) break;
+      rows += 1;
+    }
+    return rows + 1; // and the row the codec blurred into the picture
+  }
+
   function addSlotVideo(index, track) {
     const figure = document.createElement("figure");
     figure.className = "stylized";
@@ -203,26 +246,47 @@ const Stylecast = (() => {
     $("grid").appendChild(figure);
     const video = figure.querySelector("video");
     video.srcObject = new MediaStream([track]);
+    const reader = document.createElement("canvas").getContext("2d", { willReadFrequently: true });
     onEachFrame(video, () => {
       figure.hidden = false;
-      hideStrip(video);
-      video.dataset.frames = String(Number(video.dataset.frames || 0) + 1);
+      const frames = Number(video.dataset.frames || 0) + 1;
+      video.dataset.frames = String(frames);
+      if (frames % 30 === 1) { // the strip is found again now and then: a participant's size can change
+        const rows = stripRowsOf(video, reader);
+        video.dataset.stripRows = String(rows);
+        video.parentElement.style.aspectRatio = `${video.videoWidth} / ${video.videoHeight - rows}`;
+      }
     });
     stats.remoteSlots += 1;
   }
 
-  async function connect(offerPath, roomSlots) {
-    const config = await getJSON("/api/config");
+  // The styles on offer, listed as soon as the page loads (before any camera is asked for).
+  let config = null;
+  async function loadConfig() {
+    config = await getJSON("/api/config");
     const select = $("model");
-    if (!select.options.length) {
-      for (const name of config.models) select.add(new Option(name, name, false, name === config.default_model));
-      modelStyles = config.styles || {};
-      showStyles();
-      select.addEventListener("change", () => { showStyles(); sendSettings(); }); // the new model's styles first
+    for (const name of config.models) select.add(new Option(name, name, false, name === config.default_model));
+    modelStyles = config.styles || {};
+    showStyles();
+    select.addEventListener("change", () => { showStyles(); sendSettings(); }); // the new model's styles first
+    return config;
+  }
+
+  async function openCamera() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      throw new Error("This browser gives this page no camera: open it over https or from localhost.");
     }
-    const camera = await navigator.mediaDevices.getUserMedia({
-      video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } }, audio: false,
-    });
+    try {
+      return await navigator.mediaDevices.getUserMedia({
+        video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } }, audio: false,
+      });
+    } catch (error) {
+      throw new Error(cameraProblem(error));
+    }
+  }
+
+  async function connect(offerPath, roomSlots) {
+    const camera = await openCamera();
     const local = $("local");
     local.srcObject = camera;
     await local.play().catch(() => {});
@@ -273,8 +337,19 @@ const Stylecast = (() => {
 
   function bind(start) {
     for (const id of ["stylepick", "strength", "preserve", "resolution"]) if ($(id)) $(id).addEventListener("change", sendSettings);
-    $("start").addEventListener("click", () => { $("start").disabled = true; start().catch((e) => showError(String(e))); });
-    if (params.get("autostart")) { $("start").disabled = true; start().catch((e) => showError(String(e))); }
+    const begin = () => {
+      $("start").disabled = true;
+      $("error").hidden = true;
+      start().catch((e) => {
+        showError(e && e.message ? e.message : String(e));
+        $("start").disabled = false; // a retry, once the camera is connected or allowed
+      });
+    };
+    $("start").disabled = true; // until the styles are listed
+    loadConfig()
+      .then(() => { $("start").disabled = false; if (params.get("autostart")) begin(); })
+      .catch((e) => showError(`The server did not answer: ${e && e.message ? e.message : e}. Reload the page to try again.`));
+    $("start").addEventListener("click", begin);
   }
 
   return {
