@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -62,12 +63,25 @@ FLAT_STD = 0.5 / 255  # a model input this uniform (std over all its values) cou
 FLAT_TEXTURE = 0.01  # std of the fixed faint texture a flat frame is answered through, of the input range
 
 
+@dataclass
+class Prepared:
+    """Frames made ready for the model, and what turns its output back into frames."""
+
+    processor: FrameProcessor
+    original: torch.Tensor  # N x 3 x H x W in [0, 1]
+    x: torch.Tensor  # the model input
+    crop: tuple[int, int, int, int]  # top, left, height, width of the picture in the output
+    conditions: list[torch.Tensor]  # N x ... each: the model's inputs after the image
+
+
 class Stylizer:
     """Call with a list of same-size uint8 RGB H x W x 3 frames; returns stylized frames.
 
     A multi-style model also takes a style mix (`style`, changeable at any time with
     `set_style`: a live stream switches styles without reloading anything). An arbitrary-style
     model takes style images with weights and a strength `alpha` (`set_style_images`).
+    A caller that batches frames of several clients (the server) uses the steps of a call on
+    their own: `prepare` with each client's options and style, one backend call, `finish`.
     """
 
     def __init__(
@@ -78,6 +92,7 @@ class Stylizer:
         style: str | None = None,
         style_images: list[tuple[np.ndarray, float]] | None = None,
         alpha: float = 1.0,
+        style_image_names: list[str] | None = None,
     ):
         self.checkpoint = ckpt
         self.backend = backend
@@ -97,17 +112,42 @@ class Stylizer:
                 raise InputError("this model takes any style image: give --style-image PAINTING.jpg")
             # on the CPU: style statistics are computed once per style
             self.encoder = cast(ArbitraryStyleNet, ckpt.build())  # what the "arbitrary" family builds
-            self.set_style_images(style_images, alpha)
+            self.set_style_images(style_images, alpha, style_image_names)
         elif style_images:
             raise InputError("--style-image is for arbitrary-style models (stylecast models lists their family)")
 
-    def set_style_images(self, images: list[tuple[np.ndarray, float]], alpha: float = 1.0) -> None:
-        """Style statistics of the weighted style images (interpolated), and the strength."""
+    def set_style_images(
+        self, images: list[tuple[np.ndarray, float]], alpha: float = 1.0, names: list[str] | None = None
+    ) -> None:
+        """Style statistics of the weighted style images (interpolated), and the strength; each
+        picture's are kept under its name (default: its position) for mixes (`conditions_for`)."""
         if not 0.0 <= alpha <= 1.0:
             raise InputError(f"--alpha must be between 0 and 1, got {alpha}")
         stats = [style_image_statistics(self.encoder, image) for image, _ in images]
+        self.pictures = dict(zip(names or [str(i) for i in range(len(images))], stats, strict=True))
+        self.alpha = alpha
         mean, spread = interpolate_statistics(stats, [weight for _, weight in images])
         self.conditions = {"style_mean": mean, "style_spread": spread, "alpha": torch.tensor([[alpha]])}
+
+    @property
+    def style_names(self) -> list[str]:
+        """What a style mix can name: a multi-style model's styles, an arbitrary-style model's pictures."""
+        if self.checkpoint.family == "arbitrary":
+            return list(self.pictures)
+        return list(self.checkpoint.styles) if self.checkpoint.family == "multistyle" else []
+
+    def conditions_for(self, style: str | None) -> list[torch.Tensor]:
+        """The model's inputs after the image (1 x ... each) for the mix `style` of `style_names`
+        (e.g. "starry_night:0.7,great_wave:0.3"); None: the stylizer's own."""
+        if style is None:
+            return list(self.conditions.values())
+        if self.checkpoint.family == "multistyle":
+            return [parse_style_mix(style, self.checkpoint.styles)[None]]
+        if self.checkpoint.family == "arbitrary":
+            weights = parse_style_mix(style, list(self.pictures)).tolist()
+            mean, spread = interpolate_statistics(list(self.pictures.values()), weights)
+            return [mean, spread, torch.tensor([[self.alpha]])]
+        raise InputError("a style mix is for multi-style and arbitrary-style models")
 
     def set_style(self, spec: str) -> None:
         if "style" not in self.conditions:
@@ -153,13 +193,28 @@ class Stylizer:
 
     @torch.inference_mode()
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
-        original = self.processor.upload(frames)
-        x, crop = self.processor.to_model(original)
-        conditions = [c.expand(len(frames), *c.shape[1:]) for c in self.conditions.values()]
-        y = self.backend(x, *conditions)
+        prepared = self.prepare(frames)
+        return self.finish(prepared, self.backend(prepared.x, *prepared.conditions))
+
+    def prepare(
+        self, frames: list[np.ndarray], options: StyleOptions | None = None, style: str | None = None
+    ) -> Prepared:
+        """Frames as model input, with `options` and the mix `style` (None: the stylizer's own)."""
+        processor = (
+            self.processor
+            if options is None
+            else FrameProcessor(self.checkpoint.contract, self.backend.device, self.backend.dtype, options)
+        )
+        original = processor.upload(frames)
+        x, crop = processor.to_model(original)
+        conditions = [c.expand(len(frames), *c.shape[1:]) for c in self.conditions_for(style)]
+        return Prepared(processor, original, x, crop, conditions)
+
+    def finish(self, prepared: Prepared, y: torch.Tensor) -> list[np.ndarray]:
+        """The model's output for `prepared` as frames."""
         if self.answers_flat:
-            y = self.answer_flat(x, y, conditions)
-        return self.processor.download(self.processor.from_model(y, crop, original))
+            y = self.answer_flat(prepared.x, y, prepared.conditions)
+        return prepared.processor.download(prepared.processor.from_model(y, prepared.crop, prepared.original))
 
     def answer_flat(self, x: torch.Tensor, y: torch.Tensor, conditions: list[torch.Tensor]) -> torch.Tensor:
         """On an exactly flat frame (a grey card, a blank screen) every feature map is constant,

@@ -19,19 +19,16 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import cast
 
 import numpy as np
 import torch
 
 from stylecast.core.errors import InputError
-from stylecast.models.adain import ArbitraryStyleNet, interpolate_statistics
 from stylecast.models.checkpoint import Checkpoint
-from stylecast.realtime.backends import Backend, create_backend
+from stylecast.realtime.backends import create_backend
 from stylecast.realtime.governor import ResolutionGovernor, smallest_cap
-from stylecast.realtime.processing import FrameProcessor, StyleOptions
-from stylecast.realtime.styles import parse_style_mix
-from stylecast.realtime.stylizer import load_model, style_image_statistics
+from stylecast.realtime.processing import StyleOptions
+from stylecast.realtime.stylizer import Prepared, Stylizer, load_model
 
 log = logging.getLogger("stylecast.server")
 
@@ -67,23 +64,13 @@ class Job:
     loop: asyncio.AbstractEventLoop
 
 
-@dataclass
-class Prepared:
-    """A job made ready for the model: its frame as model input, and how to turn the output back."""
-
-    job: Job
-    processor: FrameProcessor
-    original: torch.Tensor  # N x 3 x H x W in [0, 1]
-    x: torch.Tensor  # the model input
-    crop: tuple[int, int, int, int]  # top, left, height, width of the picture in the output
-    conditions: list[torch.Tensor]  # 1 x ... each (style weights, or an arbitrary style's statistics)
-
-
 class InferenceWorker:
     """The thread that runs every model call of the server.
 
-    `style_images` (name -> RGB picture) are the styles an arbitrary-style model offers; each
-    picture's statistics are computed once, when the model loads.
+    Each model is a Stylizer: the worker batches its clients' frames into one model call
+    between the stylizer's own `prepare` and `finish`. `style_images` (name -> RGB picture) are
+    the styles an arbitrary-style model offers; each picture's statistics are computed once,
+    when the model loads.
     """
 
     def __init__(
@@ -99,9 +86,7 @@ class InferenceWorker:
         self.checkpoints = dict(checkpoints or {})  # name -> checkpoint, read once (the caller may have read some)
         self.governor = ResolutionGovernor(1.0 / target_fps) if adaptive else None
         self.style_images = style_images or {}
-        self.models: dict[str, tuple[Checkpoint, Backend]] = {}
-        # arbitrary-style models: statistics (1 x C mean, 1 x C spread) of each style picture
-        self.style_statistics: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.models: dict[str, Stylizer] = {}
         self._jobs: list[Job] = []
         self._cond = threading.Condition()
         self._load_lock = threading.Lock()  # one model load at a time (an export can take seconds)
@@ -128,15 +113,16 @@ class InferenceWorker:
         with self._load_lock:
             if name not in self.models:
                 ckpt = self.checkpoint(name)
+                pictures = None
                 if ckpt.family == "arbitrary":
                     if not self.style_images:
                         raise InputError(f"{name} takes any style picture: give --style-image PAINTING.jpg")
-                    # on the CPU: each picture's statistics are taken once
-                    encoder = cast(ArbitraryStyleNet, ckpt.build())  # what the "arbitrary" family builds
-                    self.style_statistics[name] = [
-                        style_image_statistics(encoder, rgb) for rgb in self.style_images.values()
-                    ]
-                self.models[name] = (ckpt, create_backend(self.backend_name, ckpt, self.device_name))
+                    pictures = [(rgb, 1.0) for rgb in self.style_images.values()]
+                backend = create_backend(self.backend_name, ckpt, self.device_name)
+                # alpha 1: the strength slider blends in pixels
+                self.models[name] = Stylizer(
+                    ckpt, backend, StyleOptions(), style_images=pictures, style_image_names=list(self.style_images)
+                )
 
     def register(self) -> None:
         with self._cond:
@@ -185,7 +171,7 @@ class InferenceWorker:
     @torch.inference_mode()
     def _turn(self, jobs: list[Job]) -> int:
         """Runs the jobs; returns the longest side processed (0 when every job failed)."""
-        groups: dict[tuple, list[Prepared]] = {}
+        groups: dict[tuple, list[tuple[Job, Prepared]]] = {}
         processed_side = 0
         for job in jobs:
             try:
@@ -194,23 +180,23 @@ class InferenceWorker:
                 job.loop.call_soon_threadsafe(_fail, job.future, exc)
                 continue
             processed_side = max(processed_side, *prepared.crop[2:])
-            groups.setdefault((job.settings.model, tuple(prepared.x.shape)), []).append(prepared)
+            groups.setdefault((job.settings.model, tuple(prepared.x.shape)), []).append((job, prepared))
         for (model, _), members in groups.items():
-            _, backend = self.models[model]
+            stylizer = self.models[model]
             try:  # one batched call per model and size; conditions (style mixes) per sample
-                conditions = [torch.cat(parts) for parts in zip(*(m.conditions for m in members), strict=True)]
-                y = backend(torch.cat([m.x for m in members]), *conditions)
-                for i, m in enumerate(members):
-                    out = m.processor.download(m.processor.from_model(y[i : i + 1], m.crop, m.original))[0]
-                    m.job.loop.call_soon_threadsafe(_resolve, m.job.future, out)
+                conditions = [torch.cat(parts) for parts in zip(*(p.conditions for _, p in members), strict=True)]
+                y = stylizer.backend(torch.cat([p.x for _, p in members]), *conditions)
+                for i, (job, prepared) in enumerate(members):
+                    out = stylizer.finish(prepared, y[i : i + 1])[0]
+                    job.loop.call_soon_threadsafe(_resolve, job.future, out)
             except Exception as exc:  # noqa: BLE001
-                for m in members:
-                    m.job.loop.call_soon_threadsafe(_fail, m.job.future, exc)
+                for job, _ in members:
+                    job.loop.call_soon_threadsafe(_fail, job.future, exc)
         return processed_side
 
     def _prepare(self, job: Job) -> Prepared:
         self.load(job.settings.model)
-        ckpt, backend = self.models[job.settings.model]
+        stylizer = self.models[job.settings.model]
         # plain bicubic back to the camera size: the governor reduces the size to save time, and
         # restoring the detail costs ~7 ms a 640x480 frame on 2 cores (a quarter of the budget)
         options = StyleOptions(
@@ -219,18 +205,8 @@ class InferenceWorker:
             smallest_cap(job.settings.max_size, self.processing_max_size),
             upsample="bicubic",
         )
-        processor = FrameProcessor(ckpt.contract, backend.device, backend.dtype, options)
-        original = processor.upload([job.frame])
-        x, crop = processor.to_model(original)
-        conditions = []
-        if ckpt.family == "multistyle":
-            conditions.append(parse_style_mix(job.settings.style or ckpt.styles[0], ckpt.styles)[None])
-        elif ckpt.family == "arbitrary":
-            names = list(self.style_images)
-            weights = parse_style_mix(job.settings.style or names[0], names).tolist()
-            mean, spread = interpolate_statistics(self.style_statistics[job.settings.model], weights)
-            conditions += [mean, spread, torch.ones(1, 1)]  # alpha 1: the strength slider blends in pixels
-        return Prepared(job, processor, original, x, crop, conditions)
+        names = stylizer.style_names
+        return stylizer.prepare([job.frame], options, job.settings.style or (names[0] if names else None))
 
     def checkpoint(self, name: str) -> Checkpoint:
         """The model's checkpoint, read from disk once: milliseconds, where building its backend

@@ -19,6 +19,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from av import VideoFrame
 
 from stylecast.core.errors import InputError
+from stylecast.realtime.processing import StyleOptions
 from stylecast.server.app import ServerConfig, StylecastServer
 from stylecast.server.tracks import FrameMailbox, TrackStats
 from stylecast.server.worker import ClientSettings, InferenceWorker, Job, serving_threads
@@ -196,8 +197,8 @@ def test_slow_model_drops_frames_and_latency_stays_bounded(small_model):
 
     async def scenario():
         server = make_server(small_model)
-        ckpt, backend = server.worker.models[small_model]
-        server.worker.models[small_model] = (ckpt, SlowBackend(backend, 0.12))
+        stylizer = server.worker.models[small_model]
+        stylizer.backend = SlowBackend(stylizer.backend, 0.12)
         test_server, url = await serve(server)
         try:
             pc, camera, received, _, _ = await connect(url)
@@ -305,8 +306,8 @@ def test_a_peer_that_never_connects_is_closed_after_the_timeout(small_model):
 def test_two_clients_share_one_batched_worker(small_model):
     async def scenario():
         server = make_server(small_model)
-        ckpt, backend = server.worker.models[small_model]
-        server.worker.models[small_model] = (ckpt, SlowBackend(backend, 0.1))  # jobs meet in the queue
+        stylizer = server.worker.models[small_model]
+        stylizer.backend = SlowBackend(stylizer.backend, 0.1)  # jobs meet in the queue
         test_server, url = await serve(server)
         try:
             a = await connect(url, camera=SyntheticCamera(fps=15))
@@ -822,3 +823,26 @@ def test_bound_to_all_interfaces_the_printed_url_is_one_another_machine_can_open
         outward.endswith(":8080/?token=sixteen-chars-16") and local == "http://127.0.0.1:8080/?token=sixteen-chars-16"
     )
     assert server_urls(ServerConfig(host="127.0.0.1", port=9000)) == ["http://127.0.0.1:9000/"]
+
+
+def test_the_worker_stylizes_as_the_stylizer_does_flat_frames_included():
+    """The server's batched turns use the stylizer's own preparation and finishing: a photo comes
+    out as `Stylizer.one` makes it, and a flat frame gets the stylizer's flat answer, not the
+    standard net's near-black."""
+    from stylecast.realtime.stylizer import Stylizer
+
+    photo = np.random.default_rng(7).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    flat = np.full((96, 128, 3), 128, np.uint8)
+    worker = InferenceWorker(backend="torch", device="cpu", adaptive=False).start()
+
+    async def stylize(frame):
+        return await worker.submit(frame, ClientSettings(model="starry_night"))
+
+    try:
+        served = [asyncio.run(stylize(frame)) for frame in (photo, flat)]
+    finally:
+        worker.stop()
+    stylizer = Stylizer.create("starry_night", "torch", "cpu", StyleOptions(upsample="bicubic"))
+    for got, frame in zip(served, (photo, flat), strict=True):
+        assert np.abs(got.astype(int) - stylizer.one(frame)).max() <= 1
+    assert served[1].reshape(-1, 3).mean(axis=0).max() > 60
