@@ -94,6 +94,7 @@ def cmd_eval_quality(args: argparse.Namespace) -> int:
     from stylecast.core.images import read_rgb
     from stylecast.evaluation.metrics import STYLE_DISTANCE_LAYERS
     from stylecast.evaluation.quality import QualityConfig, peer_stylizer, quality_report
+    from stylecast.models.checkpoint import Family
     from stylecast.models.lpips import LPIPSUnavailable, load_lpips
     from stylecast.models.vgg import gatys_loss_network
     from stylecast.realtime.stylizer import Stylizer, load_model
@@ -111,8 +112,8 @@ def cmd_eval_quality(args: argparse.Namespace) -> int:
         # each model stylizes with Gatys' painting: an arbitrary-style model takes it as its
         # picture, a multi-style model uses its style named like the file (great_wave.jpg)
         ckpt = load_model(name)
-        pictures = [(style, 1.0)] if ckpt.family == "arbitrary" else None
-        painting = Path(config.style).stem if ckpt.family == "multistyle" else None
+        pictures = [(style, 1.0)] if ckpt.family is Family.ARBITRARY else None
+        painting = Path(config.style).stem if ckpt.family is Family.MULTISTYLE else None
         if painting is not None and painting not in ckpt.styles:
             raise InputError(
                 f"{name} has no style named {painting!r} like the --style file; its styles: {', '.join(ckpt.styles)}"

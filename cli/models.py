@@ -29,7 +29,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         rows.append(
             {
                 "name": entry.name,
-                "family": ckpt.family,
+                "family": ckpt.family.value,
                 "architecture": ckpt.architecture,
                 "net": entry.net,
                 "styles": ckpt.styles,

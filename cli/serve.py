@@ -71,6 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import torch
 
     from stylecast.core.images import read_rgb
+    from stylecast.models.checkpoint import Family
     from stylecast.models.zoo import DEFAULT_MODEL, SHIPPED
     from stylecast.realtime.stylizer import load_model
 
@@ -86,9 +87,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     checkpoints = {name: load_model(name) for name in models}  # fail now on an unknown model
     style_images = {Path(p).stem: read_rgb(p) for p in args.style_image or []}  # named for the picker
     if not style_images:
-        if args.model and any(c.family == "arbitrary" for c in checkpoints.values()):
+        if args.model and any(c.family is Family.ARBITRARY for c in checkpoints.values()):
             raise InputError("arbitrary-style models take style pictures: give --style-image PAINTING.jpg")
-        models = [m for m in models if checkpoints[m].family != "arbitrary"]  # nothing to offer them
+        models = [m for m in models if checkpoints[m].family is not Family.ARBITRARY]  # nothing to offer them
     config = ServerConfig(
         host=args.host,
         port=args.port,

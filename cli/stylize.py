@@ -294,6 +294,7 @@ def add_sheet(p: argparse.ArgumentParser) -> None:
 def cmd_sheet(args: argparse.Namespace) -> int:
     from stylecast.core.atomic import check_output_file
     from stylecast.core.images import MIN_SIDE, check_image_output, read_rgb, write_rgb
+    from stylecast.models.checkpoint import Family
     from stylecast.models.zoo import SHIPPED
     from stylecast.realtime.demo import DemoScene
     from stylecast.realtime.processing import StyleOptions
@@ -319,7 +320,7 @@ def cmd_sheet(args: argparse.Namespace) -> int:
     stylizers = {}
     for name in names:
         ckpt = load_model(name)
-        if pictures and ckpt.family == "arbitrary":  # a column per style picture
+        if pictures and ckpt.family is Family.ARBITRARY:  # a column per style picture
             for stem, picture in pictures.items():
                 stylizers[f"{name}: {stem}"] = Stylizer.create(
                     ckpt, args.backend, args.device, options, style_images=[(picture, 1.0)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stylecast.models.checkpoint import Checkpoint, CheckpointError, InputContract
+from stylecast.models.checkpoint import Checkpoint, CheckpointError, Family, InputContract
 
 METADATA_KEY = "stylecast.contract"
 
@@ -22,7 +22,7 @@ def contract_metadata(ckpt: Checkpoint, **extra: str) -> dict[str, str]:
         METADATA_KEY: json.dumps(
             {
                 "architecture": ckpt.architecture,
-                "family": ckpt.family,
+                "family": ckpt.family.value,
                 "styles": ckpt.styles,
                 "input_range": list(c.range),
                 "output_range": list(c.output_range),
@@ -58,7 +58,7 @@ def checkpoint_from_contract(metadata: dict[str, str], source: str) -> tuple[Che
             kwargs={},
             state_dict={},
             contract=contract,
-            family=str(record["family"]),
+            family=Family(str(record["family"])),
             styles=[str(s) for s in record["styles"]],
             training={"exported": source},
         )

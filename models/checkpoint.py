@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,18 @@ VERSION = 1
 CHANNEL_ORDERS = ("RGB", "BGR")
 MAX_SIZE_MULTIPLE = 1024  # a U-Net of depth 8 needs 256
 MAX_MARGIN = 256
+
+
+class Family(str, Enum):
+    """How the runtime drives a model: what it takes besides the picture."""
+
+    JOHNSON = "johnson"  # one style: the picture alone
+    MULTISTYLE = "multistyle"  # several styles: a style-weight vector per picture
+    ARBITRARY = "arbitrary"  # any style picture: its feature statistics and a strength
+    TRANSLATOR = "translator"  # image to image (pix2pix, CycleGAN): the picture, or a pair made from it
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class CheckpointError(ValueError):
@@ -79,9 +92,17 @@ class Checkpoint:
     kwargs: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
     contract: InputContract = field(default_factory=InputContract)
-    family: str = "johnson"
+    family: Family = Family.JOHNSON
     styles: list[str] = field(default_factory=list)
     training: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:  # a plain string is accepted where the family is given in code
+            self.family = Family(self.family)
+        except ValueError:
+            raise CheckpointError(
+                f"unknown model family {self.family!r}; one of {', '.join(f.value for f in Family)}"
+            ) from None
 
     def build(self) -> nn.Module:
         """The module with its weights loaded, in eval mode, fp32, on the CPU."""
@@ -114,7 +135,7 @@ class Checkpoint:
                 "transform": self.contract.transform,
             },
             "output": {"range": list(self.contract.output_range)},
-            "family": self.family,
+            "family": self.family.value,
             "styles": list(self.styles),
             "training": _plain(self.training),
         }
@@ -157,7 +178,7 @@ class Checkpoint:
             kwargs=dict(data["kwargs"]),
             state_dict=data["state_dict"],
             contract=contract,
-            family=str(data.get("family", arch)),
+            family=str(data.get("family", arch)),  # type: ignore[arg-type]  # made a Family after init
             styles=list(data.get("styles", [])),
             training=dict(data.get("training", {})),
         )

@@ -16,7 +16,7 @@ import torch
 from stylecast.core.device import resolve_device
 from stylecast.core.errors import InputError
 from stylecast.export.contract import checkpoint_from_contract
-from stylecast.models.checkpoint import Checkpoint, CheckpointError
+from stylecast.models.checkpoint import Checkpoint, CheckpointError, Family
 from stylecast.models.registry import example_conditions
 from stylecast.realtime.backends import AOTBackend, Backend, OnnxRuntimeBackend, installed
 
@@ -47,7 +47,7 @@ def open_exported(path: str | Path, backend: str = "auto", device_name: str = "a
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime's and the AOT loader's errors on a damaged or foreign file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path.name} is not a readable exported model: {first}") from None
-    if ckpt.family == "arbitrary":
+    if ckpt.family is Family.ARBITRARY:
         raise InputError(
             f"{path.name}: an exported arbitrary-style model cannot read style pictures (its encoder is not in"
             " the file); give its checkpoint"

@@ -12,7 +12,7 @@ import torch
 
 from stylecast.core.errors import InputError
 from stylecast.models.adain import ArbitraryStyleNet, interpolate_statistics, style_statistics
-from stylecast.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from stylecast.models.checkpoint import Checkpoint, CheckpointError, Family, load_checkpoint
 from stylecast.models.zoo import SHIPPED
 from stylecast.realtime.backends import Backend, create_backend
 from stylecast.realtime.exported import is_exported, open_exported
@@ -100,14 +100,16 @@ class Stylizer:
         self.processor = FrameProcessor(ckpt.contract, backend.device, backend.dtype, options)
         # instance norms that divide by sqrt(variance + 1e-5) have no answer to a flat frame (see
         # answer_flat); nets with a larger epsilon were trained to keep flat frames flat themselves
-        self.answers_flat = ckpt.family in ("johnson", "multistyle") and ckpt.kwargs.get("norm_eps", 1e-5) < 1e-4
+        self.answers_flat = (
+            ckpt.family in (Family.JOHNSON, Family.MULTISTYLE) and ckpt.kwargs.get("norm_eps", 1e-5) < 1e-4
+        )
         # the model's inputs after the image, 1 x ... each (expanded to the batch)
         self.conditions: dict[str, torch.Tensor] = {}
-        if ckpt.family == "multistyle":
+        if ckpt.family is Family.MULTISTYLE:
             self.conditions["style"] = torch.eye(len(ckpt.styles))[:1]  # the first style
         if style is not None:
             self.set_style(style)
-        if ckpt.family == "arbitrary":
+        if ckpt.family is Family.ARBITRARY:
             if not style_images:
                 raise InputError("this model takes any style image: give --style-image PAINTING.jpg")
             # on the CPU: style statistics are computed once per style
@@ -132,18 +134,18 @@ class Stylizer:
     @property
     def style_names(self) -> list[str]:
         """What a style mix can name: a multi-style model's styles, an arbitrary-style model's pictures."""
-        if self.checkpoint.family == "arbitrary":
+        if self.checkpoint.family is Family.ARBITRARY:
             return list(self.pictures)
-        return list(self.checkpoint.styles) if self.checkpoint.family == "multistyle" else []
+        return list(self.checkpoint.styles) if self.checkpoint.family is Family.MULTISTYLE else []
 
     def conditions_for(self, style: str | None) -> list[torch.Tensor]:
         """The model's inputs after the image (1 x ... each) for the mix `style` of `style_names`
         (e.g. "starry_night:0.7,great_wave:0.3"); None: the stylizer's own."""
         if style is None:
             return list(self.conditions.values())
-        if self.checkpoint.family == "multistyle":
+        if self.checkpoint.family is Family.MULTISTYLE:
             return [parse_style_mix(style, self.checkpoint.styles)[None]]
-        if self.checkpoint.family == "arbitrary":
+        if self.checkpoint.family is Family.ARBITRARY:
             weights = parse_style_mix(style, list(self.pictures)).tolist()
             mean, spread = interpolate_statistics(list(self.pictures.values()), weights)
             return [mean, spread, torch.tensor([[self.alpha]])]
@@ -182,7 +184,7 @@ class Stylizer:
             return cls(ckpt, engine, options or StyleOptions(), style, style_images, alpha)
         ckpt = model if isinstance(model, Checkpoint) else load_model(model)
         if transform is not None:  # the arbitrary model's feature transform: adain | wct
-            if ckpt.family != "arbitrary" or transform not in ("adain", "wct"):
+            if ckpt.family is not Family.ARBITRARY or transform not in ("adain", "wct"):
                 raise InputError("--transform adain|wct applies to arbitrary-style models")
             ckpt = dataclasses.replace(ckpt, kwargs={**ckpt.kwargs, "transform": transform})
         try:

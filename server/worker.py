@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from stylecast.core.errors import InputError
-from stylecast.models.checkpoint import Checkpoint
+from stylecast.models.checkpoint import Checkpoint, Family
 from stylecast.realtime.backends import create_backend
 from stylecast.realtime.governor import ResolutionGovernor, smallest_cap
 from stylecast.realtime.processing import StyleOptions
@@ -114,7 +114,7 @@ class InferenceWorker:
             if name not in self.models:
                 ckpt = self.checkpoint(name)
                 pictures = None
-                if ckpt.family == "arbitrary":
+                if ckpt.family is Family.ARBITRARY:
                     if not self.style_images:
                         raise InputError(f"{name} takes any style picture: give --style-image PAINTING.jpg")
                     pictures = [(rgb, 1.0) for rgb in self.style_images.values()]
@@ -220,9 +220,9 @@ class InferenceWorker:
         """The style names a multi-style or arbitrary-style model offers (empty for single-style
         ones), from its checkpoint alone: the backend is not built for this."""
         ckpt = self.checkpoint(model)
-        if ckpt.family == "arbitrary":
+        if ckpt.family is Family.ARBITRARY:
             return list(self.style_images)
-        return list(ckpt.styles) if ckpt.family == "multistyle" else []
+        return list(ckpt.styles) if ckpt.family is Family.MULTISTYLE else []
 
 
 def _resolve(future: asyncio.Future, value: object) -> None:

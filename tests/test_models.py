@@ -218,6 +218,7 @@ def test_unknown_architecture_and_foreign_files_are_refused(tmp_path):
         (lambda d: d["input"].update(channel_order="GBR"), "channel order 'GBR' is not one of RGB, BGR"),
         (lambda d: d["input"].update(transform="sepia"), "transform 'sepia' is not one of edges, grayscale"),
         (lambda d: d["input"].update(range=[0.0]), "malformed field"),
+        (lambda d: d.update(family="hologram"), "unknown model family 'hologram'"),
     ],
 )
 def test_a_stylecast_checkpoint_with_damaged_fields_is_refused_by_name(tmp_path, damage, message):

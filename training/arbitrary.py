@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from stylecast.core.errors import InputError
 from stylecast.models.adain import ArbitraryStyleNet, CompactEncoder, adain, channel_stats
-from stylecast.models.checkpoint import Checkpoint, InputContract, save_checkpoint
+from stylecast.models.checkpoint import Checkpoint, Family, InputContract, save_checkpoint
 from stylecast.models.vgg import ENV_WEIGHTS, LEGACY_ENV_WEIGHTS, load_vgg
 from stylecast.training.common import (
     MAX_SEED,
@@ -221,7 +221,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         kwargs=kwargs,
         state_dict={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
         contract=InputContract(size_multiple=ArbitraryStyleNet.size_multiple),
-        family="arbitrary",
+        family=Family.ARBITRARY,
         styles=[],
         training={**vars(config), "vgg_source": weights.source, "seconds": time.perf_counter() - started},
     )

@@ -29,7 +29,14 @@ from tqdm import tqdm
 
 from stylecast.core.errors import InputError
 from stylecast.core.images import read_rgb
-from stylecast.models.checkpoint import Checkpoint, CheckpointError, InputContract, load_checkpoint, save_checkpoint
+from stylecast.models.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    Family,
+    InputContract,
+    load_checkpoint,
+    save_checkpoint,
+)
 from stylecast.models.johnson import TransformerNet
 from stylecast.models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
 from stylecast.models.small import SmallTransformerNet
@@ -367,7 +374,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
             kwargs=dict(net_kwargs),
             state_dict={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
             contract=InputContract(size_multiple=net_class.size_multiple, margin=getattr(net_class, "margin", 0)),
-            family="multistyle" if multistyle else "johnson",
+            family=Family.MULTISTYLE if multistyle else Family.JOHNSON,
             styles=names,
             training={
                 **vars(config),

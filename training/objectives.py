@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from stylecast.core.errors import InputError
-from stylecast.models.checkpoint import CheckpointError, load_checkpoint
+from stylecast.models.checkpoint import CheckpointError, Family, load_checkpoint
 from stylecast.models.vgg import VGGFeatures, VGGWeights
 from stylecast.models.zoo import model_path
 from stylecast.training.losses import ContentLoss, StyleLoss, gram_matrix
@@ -87,7 +87,7 @@ class TeacherObjective:
         except (CheckpointError, OSError) as exc:
             raise InputError(f"--teacher {spec}: {exc}") from None
         contract = ckpt.contract
-        if ckpt.family != "johnson" or contract.range != (0.0, 1.0) or contract.channel_order != "RGB":
+        if ckpt.family is not Family.JOHNSON or contract.range != (0.0, 1.0) or contract.channel_order != "RGB":
             raise InputError(f"--teacher {spec} is a {ckpt.family} model; distillation takes a single-style one")
         log.info("distilling from %s (%s, %s)", spec, ckpt.architecture, ", ".join(ckpt.styles))
         return cls(ckpt.build().to(device), contract.margin, weight)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from stylecast.core.errors import InputError
 from stylecast.core.images import write_rgb
-from stylecast.models.checkpoint import Checkpoint, InputContract, save_checkpoint
+from stylecast.models.checkpoint import Checkpoint, Family, InputContract, save_checkpoint
 from stylecast.models.pairs import PAIRS, pair_input
 from stylecast.models.patchgan import PatchDiscriminator
 from stylecast.models.resnet_generator import ResnetGenerator
@@ -184,7 +184,7 @@ def translator_checkpoint(
         contract=InputContract(
             range=(-1.0, 1.0), size_multiple=module.size_multiple, output_range=(-1.0, 1.0), transform=transform
         ),
-        family="translator",
+        family=Family.TRANSLATOR,
         styles=[name],
         training=training,
     )
