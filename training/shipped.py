@@ -38,7 +38,7 @@ from stylecast.training.fast import FastConfig, train
 # far better and gives up the photo for it. At 20 it had lost the photo's shapes by step 400;
 # at 10 (3000 steps) starry_night scored style 3.7, content 1.72 times Gatys-20's and SSIM
 # 0.18, great_wave turned skylines into blotches (SSIM 0.27); at 5 (2000 steps) starry_night
-# scored 3.4, 1.58 and 0.20, great_wave 3.7, 1.50 and 0.31 (README, quality table). Against
+# scored 3.4, 1.58 and 0.20, great_wave 3.7, 1.50 and 0.31 (docs/models.md, quality table). Against
 # the same recipe without the temporal loss, 3e7 cuts the standard nets' flicker by 37-90%
 # (starry_night 61-73% at a 13% lower style loss on photos at 256 px, the_scream 37-74% at the
 # same, great_wave and composition_vii at a 34% and 74% higher one; docs/temporal-training.md,

@@ -1,4 +1,4 @@
-"""The shipped models: weights trained by this project (see README, "Shipped models").
+"""The shipped models: weights trained by this project (docs/models.md tells how each was trained).
 
 Each entry names a checkpoint file in this folder. Stylizers are `<style>` for the standard
 Johnson network and `<style>-small` for the small CPU network; translators are named for what
