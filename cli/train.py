@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,32 @@ from stylecast.core.errors import InputError
 
 
 def add_train(p: argparse.ArgumentParser) -> None:
-    """stylecast train METHOD: one subcommand per method, each with its config's flags."""
+    """stylecast train METHOD: one subcommand per method, each with its config's flags; or
+    stylecast train --recipe NAME: a shipped model's recipe."""
     from stylecast.training.arbitrary import ArbitraryConfig
     from stylecast.training.fast import FastConfig
+    from stylecast.training.recipe import recipe_names
     from stylecast.training.translators import TranslatorConfig
 
-    methods = p.add_subparsers(dest="method", required=True, metavar="METHOD")
+    recipe = p.add_argument_group("a shipped model's recipe (instead of a METHOD)")
+    recipe.add_argument("--recipe", choices=recipe_names(), help="the recipe (training/recipes/NAME.json)")
+    # dests of their own: a METHOD's flags of the same names would overwrite these
+    recipe.add_argument("--data", dest="recipe_data", metavar="DIR", help="folder of training photos")
+    recipe.add_argument(
+        "--styles", dest="recipe_styles", metavar="DIR", help="folder with the recipe's paintings as NAME.jpg"
+    )
+    recipe.add_argument("--out", dest="recipe_out", metavar="CKPT", help="the checkpoint (.pt) the last stage writes")
+    recipe.add_argument(
+        "--vgg-weights", dest="recipe_vgg_weights", metavar="FILE", help="VGG weights file (else the environment's)"
+    )
+    recipe.add_argument(
+        "--run-dir", dest="recipe_run_dir", metavar="DIR", help="run folders of the stages (default: <out>.run/)"
+    )
+    recipe.add_argument(
+        "--dry-run", dest="recipe_dry_run", action="store_true", help="two steps of the first stage; write nothing"
+    )
+    p.set_defaults(run=cmd_train_recipe)
+    methods = p.add_subparsers(dest="method", metavar="METHOD")
 
     def method(name: str, help_text: str, config_cls: type, **defaults: Any) -> None:
         parser = with_output_flags(
@@ -88,6 +109,29 @@ def cmd_train_fast(args: argparse.Namespace) -> int:
     if config.style_names is not None and len(config.style_names) != len(config.style):
         raise InputError("--style-names needs one name per --style image")
     result = train(config, progress=not args.quiet)
+    if result.checkpoint is not None:
+        report_trained(args, result.checkpoint, steps=result.steps, seconds=round(result.seconds, 1))
+    return 0
+
+
+def cmd_train_recipe(args: argparse.Namespace) -> int:
+    """`stylecast train --recipe NAME ...`; without a recipe, a METHOD is needed."""
+    from stylecast.training.recipe import recipe_configs, run_recipe
+
+    if args.recipe is None:
+        raise InputError("name a METHOD (fast, multistyle, arbitrary, pix2pix, cyclegan) or give --recipe NAME")
+    needed = {"--data": args.recipe_data, "--styles": args.recipe_styles, "--out": args.recipe_out}
+    missing = [flag for flag, value in needed.items() if not value]
+    if missing:
+        raise InputError(f"--recipe needs {', '.join(missing)}")
+    configs = recipe_configs(
+        args.recipe, args.recipe_data, args.recipe_styles, args.recipe_out, args.recipe_vgg_weights, args.recipe_run_dir
+    )
+    if args.recipe_dry_run:
+        configs = [dataclasses.replace(configs[0], dry_run=True)]
+    for config in configs:
+        check_training_outputs(config)
+    result = run_recipe(configs, progress=not args.quiet)
     if result.checkpoint is not None:
         report_trained(args, result.checkpoint, steps=result.steps, seconds=round(result.seconds, 1))
     return 0

@@ -22,7 +22,7 @@ def test_the_wheel_holds_the_stylecast_package_and_nothing_else_at_top_level(tmp
         f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info",
     }
     for expected in ("stylecast/__init__.py", "stylecast/py.typed", "stylecast/models/zoo/starry_night-small.pt",
-                     "stylecast/cli/main.py", "stylecast/core/images.py", "stylecast/server/static/index.html", "stylecast/training/fast.py", "stylecast/evaluation/quality.py"):  # fmt: skip
+                     "stylecast/cli/main.py", "stylecast/core/images.py", "stylecast/server/static/index.html", "stylecast/training/fast.py", "stylecast/evaluation/quality.py", "stylecast/training/recipes/starry_night-small.json"):  # fmt: skip
         assert expected in names, expected
 
 
