@@ -58,7 +58,7 @@ SHIPPED["eight_paintings-small"] = ZooModel(
 )
 # Any style picture at run time. The decoder learned from eleven public-domain paintings; the other
 # two (the_scream, sorolla) and every picture that is not public domain were held out, so the
-# README and the tests can show styles it never saw.
+# docs and the tests can show styles it never saw.
 ARBITRARY_TRAINING_PAINTINGS = (
     "starry_night",
     "vangogh",
