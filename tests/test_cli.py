@@ -713,7 +713,7 @@ def test_a_training_run_reports_its_checkpoint_once(tmp_path, trainset, vgg_weig
     """The result line goes to stdout once; the log on stderr does not repeat it."""
     out = tmp_path / "m.pt"
     argv = ["train", "fast", "--style", trainset.parent / "media" / "styles" / "starry_night.jpg", "--data", trainset]
-    argv += ["--out", out, "--net", "small", "--steps", "2", "--batch-size", "1", "--scale-size", "64"]
+    argv += ["--out", out, "--net", "small_plain", "--steps", "2", "--batch-size", "1", "--scale-size", "64"]
     argv += ["--crop-size", "48", "--style-size", "64", "--loss-network", "vgg19", "--vgg-weights", vgg_weights, "-q"]
     proc = subprocess.run(
         [sys.executable, "-m", "stylecast.cli", *map(str, argv)],

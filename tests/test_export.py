@@ -36,7 +36,7 @@ def random_checkpoint(net: str) -> Checkpoint:
     )
 
 
-@pytest.mark.parametrize("net", ["standard", "small", "small_aa_eps_reflect", "multistyle", "multistyle_small"])
+@pytest.mark.parametrize("net", ["standard", "small", "small_plain", "multistyle", "multistyle_small"])
 def test_onnx_export_matches_torch_at_two_sizes_and_carries_the_contract(net, tmp_path):
     ckpt = random_checkpoint(net)
     path = export_onnx(ckpt, tmp_path / "m.onnx")

@@ -13,6 +13,8 @@ from stylecast.models.zoo import SHIPPED
 from stylecast.realtime.stylizer import load_model
 from stylecast.training.recipe import RECIPES_DIR, recipe_configs, recipe_names
 
+# the records keep the net names of their day: "small" was the plain small net, the default's "small_aa_eps_reflect"
+RENAMED_NETS = {"small": "small_plain", "small_aa_eps_reflect": "small"}
 # what a record holds that is not a setting: where it ran, and what the run found
 NOT_SETTINGS = {"style", "data", "out", "run_dir", "vgg_weights", "init", "device", "device_used", "autocast_dtype",
                 "rank_checksums", "style_layers_used", "checkpoint_every", "log_every", "workers", "dry_run"}  # fmt: skip
@@ -37,8 +39,17 @@ def test_a_recipe_reproduces_the_settings_its_shipped_model_was_trained_with(nam
         if key in NOT_SETTINGS or key not in config.__dataclass_fields__:
             continue
         expected = record.get("style_layers_used", value) if key == "style_layers" else value
+        expected = RENAMED_NETS.get(expected, expected) if key == "net" else expected
         got = getattr(config, key)
         assert (list(got) if isinstance(got, tuple) else got) == expected, key
+
+
+def test_nets_are_named_by_role_and_the_old_name_of_the_defaults_is_accepted():
+    from stylecast.training.fast import NETS, FastConfig
+
+    assert {"standard", "small", "multistyle", "multistyle_small"} <= set(NETS)
+    config = FastConfig(style=("a.jpg",), data="photos", out="m.pt", net="small_aa_eps_reflect")
+    assert config.net == "small" and NETS["small"][2]["reflect_deep"] and SHIPPED["starry_night-small"].net == "small"
 
 
 def test_the_default_recipe_has_two_stages_the_second_from_the_first(tmp_path):

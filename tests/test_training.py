@@ -37,7 +37,7 @@ def tiny_config(tmp_path, trainset, vgg_weights, **overrides) -> FastConfig:
         style=str(trainset.parent / "media" / "styles" / "starry_night.jpg"),
         data=str(trainset),
         out=str(tmp_path / "model.pt"),
-        net="small",
+        net="small_plain",
         steps=16,
         batch_size=2,
         scale_size=96,
@@ -79,7 +79,7 @@ def test_johnsons_defaults_train_on_vgg16_to_relu4_3(tmp_path, trainset, vgg16_w
         style=str(trainset.parent / "media" / "styles" / "starry_night.jpg"),
         data=str(trainset),
         out=str(tmp_path / "model.pt"),
-        net="small", steps=16, batch_size=2, scale_size=96, crop_size=64, style_size=128, lr=5e-3,
+        net="small_plain", steps=16, batch_size=2, scale_size=96, crop_size=64, style_size=128, lr=5e-3,
         vgg_weights=str(vgg16_weights), checkpoint_every=16, device="cpu",
     )  # fmt: skip
     with caplog.at_level(logging.INFO, logger="stylecast.train"):
@@ -400,7 +400,7 @@ def test_two_process_ddp_training_on_cpu(tmp_path, vgg_weights):
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "stylecast.cli", "train", "fast", "-q",
-        "--style", str(data / "3.jpg"), "--data", str(data), "--out", str(out), "--net", "small",
+        "--style", str(data / "3.jpg"), "--data", str(data), "--out", str(out), "--net", "small_plain",
         "--steps", "4", "--batch-size", "2", "--scale-size", "64", "--crop-size", "48", "--style-size", "64",
         "--loss-network", "vgg19", "--vgg-weights", str(vgg_weights), "--device", "cpu", "--temporal-weight", "1e6",
         "--checkpoint-every", "2",
@@ -425,7 +425,7 @@ def test_dry_run_writes_nothing(tmp_path, vgg_weights):
             style=str(data / "1.jpg"),
             data=str(data),
             out=str(tmp_path / "m.pt"),
-            net="small",
+            net="small_plain",
             steps=1000,
             batch_size=2,
             scale_size=64,

@@ -73,21 +73,23 @@ STYLE_LAYER_WEIGHTS = ("equal", "relative")
 TEMPORAL_STREAM = 0x7E4  # tells the temporal terms' seed sequence apart from any other drawn from --seed
 
 StylizerNet = TransformerNet | SmallTransformerNet | MultiStyleTransformerNet | MultiStyleSmallNet
-# --net: architecture key in models.ARCHITECTURES, its class and constructor arguments
+# --net, by role: "standard", "small" (the real-time CPU net, as the default is), "multistyle" and
+# "multistyle_small"; the earlier small variants by what sets them apart. Each is an architecture
+# key in models.ARCHITECTURES (the module), its class and constructor arguments.
 STANDARD = {"width": 32, "residual_blocks": 5, "outer_kernel": 9}
 SMALL = {"width": 16, "residual_blocks": 5, "stem_kernel": 5}
 NETS: dict[str, tuple[str, type[StylizerNet], dict[str, Any]]] = {
     "standard": ("johnson", TransformerNet, STANDARD),
-    "small": ("johnson_small", SmallTransformerNet, SMALL),
-    "small_aa": ("johnson_small", SmallTransformerNet, {**SMALL, "antialias": True}),
-    # the default's net: anti-aliased, and its instance norms do not blow a flat frame's noise up
-    "small_aa_eps": ("johnson_small", SmallTransformerNet, {**SMALL, "antialias": True, "norm_eps": 1e-3}),
-    # small_aa_eps whose layers at 1/4 and 1/8 resolution pad by reflection: no painted frame
-    "small_aa_eps_reflect": (
+    # anti-aliased, instance norms that leave a flat frame's noise alone (epsilon 1e-3), and
+    # reflection padding at 1/4 and 1/8 resolution (no painted frame): the default's net
+    "small": (
         "johnson_small",
         SmallTransformerNet,
         {**SMALL, "antialias": True, "norm_eps": 1e-3, "reflect_deep": True},
     ),
+    "small_plain": ("johnson_small", SmallTransformerNet, SMALL),
+    "small_aa": ("johnson_small", SmallTransformerNet, {**SMALL, "antialias": True}),
+    "small_aa_eps": ("johnson_small", SmallTransformerNet, {**SMALL, "antialias": True, "norm_eps": 1e-3}),
     # multi-style: the same sizes with conditional instance norm; num_styles comes from --style
     "multistyle": ("multistyle", MultiStyleTransformerNet, STANDARD),
     "multistyle_small": ("multistyle_small", MultiStyleSmallNet, SMALL),
@@ -95,6 +97,8 @@ NETS: dict[str, tuple[str, type[StylizerNet], dict[str, Any]]] = {
 # Johnson et al. use VGG16's relu2_2 for content and relu1_2, relu2_2, relu3_3, relu4_3 for style.
 # Layers the weights lack (a file may stop early, as the old relu3_4 one does) are dropped, and logged.
 PREFERRED_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+# earlier names, still accepted: the default's net was "small_aa_eps_reflect"
+NET_ALIASES = {"small_aa_eps_reflect": "small"}
 
 
 @dataclass
@@ -109,9 +113,10 @@ class FastConfig:
     out: str = required("the trained model checkpoint (.pt) written at the end")
     net: str = option(
         "standard",
-        "network size: standard | small | small_aa (the small net, anti-aliased: less flicker) | "
-        "small_aa_eps (small_aa whose instance norms leave flat frames flat: the default's)",
-        choices=NETS,
+        "network: standard | small (the real-time CPU net, the default's) | multistyle | multistyle_small |"
+        " the earlier small variants small_plain, small_aa (anti-aliased), small_aa_eps (and instance-norm"
+        " epsilon 1e-3); small_aa_eps_reflect is an old name of small",
+        choices=(*NETS, *NET_ALIASES),
     )
     steps: int = option(2000, "optimizer steps", at_least=1)
     batch_size: int = option(4, "images per step", at_least=1)
@@ -210,6 +215,7 @@ class FastConfig:
     def __post_init__(self) -> None:
         if isinstance(self.style, str):  # one style image given as a plain path
             self.style = (self.style,)
+        self.net = NET_ALIASES.get(self.net, self.net)
         check_choices(self)
         if self.teacher and self.net.startswith("multistyle"):
             raise InputError("--teacher takes a single-style net; a multi-style one learns from the VGG losses")

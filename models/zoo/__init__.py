@@ -33,12 +33,17 @@ _PAINTINGS = {
 }
 
 # Each small net's variant (training.fast.NETS); the records of how each was chosen are in docs/.
-_SMALL_NET = {"starry_night": "small_aa_eps_reflect", "great_wave": "small_aa_eps", "composition_vii": "small_aa_eps"}
+_SMALL_NET = {
+    "starry_night": "small",
+    "great_wave": "small_aa_eps",
+    "composition_vii": "small_aa_eps",
+    "the_scream": "small_plain",
+}
 
 SHIPPED: dict[str, ZooModel] = {}
 for _style, _painting in _PAINTINGS.items():
     SHIPPED[_style] = ZooModel(_style, f"{_style}.pt", "standard", _painting)
-    _net = _SMALL_NET.get(_style, "small")
+    _net = _SMALL_NET[_style]
     SHIPPED[f"{_style}-small"] = ZooModel(f"{_style}-small", f"{_style}-small.pt", _net, _painting)
 # One multi-style network for eight public-domain paintings, chosen to differ in palette and stroke
 MULTISTYLE_PAINTINGS = (
