@@ -116,24 +116,29 @@ def cmd_train_fast(args: argparse.Namespace) -> int:
 
 def cmd_train_recipe(args: argparse.Namespace) -> int:
     """`stylecast train --recipe NAME ...`; without a recipe, a METHOD is needed."""
-    from stylecast.training.recipe import recipe_configs, run_recipe
+    from stylecast.core.atomic import check_output_file
+    from stylecast.training.recipe import recipe_stages, run_recipe
 
     if args.recipe is None:
         raise InputError("name a METHOD (fast, multistyle, arbitrary, pix2pix, cyclegan) or give --recipe NAME")
-    needed = {"--data": args.recipe_data, "--styles": args.recipe_styles, "--out": args.recipe_out}
+    needed = {"--data": args.recipe_data, "--out": args.recipe_out}
     missing = [flag for flag, value in needed.items() if not value]
     if missing:
         raise InputError(f"--recipe needs {', '.join(missing)}")
-    configs = recipe_configs(
+    stages = recipe_stages(
         args.recipe, args.recipe_data, args.recipe_styles, args.recipe_out, args.recipe_vgg_weights, args.recipe_run_dir
     )
+    # --out, checked before any training: the stages' own outputs go into the run folder
+    last = stages[-1]
+    if last.publish is None:
+        check_training_outputs(last.config)
+    else:
+        check_output_file(last.publish)
     if args.recipe_dry_run:
-        configs = [dataclasses.replace(configs[0], dry_run=True)]
-    for config in configs:
-        check_training_outputs(config)
-    result = run_recipe(configs, progress=not args.quiet)
-    if result.checkpoint is not None:
-        report_trained(args, result.checkpoint, steps=result.steps, seconds=round(result.seconds, 1))
+        stages = [dataclasses.replace(stages[0], config=dataclasses.replace(stages[0].config, dry_run=True))]
+    checkpoint = run_recipe(stages, args.recipe_data, progress=not args.quiet)
+    if checkpoint is not None:
+        report_trained(args, checkpoint)
     return 0
 
 

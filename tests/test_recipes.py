@@ -4,6 +4,7 @@ records their checkpoints carry; `stylecast train --recipe` runs them."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import shared_path
@@ -11,18 +12,18 @@ from conftest import shared_path
 from stylecast.cli.main import main
 from stylecast.models.zoo import SHIPPED
 from stylecast.realtime.stylizer import load_model
-from stylecast.training.recipe import RECIPES_DIR, recipe_configs, recipe_names
+from stylecast.training.recipe import RECIPES_DIR, recipe_names, recipe_stages
 
 # the records keep the net names of their day: "small" was the plain small net, the default's "small_aa_eps_reflect"
 RENAMED_NETS = {"small": "small_plain", "small_aa_eps_reflect": "small"}
 # what a record holds that is not a setting: where it ran, and what the run found
 NOT_SETTINGS = {"style", "data", "out", "run_dir", "vgg_weights", "init", "device", "device_used", "autocast_dtype",
-                "rank_checksums", "style_layers_used", "checkpoint_every", "log_every", "workers", "dry_run"}  # fmt: skip
+                "rank_checksums", "style_layers_used", "checkpoint_every", "log_every", "workers", "dry_run",
+                "styles", "data_a", "data_b"}  # fmt: skip
 
 
-def test_every_shipped_stylizer_has_a_recipe():
-    stylizers = sorted(name for name, model in SHIPPED.items() if model.net not in ("arbitrary", "pix2pix", "cyclegan"))
-    assert recipe_names() == stylizers
+def test_every_shipped_model_has_a_recipe():
+    assert recipe_names() == sorted(SHIPPED)
 
 
 @pytest.mark.parametrize("name", recipe_names())
@@ -31,9 +32,9 @@ def test_a_recipe_reproduces_the_settings_its_shipped_model_was_trained_with(nam
     setting by setting (style layers: those the run used)."""
     styles = tmp_path / "styles"
     styles.mkdir()
-    for painting in json.loads((RECIPES_DIR / f"{name}.json").read_text())["paintings"]:
+    for painting in json.loads((RECIPES_DIR / f"{name}.json").read_text()).get("paintings", []):
         (styles / f"{painting}.jpg").write_bytes(b"")  # only their names are read here
-    config = recipe_configs(name, "photos", str(styles), str(tmp_path / "m.pt"))[-1]
+    config = recipe_stages(name, "photos", str(styles), str(tmp_path / "m.pt"))[-1].config
     record = load_model(name).training
     for key, value in record.items():
         if key in NOT_SETTINGS or key not in config.__dataclass_fields__:
@@ -56,7 +57,9 @@ def test_the_default_recipe_has_two_stages_the_second_from_the_first(tmp_path):
     styles = tmp_path / "styles"
     styles.mkdir()
     (styles / "starry_night.jpg").write_bytes(b"")
-    first, second = recipe_configs("starry_night-small", "photos", str(styles), str(tmp_path / "m.pt"))
+    first, second = (
+        s.config for s in recipe_stages("starry_night-small", "photos", str(styles), str(tmp_path / "m.pt"))
+    )
     assert first.teacher == second.teacher == "starry_night" and second.init == first.out
     assert second.out == str(tmp_path / "m.pt") and first.out.startswith(str(tmp_path / "m.pt.run"))
     assert second.teacher_style_weight == 3.0 and second.style_layers[-1] == "relu5_1"
@@ -64,16 +67,51 @@ def test_the_default_recipe_has_two_stages_the_second_from_the_first(tmp_path):
 
 def test_train_recipe_needs_its_paintings_and_its_flags(capsys, tmp_path):
     assert main(["train", "--recipe", "great_wave-small", "--data", str(tmp_path)]) == 2
-    assert "--recipe needs --styles, --out" in capsys.readouterr().err
+    assert "--recipe needs --out" in capsys.readouterr().err
+    assert (
+        main(["train", "--recipe", "great_wave-small", "--data", str(tmp_path), "--out", str(tmp_path / "m.pt")]) == 2
+    )
+    assert "give --styles" in capsys.readouterr().err
     code = main(["train", "--recipe", "great_wave-small", "--data", str(tmp_path), "--styles", str(tmp_path), "--out", str(tmp_path / "m.pt")])  # fmt: skip
     assert code == 2 and "great_wave.jpg not found" in capsys.readouterr().err
     assert main(["train"]) == 2 and "name a METHOD" in capsys.readouterr().err
 
 
-def test_train_recipe_dry_run_trains_two_steps_and_writes_nothing(capsys, tmp_path, trainset, vgg_weights):
+@pytest.mark.parametrize("name", ["great_wave-small", "starry_night-small"])  # one stage, and two
+def test_train_recipe_dry_run_trains_two_steps_and_writes_nothing(name, capsys, tmp_path, trainset, vgg_weights):
     styles = shared_path("media/styles")
     out = tmp_path / "m.pt"
-    argv = ["train", "--recipe", "great_wave-small", "--data", str(trainset), "--styles", str(styles), "--out", str(out),
+    argv = ["train", "--recipe", name, "--data", str(trainset), "--styles", str(styles), "--out", str(out),
             "--vgg-weights", str(vgg_weights), "--dry-run", "-q"]  # fmt: skip
     assert main(argv) == 0
     assert not out.exists()
+
+
+def test_a_cyclegan_recipe_makes_its_graded_domains_and_publishes_only_its_a_to_b_generator(tmp_path):
+    from stylecast.training.recipe import Stage
+
+    (stage,) = recipe_stages("teal_orange", "photos", None, str(tmp_path / "t.pt"))
+    assert isinstance(stage, Stage) and stage.trainer == "cyclegan" and stage.grade == "teal_orange"
+    assert stage.publish == tmp_path / "t.pt" and Path(stage.config.out).parent.parent == tmp_path / "t.pt.run"
+    assert stage.config.data_b.endswith("domains/teal_orange") and stage.config.unet_upsample == "resize"
+
+
+@pytest.mark.parametrize("name", ["colorize", "teal_orange"])
+def test_translator_recipes_dry_run_on_a_few_photos(name, capsys, tmp_path):
+    """The translators' recipes run end to end (two steps, nothing written): colorize's free
+    pairs, teal_orange's graded domains made from the photos in the run folder."""
+    import numpy as np
+
+    from stylecast.core.images import write_rgb
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        write_rgb(photos / f"{i}.png", rng.integers(0, 256, (160, 200, 3), dtype=np.uint8))
+    out = tmp_path / f"{name}.pt"
+    assert main(["train", "--recipe", name, "--data", str(photos), "--out", str(out), "--dry-run", "-q"]) == 0
+    assert not out.exists()
+    if name == "teal_orange":
+        domains = tmp_path / f"{name}.pt.run" / "domains"
+        assert len(list((domains / "photos").iterdir())) == 3 and len(list((domains / name).glob("*.png"))) == 3

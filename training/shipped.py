@@ -1,4 +1,4 @@
-"""Every shipped stylizer trained again from its recipe (training/recipes/<model>.json):
+"""Every shipped model trained again from its recipe (training/recipes/<model>.json):
 
     python -m stylecast.training.shipped --data PHOTOS/ --styles PAINTINGS/ --vgg-weights VGG19.pth --out models/zoo
 
@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 
 from stylecast.models.zoo import SHIPPED
-from stylecast.training.recipe import recipe_configs, recipe_names, run_recipe
+from stylecast.training.recipe import recipe_names, recipe_stages, run_recipe
 
 
 def recipe_parser(description: str, runs: str) -> argparse.ArgumentParser:
-    """The flags every shipped-model recipe takes (this one and training/shipped_translators.py)."""
+    """The queue's flags."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="training photos")
     parser.add_argument(
@@ -42,9 +42,9 @@ def parse_recipe_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
 
 def main() -> None:
     parser = recipe_parser(__doc__, runs="runs/shipped")
-    parser.add_argument("--styles", required=True, help="folder with <style>.jpg for each shipped style")
+    parser.add_argument("--styles", default=None, help="folder with <painting>.jpg for the recipes' paintings")
     parser.add_argument(
-        "--vgg-weights", default=None, help="VGG19 weights file (else $STYLECAST_VGG_WEIGHTS or torchvision)"
+        "--vgg-weights", default=None, help="VGG19 weights file (else the environment's or torchvision)"
     )
     args = parse_recipe_args(parser)
     names = sorted(recipe_names(), key=lambda name: not name.endswith("-small"))  # stable: small nets first
@@ -55,11 +55,9 @@ def main() -> None:
         if target.is_file():
             logging.info("%s exists, skipping", target)
             continue
-        configs = recipe_configs(
-            name, args.data, args.styles, str(target), args.vgg_weights, str(Path(args.runs) / name)
-        )
-        result = run_recipe(configs, progress=False)
-        logging.info("wrote %s (%.0f s this run)", target, result.seconds)
+        stages = recipe_stages(name, args.data, args.styles, str(target), args.vgg_weights, str(Path(args.runs) / name))
+        run_recipe(stages, args.data, progress=False)
+        logging.info("wrote %s", target)
 
 
 if __name__ == "__main__":
