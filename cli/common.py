@@ -45,8 +45,8 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--model",
         default=None,
-        help=f"shipped model name (see `stylecast models`) or checkpoint path (default: {DEFAULT_MODEL}, or"
-        " arbitrary when --style-image is given)",
+        help="shipped model name (see `stylecast models`), checkpoint path, or a file `stylecast export` wrote"
+        f" (.onnx, .pt2) (default: {DEFAULT_MODEL}, or arbitrary when --style-image is given)",
     )
     group.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend")
     group.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")

@@ -22,6 +22,7 @@ def contract_metadata(ckpt: Checkpoint, **extra: str) -> dict[str, str]:
         METADATA_KEY: json.dumps(
             {
                 "architecture": ckpt.architecture,
+                "kwargs": ckpt.kwargs,  # the module's arguments (what the runtime needs of them: norm_eps)
                 "family": ckpt.family.value,
                 "styles": ckpt.styles,
                 "input_range": list(c.range),
@@ -55,7 +56,7 @@ def checkpoint_from_contract(metadata: dict[str, str], source: str) -> tuple[Che
         )
         ckpt = Checkpoint(
             architecture=str(record["architecture"]),
-            kwargs={},
+            kwargs=dict(record.get("kwargs", {})),
             state_dict={},
             contract=contract,
             family=Family(str(record["family"])),

@@ -111,7 +111,7 @@ def max_difference(ckpt: Checkpoint, onnx_path: str | Path, size: tuple[int, int
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m stylecast.export.onnx CHECKPOINT`: the checkpoint's export into the cache, in a
-    process of its own (what `--backend auto` starts, at low priority, while frames run)."""
+    process of its own on one thread (what `--backend auto` starts while frames run)."""
     (path,) = sys.argv[1:] if argv is None else argv
     torch.set_num_threads(1)  # one core for the export, the other for the frames meanwhile
     cached_onnx(load_checkpoint(path), quiet=True)

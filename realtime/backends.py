@@ -6,8 +6,8 @@
 - onnxruntime: the model exported to ONNX (cached by checkpoint hash), run by ONNX Runtime.
 - tensorrt: an engine built from the ONNX export (export/tensorrt.py builds it, realtime/tensorrt.py
   runs it; needs the extra).
-- auto: on the CPU, the faster of onnxruntime and torch for each frame size, measured once;
-  on CUDA, torch.
+- auto: on the CPU, torch from the first frame while onnxruntime is prepared aside, then the
+  faster of the two for each frame size, timed on the frames and remembered; on CUDA, torch.
 
 `create_backend` is where the device and dtype are decided, once.
 """

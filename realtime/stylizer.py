@@ -16,6 +16,7 @@ from stylecast.models.checkpoint import Checkpoint, CheckpointError, Family, loa
 from stylecast.models.zoo import SHIPPED
 from stylecast.realtime.backends import Backend, create_backend
 from stylecast.realtime.exported import is_exported, open_exported
+from stylecast.realtime.names import TRANSFORMS
 from stylecast.realtime.processing import FrameProcessor, StyleOptions
 from stylecast.realtime.styles import parse_style_mix
 
@@ -184,7 +185,7 @@ class Stylizer:
             return cls(ckpt, engine, options or StyleOptions(), style, style_images, alpha)
         ckpt = model if isinstance(model, Checkpoint) else load_model(model)
         if transform is not None:  # the arbitrary model's feature transform: adain | wct
-            if ckpt.family is not Family.ARBITRARY or transform not in ("adain", "wct"):
+            if ckpt.family is not Family.ARBITRARY or transform not in TRANSFORMS:
                 raise InputError("--transform adain|wct applies to arbitrary-style models")
             ckpt = dataclasses.replace(ckpt, kwargs={**ckpt.kwargs, "transform": transform})
         try:
@@ -223,12 +224,10 @@ class Stylizer:
         each instance norm turns it to zero and the output is the biases' near-black (4-10 grey
         levels). Such frames get, flat, the mean colour the net paints on the same frame under a
         faint fixed texture (N x 3 x H x W in, out; other frames unchanged)."""
-        flat = x.flatten(1).float().std(dim=1) < FLAT_STD * (
-            self.checkpoint.contract.range[1] - self.checkpoint.contract.range[0]
-        )
+        lo, hi = self.checkpoint.contract.range
+        flat = x.flatten(1).float().std(dim=1) < FLAT_STD * (hi - lo)
         if not bool(flat.any()):
             return y
-        lo, hi = self.checkpoint.contract.range
         generator = torch.Generator().manual_seed(0)  # the same texture every time: no flicker
         texture = FLAT_TEXTURE * (hi - lo) * torch.randn(x[flat].shape, generator=generator)
         textured = (x[flat] + texture.to(x.device, x.dtype)).clamp(lo, hi)

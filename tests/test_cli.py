@@ -778,3 +778,16 @@ def test_colorize_says_once_that_a_colour_photos_colours_are_replaced(capsys, tm
         "torch",
     )
     assert code == 0 and err == ""  # a grey picture has nothing to lose
+
+
+def test_an_exported_model_treats_a_flat_frame_as_its_checkpoint_does(capsys, small_model, tmp_path):
+    """The file carries the module's arguments, so the runtime knows the default's instance norms
+    keep a flat frame flat themselves (and a standard net's need its flat answer)."""
+    from stylecast.realtime.stylizer import Stylizer
+
+    flat = np.full((64, 96, 3), 128, np.uint8)
+    for model in (small_model, "starry_night"):
+        assert run(capsys, "export", model, "-o", tmp_path / f"{model}.onnx")[0] == 0
+        exported = Stylizer.create(str(tmp_path / f"{model}.onnx"))
+        assert exported.answers_flat == Stylizer.create(model, "torch", "cpu").answers_flat == (model == "starry_night")
+        assert np.abs(exported.one(flat).astype(int) - Stylizer.create(model, "torch", "cpu").one(flat)).max() <= 1
