@@ -121,6 +121,7 @@ class AutoBackend:
         self.ready: dict[str, Backend] = {now.name: now}  # filled in by the background thread
         self.pending = set(later)
         self.chosen: dict[tuple[int, ...], Backend] = {}  # C x H x W -> backend
+        self.remembered: dict[tuple[int, ...], str | None] = {}  # C x H x W -> an earlier run's choice
         self.trials: dict[tuple[int, ...], dict[str, list[float]]] = {}  # C x H x W -> name -> ms (first: warm-up)
         self.choices_file = choices_file or cache_dir() / "backend-choices.json"
         versions = ";".join(f"{p}={version(p)}" for p in ("stylecast", "torch", "onnxruntime"))
@@ -171,7 +172,9 @@ class AutoBackend:
         if size in self.chosen:
             return self.chosen[size](x, *conditions)
         key = f"{self.key_prefix}|{'x'.join(map(str, size))}"
-        remembered = self._remembered().get(key, {}).get("backend")
+        if size not in self.remembered:  # the file is read once per size, not on every frame
+            self.remembered[size] = self._remembered().get(key, {}).get("backend")
+        remembered = self.remembered[size]
         if remembered in self.ready:
             self.chosen[size] = self.ready[remembered]
             return self.chosen[size](x, *conditions)
