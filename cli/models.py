@@ -74,8 +74,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from stylecast.core.atomic import atomic_output, check_output_file
     from stylecast.core.device import resolve_device
+    from stylecast.export.check import max_differences, onnx_runner
     from stylecast.realtime.backends import installed
-    from stylecast.realtime.exported import max_differences, probe_sizes
     from stylecast.realtime.stylizer import load_model
 
     output = Path(args.output)
@@ -92,12 +92,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     # an export that fails, or fails its check, leaves no file
     with atomic_output(output) as staged:
         if args.format == "onnx":
-            from stylecast.export.onnx import export_onnx, max_difference
+            from stylecast.export.onnx import export_onnx
 
             export_onnx(ckpt, staged)
-            differences = {
-                f"{h}x{w}": max_difference(ckpt, staged, (h, w)) for h, w in probe_sizes(ckpt.contract.size_multiple)
-            }
+            differences = max_differences(ckpt, onnx_runner(staged))
         elif args.format == "aot":
             from stylecast.export.aot import export_aot, load_aot
 

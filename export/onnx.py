@@ -15,7 +15,6 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from stylecast.core.atomic import staged_file
@@ -90,23 +89,6 @@ def cached_onnx(ckpt: Checkpoint, quiet: bool = False) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         export_onnx(ckpt, path)
     return path
-
-
-def max_difference(ckpt: Checkpoint, onnx_path: str | Path, size: tuple[int, int], seed: int = 0) -> float:
-    """Largest |torch - onnxruntime| on one random input of `size` (H, W), fp32 on the CPU."""
-    import onnxruntime as ort
-
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.rand(1, 3, *size, generator=generator)
-    lo, hi = ckpt.contract.range
-    x = x * (hi - lo) + lo
-    module = ckpt.build()
-    conditions = example_conditions(module, 1, generator)
-    with torch.inference_mode():
-        expected = module(x, *conditions.values()).numpy()
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    (actual,) = session.run(None, {"input": x.numpy(), **{k: v.numpy() for k, v in conditions.items()}})
-    return float(np.abs(expected - actual).max())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,14 +1,12 @@
-"""Exported files as models, and how far an exported file's outputs are from its checkpoint's.
+"""Exported files as models.
 
 `--model m.onnx` runs with ONNX Runtime and `--model m.pt2` as the AOTInductor package it is;
-the input contract comes from the file's metadata (export/contract.py). `stylecast export`
-measures each file it writes with `max_differences` before publishing it.
+the input contract comes from the file's metadata (export/contract.py).
 """
 
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -17,7 +15,6 @@ from stylecast.core.device import resolve_device
 from stylecast.core.errors import InputError
 from stylecast.export.contract import checkpoint_from_contract
 from stylecast.models.checkpoint import Checkpoint, CheckpointError, Family
-from stylecast.models.registry import example_conditions
 from stylecast.realtime.backends import AOTBackend, Backend, OnnxRuntimeBackend, installed
 
 # suffix -> the backend that runs such a file
@@ -72,34 +69,3 @@ def open_aot(path: Path, device_name: str) -> tuple[Checkpoint, Backend]:
         raise InputError(f"{path.name} was compiled for {compiled_for}, not {device_name}")
     device = resolve_device(compiled_for if device_name == "auto" else device_name)
     return ckpt, AOTBackend(package, device, getattr(torch, record.get("dtype", "float32")))
-
-
-def probe_sizes(multiple: int) -> list[tuple[int, int]]:
-    """Two input sizes (H, W) the model takes: a small one, and an odd multiple of the size step
-    unlike the traced size (a shape baked into the graph shows there)."""
-    small = (-(-64 // multiple) * multiple, -(-96 // multiple) * multiple)
-    large = (23 * multiple, 31 * multiple) if multiple <= 16 else (3 * multiple, 5 * multiple)
-    return [small, large]
-
-
-def max_differences(
-    ckpt: Checkpoint,
-    run: Callable[..., torch.Tensor],
-    device: torch.device,
-    dtype: torch.dtype = torch.float32,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Largest |module - run| per probe size ("HxW": value), on random inputs in the contract's
-    range; `run(x, *conditions)` takes the input in `dtype` on `device`."""
-    generator = torch.Generator().manual_seed(seed)
-    module = ckpt.build().to(device)
-    lo, hi = ckpt.contract.range
-    differences = {}
-    with torch.inference_mode():
-        for h, w in probe_sizes(ckpt.contract.size_multiple):
-            x = (torch.rand(1, 3, h, w, generator=generator) * (hi - lo) + lo).to(device)
-            conditions = [c.to(device) for c in example_conditions(module, 1, generator).values()]
-            expected = module(x, *conditions)
-            actual = run(x.to(dtype), *(c.to(dtype) for c in conditions)).float()
-            differences[f"{h}x{w}"] = float((actual - expected).abs().max())
-    return differences

@@ -643,12 +643,12 @@ def test_export_of_the_unet_translator_checks_it_at_sizes_it_takes(capsys, tmp_p
 
 
 def test_an_export_that_fails_its_check_leaves_no_file(capsys, small_model, tmp_path, monkeypatch):
-    import stylecast.export.onnx
+    import stylecast.export.check
 
     def broken(*args, **kwargs):
         raise RuntimeError("onnxruntime could not run the graph")
 
-    monkeypatch.setattr(stylecast.export.onnx, "max_difference", broken)
+    monkeypatch.setattr(stylecast.export.check, "max_differences", broken)
     with pytest.raises(RuntimeError, match="could not run"):
         main(["export", small_model, "--format", "onnx", "-o", str(tmp_path / "m.onnx")])
     assert list(tmp_path.iterdir()) == []  # neither the output nor its staged file
