@@ -31,6 +31,12 @@ def add_video(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="output video (.mp4, .m4v, .mkv, .mov, .webm)")
     p.add_argument("--batch-size", type=int, default=1, help="frames per model call")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="model calls at once, each on its share of the CPU's threads (default: 2 on a CPU, 1 on a GPU)",
+    )
+    p.add_argument(
         "--video-codecs",
         choices=("auto", "cpu", "cuda"),
         default="auto",
@@ -42,8 +48,11 @@ def add_video(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_video(args: argparse.Namespace) -> int:
+    import torch
+
     from stylecast.core.atomic import check_outputs_spare_inputs
-    from stylecast.realtime.pipeline import process_video
+    from stylecast.core.device import resolve_device
+    from stylecast.realtime.pipeline import default_workers, process_video
     from stylecast.realtime.video import VIDEO_SUFFIXES
 
     output = Path(args.output)
@@ -52,16 +61,27 @@ def cmd_video(args: argparse.Namespace) -> int:
     check_outputs_spare_inputs([(Path(args.input), output)])
     if not 1 <= args.batch_size <= 64:
         raise InputError(f"--batch-size must be between 1 and 64, got {args.batch_size}")
-    stylizer = build_stylizer(args)
-    on_gpu = stylizer.backend.device.type == "cuda"
-    result = process_video(
-        args.input,
-        output,
-        stylizer,
-        batch_size=args.batch_size,
-        progress=not args.quiet,
-        hardware_codecs=args.video_codecs == "cuda" or (args.video_codecs == "auto" and on_gpu),
-    )
+    if args.workers is not None and not 1 <= args.workers <= 16:
+        raise InputError(f"--workers must be between 1 and 16, got {args.workers}")
+    workers = args.workers or default_workers(resolve_device(args.device))
+    threads = torch.get_num_threads()
+    # the threads are shared out before any backend sizes its pool (and given back after, for
+    # callers that go on in this process)
+    torch.set_num_threads(max(1, threads // workers))
+    try:
+        stylizer = build_stylizer(args)
+        on_gpu = stylizer.backend.device.type == "cuda"
+        result = process_video(
+            args.input,
+            output,
+            stylizer,
+            batch_size=args.batch_size,
+            progress=not args.quiet,
+            hardware_codecs=args.video_codecs == "cuda" or (args.video_codecs == "auto" and on_gpu),
+            workers=workers,
+        )
+    finally:
+        torch.set_num_threads(threads)
     data = dataclasses.asdict(result) | {
         "model": args.model,
         "backend": stylizer.backend.name,

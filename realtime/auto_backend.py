@@ -72,9 +72,10 @@ def _end_preparations() -> None:
         thread.join(timeout=5)
 
 
-def onnxruntime_exported_aside(ckpt: Checkpoint, device: torch.device) -> OnnxRuntimeBackend:
-    """ONNX Runtime for `ckpt`, its export (when not cached) run in a process of its own on one
-    thread: it holds neither this interpreter's lock nor more than a core while frames run."""
+def onnxruntime_exported_aside(ckpt: Checkpoint, device: torch.device, threads: int) -> OnnxRuntimeBackend:
+    """ONNX Runtime for `ckpt` on `threads` threads, its export (when not cached) run in a process
+    of its own on one thread: it holds neither this interpreter's lock nor more than a core while
+    frames run."""
     path = onnx_cache_path(ckpt)
     if not path.is_file():
         with tempfile.TemporaryDirectory() as tmp:
@@ -95,13 +96,14 @@ def onnxruntime_exported_aside(ckpt: Checkpoint, device: torch.device) -> OnnxRu
         if process.returncode != 0 or not path.is_file():
             last = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit code {process.returncode}"]
             raise RuntimeError(f"the ONNX export failed: {last[0]}")
-    return OnnxRuntimeBackend(path, device)
+    return OnnxRuntimeBackend(path, device, threads)
 
 
 class AutoBackend:
     """Runs `now` (ready at once) until `later`'s backends (name -> factory, run in a background
     thread once `start_after` frames have run) are ready, then picks per frame size between them
-    by timing real calls."""
+    by timing real calls. Calls may come from several threads (the file pipeline's workers): until
+    a size's choice is made they take turns, so each trial is timed alone; then they run at once."""
 
     device = torch.device("cpu")
     dtype = torch.float32
@@ -132,6 +134,7 @@ class AutoBackend:
             target=self._prepare, args=(later,), name="stylecast-auto-backend", daemon=True
         )
         self.frames_before_preparing = start_after
+        self.deciding = threading.Lock()
         if start_after <= 0:
             self.preparing.start()
 
@@ -170,6 +173,12 @@ class AutoBackend:
     def __call__(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
         size = tuple(x.shape[1:])
         if size in self.chosen:
+            return self.chosen[size](x, *conditions)
+        with self.deciding:
+            return self._decide(size, x, conditions)
+
+    def _decide(self, size: tuple[int, ...], x: torch.Tensor, conditions: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        if size in self.chosen:  # chosen while this call waited its turn
             return self.chosen[size](x, *conditions)
         key = f"{self.key_prefix}|{'x'.join(map(str, size))}"
         if size not in self.remembered:  # the file is read once per size, not on every frame

@@ -114,7 +114,7 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, model: Path, device: torch.device):
+    def __init__(self, model: Path, device: torch.device, threads: int | None = None):
         import onnxruntime as ort
 
         self.device, self.dtype = device, torch.float32
@@ -125,9 +125,10 @@ class OnnxRuntimeBackend:
             providers.insert(0, "CUDAExecutionProvider")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # as many threads as torch's own, so one setting at the edge (`stylecast serve --threads`)
-        # governs whichever backend runs
-        options.intra_op_num_threads = torch.get_num_threads()
+        # as many threads as torch's own unless told (the automatic choice builds its session in a
+        # background thread, while torch's count may be lowered for a moment), so one setting at
+        # the edge (`stylecast serve --threads`) governs whichever backend runs
+        options.intra_op_num_threads = threads or torch.get_num_threads()
         # ORT's worker threads spin after each run, waiting for the next; in a frame loop the
         # next work is torch's pre/post-processing, which they starve (2-core CPU, 640x360:
         # 58 -> 41 ms per frame with spinning off, the model call alone within noise)
@@ -166,7 +167,10 @@ def create_backend(name: str, ckpt: Checkpoint, device_name: str = "auto") -> Ba
         # torch built now (a bad checkpoint fails here) and run from the first frame; ONNX Runtime
         # (an export on first use) prepared in the background
         now = TorchBackend(ckpt, device, torch.float32)
-        later: dict[str, Callable[[], Backend]] = {"onnxruntime": lambda: onnxruntime_exported_aside(ckpt, device)}
+        threads = torch.get_num_threads()
+        later: dict[str, Callable[[], Backend]] = {
+            "onnxruntime": lambda: onnxruntime_exported_aside(ckpt, device, threads)
+        }
         # an export first costs seconds of both cores: worth it for a stream, not for a photo or two
         start_after = 0 if onnx_cache_path(ckpt).is_file() else EXPORT_AFTER_FRAMES
         return AutoBackend(ckpt, now, later, start_after)

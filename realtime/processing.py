@@ -10,6 +10,7 @@ clamp, uint8 on the device, one copy to the host.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,14 +43,15 @@ class StyleOptions:
 
 
 class HostBuffers:
-    """Pinned host tensors reused by (shape, dtype), so each frame costs no allocation."""
+    """Pinned host tensors reused by (shape, dtype), so each frame costs no allocation; one set
+    per calling thread (the file pipeline's workers upload at once)."""
 
     def __init__(self, pin: bool):
         self.pin = pin
-        self._buffers: dict[tuple[tuple[int, ...], torch.dtype], torch.Tensor] = {}
+        self._buffers: dict[tuple[int, tuple[int, ...], torch.dtype], torch.Tensor] = {}
 
     def get(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        key = (shape, dtype)
+        key = (threading.get_ident(), shape, dtype)
         if key not in self._buffers:
             self._buffers[key] = torch.empty(shape, dtype=dtype, pin_memory=self.pin)
         return self._buffers[key]
@@ -92,7 +94,7 @@ class FrameProcessor:
         """N frames of H x W x 3 uint8 -> N x 3 x H x W float32 in [0, 1] on the device.
 
         On CUDA the frames go through a reused pinned buffer; reusing it is safe because each
-        batch ends in `download`, which waits for the device, before the next upload.
+        batch ends in `download`, which waits for the device, before the same thread's next upload.
         """
         if self.device.type == "cpu":
             pixels = torch.from_numpy(np.stack(frames))

@@ -97,6 +97,57 @@ def test_auto_on_the_cpu_starts_at_once_then_keeps_the_faster_backend_per_size(s
     assert len(json.loads((tmp_path / "backend-choices.json").read_text())) == 2
 
 
+def test_auto_called_from_several_threads_times_each_trial_alone(small_model, tmp_path, monkeypatch):
+    """The file pipeline's workers call one backend at once: while a size is undecided its calls
+    take turns (no trial is timed beside another), each caller gets its own frame's output, and
+    ONNX Runtime gets the thread count of the backend's creation, not the one of the moment."""
+    import threading
+
+    from stylecast.export.onnx import cached_onnx
+
+    monkeypatch.setenv("STYLECAST_CACHE", str(tmp_path))
+    ckpt = load_model(small_model)
+    cached_onnx(ckpt, quiet=True)  # exported already: prepared at once
+    reference = create_backend("torch", ckpt, "cpu")
+    inside, most, lock = 0, 0, threading.Lock()
+
+    def fake_timed_call(backend, x, conditions):
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        try:
+            return backend(x, *conditions), 1.0
+        finally:
+            with lock:
+                inside -= 1
+
+    monkeypatch.setattr(auto_backend, "timed_call", fake_timed_call)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        backend = create_backend("auto", ckpt, "cpu")
+        torch.set_num_threads(1)  # as beside an export, for a moment
+        backend.preparing.join(timeout=60)
+    finally:
+        torch.set_num_threads(threads)
+    assert backend.ready["onnxruntime"].session.get_session_options().intra_op_num_threads == 2
+    inputs = [torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(i)) for i in range(4)]
+    wrong = []
+
+    def caller(x):
+        for _ in range(auto_backend.TRIALS + 2):
+            if not torch.allclose(backend(x), reference(x), atol=1e-3):
+                wrong.append(x)
+
+    workers = [threading.Thread(target=caller, args=(x,)) for x in inputs]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert wrong == [] and most == 1 and backend.name in ("onnxruntime", "torch")
+
+
 def test_unavailable_backends_and_devices_say_so(small_model):
     ckpt = load_model(small_model)
     with pytest.raises(InputError, match="unknown backend 'tflite'"):

@@ -11,6 +11,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from stylecast.cli.main import build_parser, main
 from stylecast.core.images import read_rgb, write_rgb
@@ -59,6 +60,15 @@ def test_video_command_with_json(capsys, demo_clip, small_model, tmp_path):
     with av.open(str(out_path)) as container:
         assert len(container.streams.audio) == 1
         assert sum(1 for _ in container.decode(video=0)) == 30
+    # one model call at a time against three: the same frames in the same order, the threads given back
+    threads = torch.get_num_threads()
+    for workers in ("1", "3"):
+        argv = ["video", demo_clip, "-o", tmp_path / f"w{workers}.mp4", "--model", small_model, "--backend", "torch"]
+        assert run(capsys, *argv, "--workers", workers, "-q")[0] == 0 and torch.get_num_threads() == threads
+    with av.open(str(tmp_path / "w1.mp4")) as one, av.open(str(tmp_path / "w3.mp4")) as three:
+        pairs = zip(one.decode(video=0), three.decode(video=0), strict=True)
+        differences = [np.abs(a.to_ndarray().astype(int) - b.to_ndarray().astype(int)).mean() for a, b in pairs]
+    assert len(differences) == 30 and max(differences) < 0.5
 
 
 def test_image_command_handles_odd_gray_alpha_and_16bit(capsys, small_model, tmp_path):
@@ -197,6 +207,7 @@ def bad(tmp_path):
         (["webcam", "--source", "demo", "--no-window", "--target-fps", "0"], ["--target-fps must be between"]),
         (["webcam", "--source", "demo", "--no-window", "--seconds", "-1"], ["--seconds must be positive"]),
         (["video", "{clip}", "-o", "{d}/o.mp4", "--batch-size", "0"], ["--batch-size must be between 1 and 64"]),
+        (["video", "{clip}", "-o", "{d}/o.mp4", "--workers", "0"], ["--workers must be between 1 and 16"]),
         (["video", "{clip}", "-o", "{d}/o.mp4", "--model", "arbitrary"], ["give --style-image"]),
         (
             ["video", "{clip}", "-o", "{d}/o.mp4", "--model", "eight_paintings-small", "--style", "starry_night:nan"],

@@ -66,6 +66,51 @@ def test_frames_arrive_in_order_with_batches(demo_clip, tmp_path):
     assert levels == list(range(1, 31))
 
 
+def test_several_workers_finish_out_of_order_and_the_file_keeps_order_timing_and_audio(demo_clip, tmp_path):
+    """Three workers, each call sleeping a random while (later frames often finish first): the
+    output is the one-worker output, frame for frame, with the same times and audio."""
+    import random
+    import threading
+    import time
+
+    running, most, lock = 0, 0, threading.Lock()
+    delays = random.Random(0)
+
+    def slow_invert(frames):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+            delay = delays.uniform(0.0, 0.03)
+        time.sleep(delay)
+        with lock:
+            running -= 1
+        return [255 - f for f in frames]
+
+    one = process_video(demo_clip, tmp_path / "one.mp4", slow_invert, progress=False)
+    three = process_video(demo_clip, tmp_path / "three.mp4", slow_invert, progress=False, workers=3)
+    assert most >= 2 and one.frames == three.frames == 30  # the calls did overlap
+    _, frames_one, audio_one = probe(tmp_path / "one.mp4")
+    _, frames_three, audio_three = probe(tmp_path / "three.mp4")
+    assert audio_three == audio_one > 0
+    assert [(pts, t) for pts, t, _ in frames_three] == [(pts, t) for pts, t, _ in frames_one]
+    assert all(np.array_equal(a, b) for (_, _, a), (_, _, b) in zip(frames_one, frames_three, strict=True))
+
+
+def test_a_failing_worker_stops_the_file_and_leaves_no_output(demo_clip, tmp_path):
+    calls = []
+
+    def fails_on_the_fifth(frames):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("model crashed")
+        return frames
+
+    with pytest.raises(RuntimeError, match="model crashed"):
+        process_video(demo_clip, tmp_path / "never.mp4", fails_on_the_fifth, progress=False, workers=2)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_variable_frame_rate_timestamps_survive(tmp_path):
     src = tmp_path / "vfr.mkv"
     writer = VideoWriter(src, 64, 48, Fraction(30), Fraction(1, 1000))
