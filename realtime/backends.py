@@ -171,7 +171,8 @@ def create_backend(name: str, ckpt: Checkpoint, device_name: str = "auto") -> Ba
         later: dict[str, Callable[[], Backend]] = {
             "onnxruntime": lambda: onnxruntime_exported_aside(ckpt, device, threads)
         }
-        # an export first costs seconds of both cores: worth it for a stream, not for a photo or two
+        # an export first costs a process start (torch imported again) and a trace: worth it for a
+        # stream, not for a photo or two
         start_after = 0 if onnx_cache_path(ckpt).is_file() else EXPORT_AFTER_FRAMES
         return AutoBackend(ckpt, now, later, start_after)
     if name == "auto":

@@ -46,10 +46,26 @@ def test_onnx_export_matches_torch_at_two_sizes_and_carries_the_contract(net, tm
     declared = json.loads(contract)
     assert declared["size_multiple"] == ckpt.contract.size_multiple and declared["channel_order"] == "RGB"
     assert declared["input_range"] == [0.0, 1.0] and declared["layout"] == "NCHW"
-    for size in ((64, 96), (184, 248)):
-        assert (
-            max(max_differences(ckpt, onnx_runner(path), sizes=[size]).values()) < 1e-3
-        )  # fp32: within 1e-3 of the output range
+    # fp32: within 1e-3 of the output range
+    assert max(max_differences(ckpt, onnx_runner(path), sizes=[(64, 96), (184, 248)]).values()) < 1e-3
+
+
+def test_a_net_the_trace_cannot_export_goes_through_torch_export(tmp_path, monkeypatch):
+    """The fast traced export is tried first; where it fails, torch.export's exporter gives the
+    same model, multi-style conditions and dynamic sizes included."""
+    import stylecast.export.onnx
+
+    def untraceable(*args, **kwargs):
+        raise RuntimeError("cannot trace this net")
+
+    ckpt = random_checkpoint("multistyle_small")
+    traced = export_onnx(ckpt, tmp_path / "traced.onnx")
+    monkeypatch.setattr(stylecast.export.onnx, "_export_traced", untraceable)
+    exported = export_onnx(ckpt, tmp_path / "exported.onnx")
+    for path in (traced, exported):
+        assert max(max_differences(ckpt, onnx_runner(path), sizes=[(64, 96), (184, 248)]).values()) < 1e-3
+    graphs = [onnx.load(str(p)).graph for p in (traced, exported)]
+    assert [n.op_type for n in graphs[0].node] != [n.op_type for n in graphs[1].node]  # two exporters ran
 
 
 @pytest.mark.parametrize(
