@@ -63,8 +63,8 @@ def cmd_video(args: argparse.Namespace) -> int:
         raise InputError(f"--batch-size must be between 1 and 64, got {args.batch_size}")
     if args.workers is not None and not 1 <= args.workers <= 16:
         raise InputError(f"--workers must be between 1 and 16, got {args.workers}")
-    workers = args.workers or default_workers(resolve_device(args.device))
     threads = torch.get_num_threads()
+    workers = args.workers or default_workers(resolve_device(args.device).type, threads)
     # the threads are shared out before any backend sizes its pool (and given back after, for
     # callers that go on in this process)
     torch.set_num_threads(max(1, threads // workers))

@@ -15,12 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as ResultNotReady  # the builtin's alias from 3.11 only
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import av
-import torch
 from tqdm import tqdm
 
 from stylecast.core.atomic import atomic_output
@@ -136,12 +136,13 @@ class _Stages:
 StylizeFn = Callable[[list[Any]], list[Any]]
 
 
-def default_workers(device: torch.device) -> int:
-    """Model calls at once for a file: on a CPU two, each on half the threads: one call's
-    single-threaded stretches and its pre- and post-processing leave cores idle that the other
-    call fills (2-core AMD EPYC, ONNX Runtime, default net at 640x360: 31 ms a frame with one call
-    on two threads, 25 ms with two calls on one thread each). On a GPU one: its own queue overlaps."""
-    return 2 if device.type == "cpu" and torch.get_num_threads() >= 2 else 1
+def default_workers(device_type: str, threads: int) -> int:
+    """Model calls at once for a file: on a CPU with two threads or more, two, each on half of
+    them: one call's single-threaded stretches and its pre- and post-processing leave cores idle
+    that the other call fills (2-core AMD EPYC, ONNX Runtime, default net at 640x360: 31 ms a frame
+    with one call on two threads, 25 ms with two calls on one thread each). On a GPU one: its own
+    queue overlaps."""
+    return 2 if device_type == "cpu" and threads >= 2 else 1
 
 
 def process_video(
@@ -236,7 +237,7 @@ def process_video(
                     raise _Stop
                 try:
                     return result.result(timeout=0.1)
-                except TimeoutError:
+                except ResultNotReady:
                     continue
 
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stylecast-stylize")

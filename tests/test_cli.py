@@ -65,10 +65,15 @@ def test_video_command_with_json(capsys, demo_clip, small_model, tmp_path):
     for workers in ("1", "3"):
         argv = ["video", demo_clip, "-o", tmp_path / f"w{workers}.mp4", "--model", small_model, "--backend", "torch"]
         assert run(capsys, *argv, "--workers", workers, "-q")[0] == 0 and torch.get_num_threads() == threads
-    with av.open(str(tmp_path / "w1.mp4")) as one, av.open(str(tmp_path / "w3.mp4")) as three:
-        pairs = zip(one.decode(video=0), three.decode(video=0), strict=True)
-        differences = [np.abs(a.to_ndarray().astype(int) - b.to_ndarray().astype(int)).mean() for a, b in pairs]
-    assert len(differences) == 30 and max(differences) < 0.5
+    frames = []
+    for name in ("w1.mp4", "w3.mp4"):
+        with av.open(str(tmp_path / name)) as container:
+            frames.append([f.to_ndarray(format="rgb24").astype(int) for f in container.decode(video=0)])
+    one, three = frames
+    assert len(one) == len(three) == 30
+    for i in range(30):  # each frame nearest its own counterpart (threads and x264 move a few levels)
+        distance = {j: np.abs(one[i] - three[j]).mean() for j in (i - 1, i, i + 1) if 0 <= j < 30}
+        assert min(distance, key=distance.get) == i and distance[i] < 3
 
 
 def test_image_command_handles_odd_gray_alpha_and_16bit(capsys, small_model, tmp_path):
