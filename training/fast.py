@@ -30,6 +30,7 @@ from tqdm import tqdm
 from stylecast.core.errors import InputError
 from stylecast.core.images import read_rgb
 from stylecast.models.checkpoint import (
+    MAX_MARGIN,
     Checkpoint,
     CheckpointError,
     Family,
@@ -201,6 +202,13 @@ class FastConfig:
     init: str | None = option(
         None,
         "start from this checkpoint's or shipped model's weights (same network): fine-tune, e.g. add the temporal loss",
+    )
+    margin: int | None = option(
+        None,
+        "reflected pixels the runtime adds around each frame and crops off again, declared in the checkpoint"
+        " (default: the net's own, 8 for the small nets); more for a net that learned to paint near the edge",
+        at_least=0,
+        at_most=MAX_MARGIN,
     )
     seed: int = option(0, "random seed", at_least=0, at_most=MAX_SEED)
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
@@ -374,12 +382,14 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     if scalars.missing:
         log.info("tensorboard is not installed; install stylecast[train] for TensorBoard logs")
 
+    margin = getattr(net_class, "margin", 0) if config.margin is None else config.margin
+
     def snapshot() -> Checkpoint:
         return Checkpoint(
             architecture=architecture,
             kwargs=dict(net_kwargs),
             state_dict={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-            contract=InputContract(size_multiple=net_class.size_multiple, margin=getattr(net_class, "margin", 0)),
+            contract=InputContract(size_multiple=net_class.size_multiple, margin=margin),
             family=Family.MULTISTYLE if multistyle else Family.JOHNSON,
             styles=names,
             training={
