@@ -54,6 +54,12 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     add_model_flags(translator)
     translator.set_defaults(run=cmd_eval_translator)
 
+    cards = metric("cards", "a Markdown model card per shipped model, from its checkpoint, recipe and eval reports")
+    cards.add_argument("reports", nargs="*", help="JSON reports of eval quality, temporal and translator")
+    cards.add_argument("--out", required=True, help="folder for NAME.md per model and README.md")
+    cards.add_argument("--models", nargs="+", default=None, help="shipped models to write (default: all)")
+    cards.set_defaults(run=cmd_eval_cards)
+
 
 def cmd_eval_temporal(args: argparse.Namespace) -> int:
     import itertools
@@ -75,6 +81,8 @@ def cmd_eval_temporal(args: argparse.Namespace) -> int:
     data = {
         "video": args.video,
         "model": args.model,
+        "style": args.style,
+        "style_images": args.style_image or [],
         "pairs": result.pairs,
         "warping_error": result.stylized,
         "input_warping_error": result.input,
@@ -166,11 +174,51 @@ def cmd_eval_translator(args: argparse.Namespace) -> int:
     photos = [resize_long_side(read_rgb(path), args.size) for path in image_files(args.photos)]
     result = evaluate_translator(stylizer.one, photos, target, baseline)
     model, base = result["model"], result["baseline"]
-    data = {"model": args.model, "photos": len(photos), "target": args.grade or "photo", **result}
+    data = {
+        "model": args.model,
+        "photos": len(photos),
+        "target": args.grade or "photo",
+        "scores": model,
+        "baseline": base,
+    }
     emit(
         args,
         data,
         f"{args.model} on {len(photos)} photos: L1 {model['l1']:.4f}, SSIM {model['ssim']:.3f}; "
         f"input unchanged: L1 {base['l1']:.4f}, SSIM {base['ssim']:.3f}",
     )
+    return 0
+
+
+def cmd_eval_cards(args: argparse.Namespace) -> int:
+    from stylecast.core.atomic import atomic_output
+    from stylecast.evaluation.cards import cards_index, model_card, read_reports
+    from stylecast.models.checkpoint import load_checkpoint
+    from stylecast.models.zoo import SHIPPED
+    from stylecast.training.recipe import load_recipe, recipe_names
+
+    out = Path(args.out)
+    if not out.parent.is_dir() or (out.exists() and not out.is_dir()):
+        raise InputError(f"--out {out} must be a folder (its parent existing)")
+    unknown = sorted(set(args.models or ()) - set(SHIPPED))
+    if unknown:
+        raise InputError(f"not shipped models: {', '.join(unknown)}; shipped: {', '.join(SHIPPED)}")
+    missing = [path for path in args.reports if not Path(path).is_file()]
+    if missing:
+        raise InputError(f"no such report: {', '.join(missing)}")
+    reports = read_reports([Path(path) for path in args.reports])
+    entries = [entry for name, entry in SHIPPED.items() if args.models is None or name in args.models]
+    recipes = set(recipe_names())
+    out.mkdir(exist_ok=True)
+    written = []
+    for entry in entries:
+        recipe = load_recipe(entry.name) if entry.name in recipes else None
+        card = model_card(entry, load_checkpoint(entry.path), recipe, reports)
+        with atomic_output(out / f"{entry.name}.md") as tmp:
+            tmp.write_text(card)
+        written.append(str(out / f"{entry.name}.md"))
+    if args.models is None:
+        with atomic_output(out / "README.md") as tmp:
+            tmp.write_text(cards_index(entries))
+    emit(args, {"cards": written}, f"wrote {len(written)} model cards to {out}")
     return 0

@@ -249,7 +249,7 @@ def test_command_line_trains_a_free_pair_translator_and_stylizes_an_image_with_i
     expected = np.abs(np.stack(held_out) - np.round(luma)[..., None]).mean() / 255
     assert report["photos"] == len(held_out) and report["target"] == "photo"
     assert report["baseline"]["l1"] == pytest.approx(expected, abs=2e-3)
-    assert 0 < report["model"]["l1"] < 1 and -1 <= report["model"]["ssim"] <= 1
+    assert 0 < report["scores"]["l1"] < 1 and -1 <= report["scores"]["ssim"] <= 1
 
 
 def test_translator_eval_scores_a_colour_grade_and_refuses_a_model_without_a_target(domains, tmp_path, capsys):
@@ -265,7 +265,7 @@ def test_translator_eval_scores_a_colour_grade_and_refuses_a_model_without_a_tar
     report = json.loads(capsys.readouterr().out)
     expected = np.mean([np.abs(f.astype(float) - teal_orange(f)).mean() / 255 for f in held_out])
     assert report["target"] == "teal_orange" and report["baseline"]["l1"] == pytest.approx(expected, abs=1e-6)
-    assert report["model"]["l1"] > report["baseline"]["l1"]  # a painting is no colour grade
+    assert report["scores"]["l1"] > report["baseline"]["l1"]  # a painting is no colour grade
     assert main(argv) == 2
     assert "has no known target" in capsys.readouterr().err
     assert main([*argv, "--grade", "sepia"]) == 2
@@ -282,7 +282,7 @@ def test_shipped_translators_come_closer_to_their_target_than_the_input(model, t
     assert main(["eval", "translator", str(photos), "--model", model, "--size", "256", *target, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["photos"] == 12 and report["target"] == (target[-1] if target else "photo")
-    assert report["model"]["l1"] < report["baseline"]["l1"]
+    assert report["scores"]["l1"] < report["baseline"]["l1"]
 
 
 def test_video_command_runs_a_shipped_translator_and_keeps_frames_and_audio(demo_clip, tmp_path, capsys):
