@@ -14,6 +14,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -60,11 +61,23 @@ def export_onnx(ckpt: Checkpoint, path: str | Path, sample_size: tuple[int, int]
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
         tmp_path = Path(tmp) / "model.onnx"
+
+        def export(**shapes: Any) -> None:
+            torch.onnx.export(
+                module,
+                (sample, *conditions.values()),
+                str(tmp_path),
+                input_names=["input", *conditions],
+                output_names=["output"],
+                opset_version=OPSET,
+                **shapes,
+            )
+
         try:
-            _export_traced(module, sample, conditions, tmp_path)
+            export(**_traced_shapes(list(conditions)))
         except Exception as exc:  # noqa: BLE001 - any failure of the trace leaves the other exporter
             log.debug("the traced ONNX export failed (%s: %s); exporting through torch.export", type(exc).__name__, exc)
-            _export_through_torch_export(module, sample, conditions, m, tmp_path)
+            export(**_torch_export_shapes(list(conditions), m))
         model = onnx.load(str(tmp_path))
         for key, value in contract_metadata(ckpt).items():
             entry = model.metadata_props.add()
@@ -74,37 +87,25 @@ def export_onnx(ckpt: Checkpoint, path: str | Path, sample_size: tuple[int, int]
     return path
 
 
-def _export_traced(module: torch.nn.Module, sample: torch.Tensor, conditions: dict, out: Path) -> None:
+def _traced_shapes(conditions: list[str]) -> dict[str, Any]:
+    """The trace's dynamic axes: batch, height and width of the frame, batch of each condition."""
     axes = {0: "batch", 2: "height", 3: "width"}
-    torch.onnx.export(
-        module,
-        (sample, *conditions.values()),
-        str(out),
-        input_names=["input", *conditions],
-        output_names=["output"],
-        opset_version=OPSET,
-        dynamic_axes={"input": axes, "output": axes, **{name: {0: "batch"} for name in conditions}},
-        dynamo=False,
-    )
+    return {
+        "dynamic_axes": {"input": axes, "output": axes, **{name: {0: "batch"} for name in conditions}},
+        "dynamo": False,
+    }
 
 
-def _export_through_torch_export(
-    module: torch.nn.Module, sample: torch.Tensor, conditions: dict, multiple: int, out: Path
-) -> None:
+def _torch_export_shapes(conditions: list[str], multiple: int) -> dict[str, Any]:
+    """torch.export's dynamic shapes: height and width in steps of the size multiple."""
     height, width = torch.export.Dim("height", min=2) * multiple, torch.export.Dim("width", min=2) * multiple
     batch = torch.export.Dim("batch", min=1, max=64)
-    torch.onnx.export(
-        module,
-        (sample, *conditions.values()),
-        str(out),
-        input_names=["input", *conditions],
-        output_names=["output"],
-        opset_version=OPSET,
-        dynamic_shapes={"x": {0: batch, 2: height, 3: width}, **{name: {0: batch} for name in conditions}},
-        external_data=False,
-        dynamo=True,
-        verbose=False,
-    )
+    return {
+        "dynamic_shapes": {"x": {0: batch, 2: height, 3: width}, **{name: {0: batch} for name in conditions}},
+        "external_data": False,
+        "dynamo": True,
+        "verbose": False,
+    }
 
 
 def onnx_cache_path(ckpt: Checkpoint) -> Path:

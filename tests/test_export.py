@@ -53,14 +53,16 @@ def test_onnx_export_matches_torch_at_two_sizes_and_carries_the_contract(net, tm
 def test_a_net_the_trace_cannot_export_goes_through_torch_export(tmp_path, monkeypatch):
     """The fast traced export is tried first; where it fails, torch.export's exporter gives the
     same model, multi-style conditions and dynamic sizes included."""
-    import stylecast.export.onnx
+    export = torch.onnx.export
 
-    def untraceable(*args, **kwargs):
-        raise RuntimeError("cannot trace this net")
+    def untraceable(*args, dynamo, **kwargs):
+        if not dynamo:
+            raise RuntimeError("cannot trace this net")
+        return export(*args, dynamo=dynamo, **kwargs)
 
     ckpt = random_checkpoint("multistyle_small")
     traced = export_onnx(ckpt, tmp_path / "traced.onnx")
-    monkeypatch.setattr(stylecast.export.onnx, "_export_traced", untraceable)
+    monkeypatch.setattr(torch.onnx, "export", untraceable)
     exported = export_onnx(ckpt, tmp_path / "exported.onnx")
     for path in (traced, exported):
         assert max(max_differences(ckpt, onnx_runner(path), sizes=[(64, 96), (184, 248)]).values()) < 1e-3
