@@ -73,3 +73,17 @@ def demo_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def assert_frames_in_order(frames: list[np.ndarray], reference: list[np.ndarray], tolerance: float) -> None:
+    """Each frame is nearer its own counterpart in `reference` than that one's neighbours (none
+    swapped, dropped or repeated) and within `tolerance` grey levels of it on average: two runs
+    of the same frames may differ by a level or so (thread counts, the encoder's rate control)."""
+    assert len(frames) == len(reference)
+    for i, frame in enumerate(frames):
+        distance = {
+            j: np.abs(frame.astype(int) - reference[j].astype(int)).mean()
+            for j in (i - 1, i, i + 1)
+            if 0 <= j < len(reference)
+        }
+        assert min(distance, key=distance.get) == i and distance[i] < tolerance, (i, distance)
