@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from stylecast.core.device import cpu_name
+from stylecast.core.machine import cpu_name
 from stylecast.models.checkpoint import Checkpoint, InputContract
 from stylecast.models.registry import ARCHITECTURES
 from stylecast.models.zoo import SHIPPED

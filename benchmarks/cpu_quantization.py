@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from cpu_models import median_ms  # beside this script
 
-from stylecast.core.device import cpu_name
 from stylecast.core.images import read_rgb
+from stylecast.core.machine import cpu_name
 from stylecast.export.onnx import cached_onnx
 from stylecast.realtime.processing import FrameProcessor, StyleOptions
 from stylecast.realtime.stylizer import load_model

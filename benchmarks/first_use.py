@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from stylecast.core.device import cpu_name
+from stylecast.core.machine import cpu_name
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from stylecast.cli.common import parse_size
-from stylecast.core.device import cpu_name
 from stylecast.core.errors import InputError
 from stylecast.core.images import read_rgb
+from stylecast.core.machine import cpu_name
 from stylecast.realtime.stylizer import Stylizer
 
 CONTRASTS = (1.0, 0.3, 0.1, 0.03)

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from clips import SHARED_CLIPS, first_frames  # beside this script
 
-from stylecast.core.device import cpu_name
 from stylecast.core.errors import InputError
+from stylecast.core.machine import cpu_name
 from stylecast.evaluation.metrics import PairErrors, pair_errors
 from stylecast.realtime.stylizer import Stylizer
 

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from cpu_models import OURS, benchmark_checkpoint  # this folder's CPU benchmark: the same models
 
-from stylecast.core.device import cpu_name, resolve_device
+from stylecast.core.device import resolve_device
+from stylecast.core.machine import cpu_name
 from stylecast.models.checkpoint import Checkpoint
 from stylecast.realtime.backends import AOTBackend, Backend, CompiledBackend, OnnxRuntimeBackend, TorchBackend
 from stylecast.realtime.processing import StyleOptions

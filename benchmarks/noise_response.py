@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from clips import SHARED_CLIPS, first_frames  # beside this script
 
-from stylecast.core.device import cpu_name
 from stylecast.core.errors import InputError
+from stylecast.core.machine import cpu_name
 from stylecast.realtime.stylizer import Stylizer
 from stylecast.training.losses import codec_noise, video_noise
 

@@ -92,16 +92,20 @@ def choose_model(args: argparse.Namespace) -> None:
         args.model = "arbitrary" if args.style_image else DEFAULT_MODEL
 
 
-def build_stylizer(args: argparse.Namespace) -> Stylizer:
-    from stylecast.realtime.processing import StyleOptions
-    from stylecast.realtime.stylizer import Stylizer
-
+def check_style_options(args: argparse.Namespace) -> None:
     if not 0.0 <= args.strength <= 1.0:
         raise InputError(f"--strength must be between 0 and 1, got {args.strength}")
     if not 0.0 < args.scale <= 4.0:
         raise InputError(f"--scale must be in (0, 4], got {args.scale}")
     if args.max_size is not None and args.max_size < 16:
         raise InputError(f"--max-size must be at least 16, got {args.max_size}")
+
+
+def build_stylizer(args: argparse.Namespace) -> Stylizer:
+    from stylecast.realtime.processing import StyleOptions
+    from stylecast.realtime.stylizer import Stylizer
+
+    check_style_options(args)
     options = StyleOptions(args.strength, args.preserve_color, args.max_size, args.scale, args.upsample)
     style_images = read_weighted_images(args.style_image, "style image weight") if args.style_image else None
     return Stylizer.create(

@@ -90,12 +90,11 @@ def _main(argv: list[str] | None) -> int:
         "RANK", "0"
     ) == "0"  # torchrun: rank 0 logs
     logging.basicConfig(level=logging.INFO if chatty else logging.WARNING, format="%(message)s")
-    from stylecast.models.checkpoint import CheckpointError
-    from stylecast.models.vgg import VGGUnavailable
+    from stylecast.models.contract import CheckpointError  # without torch: the ONNX Runtime path never imports it
 
     try:
         return args.run(args)
-    except (InputError, CheckpointError, VGGUnavailable) as exc:
+    except (InputError, CheckpointError) as exc:  # models.vgg.VGGUnavailable is an InputError
         print(f"stylecast: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # the reader went away (`stylecast models | head -1`): as Unix tools do, end quietly

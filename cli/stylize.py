@@ -13,6 +13,7 @@ from stylecast.cli.common import (
     EXIT_USAGE,
     add_model_flags,
     build_stylizer,
+    check_style_options,
     check_target_fps,
     emit,
     finite_float,
@@ -23,6 +24,8 @@ from stylecast.core.errors import InputError
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from stylecast.realtime.pipeline import VideoResult
 
 
 def add_video(p: argparse.ArgumentParser) -> None:
@@ -48,12 +51,11 @@ def add_video(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    import torch
-
     from stylecast.core.atomic import check_outputs_spare_inputs
-    from stylecast.core.device import resolve_device
+    from stylecast.core.machine import default_threads
     from stylecast.realtime.pipeline import default_workers, process_video
-    from stylecast.realtime.video import VIDEO_SUFFIXES
+    from stylecast.realtime.torch_free import onnx_without_torch
+    from stylecast.realtime.video import VIDEO_SUFFIXES, VideoReader
 
     output = Path(args.output)
     if output.suffix.lower() not in VIDEO_SUFFIXES:
@@ -63,6 +65,61 @@ def cmd_video(args: argparse.Namespace) -> int:
         raise InputError(f"--batch-size must be between 1 and 64, got {args.batch_size}")
     if args.workers is not None and not 1 <= args.workers <= 16:
         raise InputError(f"--workers must be between 1 and 16, got {args.workers}")
+    check_style_options(args)
+    reader = VideoReader(args.input)  # the frame size, and a one-line error for a bad file before any model loads
+    reader.close()
+    threads = default_threads()
+    cpu_workers = args.workers or default_workers("cpu", threads)
+    stylize = None
+    if args.style is None and args.style_image is None and args.transform is None:
+        stylize = onnx_without_torch(
+            args.model,
+            args.backend,
+            args.device,
+            (reader.height, reader.width),
+            max(1, threads // cpu_workers),
+            args.strength,
+            reduced=args.max_size is not None or args.scale != 1.0,
+            preserve_color=args.preserve_color,
+        )
+    if stylize is not None:  # ONNX Runtime with numpy around it: torch is never imported
+        result = process_video(
+            args.input,
+            output,
+            stylize,
+            batch_size=args.batch_size,
+            progress=not args.quiet,
+            hardware_codecs=args.video_codecs == "cuda",
+            workers=cpu_workers,
+        )
+        ran_on = f"{stylize.name} on {stylize.device}"
+    else:
+        result, ran_on = video_with_torch(args, output)
+    data = dataclasses.asdict(result) | {
+        "model": args.model,
+        "backend": ran_on.split(" on ")[0],
+        "torch": stylize is None,
+        "throughput_fps": result.throughput,
+    }
+    emit(
+        args,
+        data,
+        f"{result.input} -> {result.output}: {result.frames} frames {result.width}x{result.height} "
+        f"at {result.fps:.3g} fps{', audio kept' if result.audio else ''} "
+        f"in {result.seconds:.1f} s ({result.throughput:.1f} frames/s, {ran_on}, "
+        f"{result.decoder} -> {result.encoder})"
+        + (f"; {result.decode_errors} damaged packet(s) skipped" if result.decode_errors else ""),
+    )
+    return 0
+
+
+def video_with_torch(args: argparse.Namespace, output: Path) -> tuple[VideoResult, str]:
+    """`stylecast video` through a Stylizer: the result and what ran ("backend on device")."""
+    import torch
+
+    from stylecast.core.device import resolve_device
+    from stylecast.realtime.pipeline import default_workers, process_video
+
     threads = torch.get_num_threads()
     workers = args.workers or default_workers(resolve_device(args.device).type, threads)
     # the threads are shared out before any backend sizes its pool (and given back after, for
@@ -82,21 +139,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         )
     finally:
         torch.set_num_threads(threads)
-    data = dataclasses.asdict(result) | {
-        "model": args.model,
-        "backend": stylizer.backend.name,
-        "throughput_fps": result.throughput,
-    }
-    emit(
-        args,
-        data,
-        f"{result.input} -> {result.output}: {result.frames} frames {result.width}x{result.height} "
-        f"at {result.fps:.3g} fps{', audio kept' if result.audio else ''} "
-        f"in {result.seconds:.1f} s ({result.throughput:.1f} frames/s, {stylizer.backend.name} on {stylizer.backend.device}, "
-        f"{result.decoder} -> {result.encoder})"
-        + (f"; {result.decode_errors} damaged packet(s) skipped" if result.decode_errors else ""),
-    )
-    return 0
+    return result, f"{stylizer.backend.name} on {stylizer.backend.device}"
 
 
 def add_image(p: argparse.ArgumentParser) -> None:

@@ -2,15 +2,19 @@
 
 ONNX files keep it in their metadata properties, AOTInductor packages in their metadata, both
 under METADATA_KEY as JSON; `checkpoint_from_contract` reads it back into a Checkpoint without
-weights (what the runtime needs to feed the file and read its output).
+weights (what the runtime needs to feed the file and read its output); `contract_record` reads
+just the contract, without torch (the ONNX Runtime path that never imports it).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stylecast.models.checkpoint import Checkpoint, CheckpointError, Family, InputContract
+from stylecast.models.contract import CheckpointError, Family, InputContract
+
+if TYPE_CHECKING:
+    from stylecast.models.checkpoint import Checkpoint
 
 METADATA_KEY = "stylecast.contract"
 
@@ -38,8 +42,8 @@ def contract_metadata(ckpt: Checkpoint, **extra: str) -> dict[str, str]:
     }
 
 
-def checkpoint_from_contract(metadata: dict[str, str], source: str) -> tuple[Checkpoint, dict[str, Any]]:
-    """The weightless Checkpoint an exported file's metadata describes, and the whole record
+def contract_record(metadata: dict[str, str], source: str) -> tuple[InputContract, Family, dict[str, Any]]:
+    """The input contract and family an exported file's metadata declares, and the whole record
     (with the extra entries, e.g. an AOT package's device and dtype). CheckpointError when the
     file was not written by `stylecast export`."""
     if METADATA_KEY not in metadata:
@@ -54,12 +58,23 @@ def checkpoint_from_contract(metadata: dict[str, str], source: str) -> tuple[Che
             output_range=tuple(record["output_range"]),
             transform=record["input_transform"],
         )
+        return contract, Family(str(record["family"])), record
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{source}: its stylecast contract is unreadable ({exc})") from None
+
+
+def checkpoint_from_contract(metadata: dict[str, str], source: str) -> tuple[Checkpoint, dict[str, Any]]:
+    """The weightless Checkpoint an exported file's metadata describes, and the whole record."""
+    from stylecast.models.checkpoint import Checkpoint  # imports torch, which contract_record must not
+
+    contract, family, record = contract_record(metadata, source)
+    try:
         ckpt = Checkpoint(
             architecture=str(record["architecture"]),
             kwargs=dict(record.get("kwargs", {})),
             state_dict={},
             contract=contract,
-            family=Family(str(record["family"])),
+            family=family,
             styles=[str(s) for s in record["styles"]],
             training={"exported": source},
         )

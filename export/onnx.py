@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from stylecast.core.atomic import staged_file
-from stylecast.core.cache import cache_dir
+from stylecast.core.cache import onnx_path
 from stylecast.export.contract import contract_metadata
 from stylecast.export.shapes import sample_size as traced_size
 from stylecast.models.checkpoint import Checkpoint, load_checkpoint
@@ -108,8 +108,13 @@ def _torch_export_shapes(conditions: list[str], multiple: int) -> dict[str, Any]
     }
 
 
+def model_key(ckpt: Checkpoint) -> str:
+    """The name a model's exports and measurements are kept under: its architecture and digest."""
+    return f"{ckpt.architecture}-{checkpoint_digest(ckpt)}"
+
+
 def onnx_cache_path(ckpt: Checkpoint) -> Path:
-    return cache_dir() / "onnx" / f"{ckpt.architecture}-{checkpoint_digest(ckpt)}.onnx"
+    return onnx_path(model_key(ckpt))
 
 
 def cached_onnx(ckpt: Checkpoint, quiet: bool = False) -> Path:

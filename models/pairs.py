@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from stylecast.models.color import luminance
-
-PAIRS = ("edges", "grayscale")
+from stylecast.models.contract import PAIRS
 
 
 def sobel_edges(rgb: torch.Tensor) -> torch.Tensor:

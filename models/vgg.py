@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from stylecast.core.errors import InputError
+
 # conv channel widths of each architecture ("M" = 2x2 max pool), as torchvision builds them
 CONFIGS: dict[str, list[int | str]] = {
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
@@ -56,7 +58,7 @@ ENV_WEIGHTS = {"vgg16": "STYLECAST_VGG16_WEIGHTS", "vgg19": "STYLECAST_VGG19_WEI
 LEGACY_ENV_WEIGHTS = "STYLECAST_VGG_WEIGHTS"
 
 
-class VGGUnavailable(Exception):
+class VGGUnavailable(InputError):
     """No usable VGG weights: the message says what was tried and what to do."""
 
 

@@ -8,14 +8,12 @@ torch, which is ready at once, from the first; ONNX Runtime is prepared in a bac
 export. Once it is ready, a size not measured before alternates the two on its own frames,
 TRIALS timed calls each after one warm-up, and keeps the faster by median (the later candidate
 must win by MARGIN). Alternating measures both under the same load, so the choice holds on a
-busy CPU. It is remembered in the cache folder, keyed by the model's digest, the frame size, the
-CPU, the thread count and the library versions; delete `backend-choices.json` there to measure again.
+busy CPU. It is remembered in the cache folder (realtime/backend_choices.py).
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import statistics
@@ -25,16 +23,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 
 import torch
 
-from stylecast.core.atomic import atomic_output
-from stylecast.core.cache import cache_dir
-from stylecast.core.device import cpu_name
-from stylecast.export.onnx import onnx_cache_path
+from stylecast.export.onnx import model_key, onnx_cache_path
 from stylecast.models.checkpoint import Checkpoint, save_checkpoint
+from stylecast.realtime.backend_choices import choice_key, choice_prefix, remember_choice, remembered_backend
 from stylecast.realtime.backends import Backend, OnnxRuntimeBackend
 
 log = logging.getLogger("stylecast.backends")
@@ -47,13 +42,6 @@ def timed_call(backend: Backend, x: torch.Tensor, conditions: tuple[torch.Tensor
     start = time.perf_counter()
     y = backend(x, *conditions)
     return y, (time.perf_counter() - start) * 1000
-
-
-def version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "?"
 
 
 _exporting: set[subprocess.Popen] = set()  # export processes, ended if this process ends first
@@ -114,10 +102,7 @@ class AutoBackend:
         now: Backend,
         later: dict[str, Callable[[], Backend]],
         start_after: int = 0,
-        choices_file: Path | None = None,
     ):
-        from stylecast.export.onnx import checkpoint_digest
-
         self.now = now
         self.order = [*later, now.name]  # within MARGIN, the first wins
         self.ready: dict[str, Backend] = {now.name: now}  # filled in by the background thread
@@ -125,11 +110,7 @@ class AutoBackend:
         self.chosen: dict[tuple[int, ...], Backend] = {}  # C x H x W -> backend
         self.remembered: dict[tuple[int, ...], str | None] = {}  # C x H x W -> an earlier run's choice
         self.trials: dict[tuple[int, ...], dict[str, list[float]]] = {}  # C x H x W -> name -> ms (first: warm-up)
-        self.choices_file = choices_file or cache_dir() / "backend-choices.json"
-        versions = ";".join(f"{p}={version(p)}" for p in ("stylecast", "torch", "onnxruntime"))
-        self.key_prefix = (
-            f"{ckpt.architecture}-{checkpoint_digest(ckpt)}|{cpu_name()}|threads={torch.get_num_threads()}|{versions}"
-        )
+        self.key_prefix = choice_prefix(model_key(ckpt), torch.get_num_threads())
         self.preparing = threading.Thread(
             target=self._prepare, args=(later,), name="stylecast-auto-backend", daemon=True
         )
@@ -157,19 +138,6 @@ class AutoBackend:
         """What ran: the chosen backend ('auto' before any choice; several joined by '+')."""
         return "+".join(sorted({backend.name for backend in self.chosen.values()})) or "auto"
 
-    def _remembered(self) -> dict[str, dict]:
-        try:
-            return json.loads(self.choices_file.read_text())
-        except (OSError, ValueError):
-            return {}  # none yet, or unreadable: measure again
-
-    def _remember(self, key: str, best: str, timings: dict[str, float]) -> None:
-        choices = self._remembered()  # read again: another run may have added its own
-        choices[key] = {"backend": best, "ms": {n: round(ms, 2) for n, ms in timings.items()}}
-        self.choices_file.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(self.choices_file) as tmp:  # a run in parallel never sees half a file
-            tmp.write_text(json.dumps(choices, indent=1))
-
     def __call__(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
         size = tuple(x.shape[1:])
         if size in self.chosen:
@@ -180,9 +148,9 @@ class AutoBackend:
     def _decide(self, size: tuple[int, ...], x: torch.Tensor, conditions: tuple[torch.Tensor, ...]) -> torch.Tensor:
         if size in self.chosen:  # chosen while this call waited its turn
             return self.chosen[size](x, *conditions)
-        key = f"{self.key_prefix}|{'x'.join(map(str, size))}"
+        key = choice_key(self.key_prefix, size)
         if size not in self.remembered:  # the file is read once per size, not on every frame
-            self.remembered[size] = self._remembered().get(key, {}).get("backend")
+            self.remembered[size] = remembered_backend(key)
         remembered = self.remembered[size]
         if remembered in self.ready:
             self.chosen[size] = self.ready[remembered]
@@ -221,6 +189,6 @@ class AutoBackend:
                 best,
                 ", ".join(f"{n} {t:.1f}" for n, t in timings.items()),
             )
-            self._remember(key, best, timings)
+            remember_choice(key, best, timings)
             self.chosen[size] = self.ready[best]
         return y

@@ -24,7 +24,7 @@ import torch
 from stylecast.core.cache import cache_dir
 from stylecast.core.device import resolve_device
 from stylecast.core.errors import InputError
-from stylecast.export.onnx import cached_onnx, checkpoint_digest, onnx_cache_path
+from stylecast.export.onnx import cached_onnx, model_key, onnx_cache_path
 from stylecast.models.checkpoint import Checkpoint
 from stylecast.realtime.names import BACKENDS
 
@@ -97,7 +97,7 @@ class AOTBackend:
         from stylecast.export.aot import export_aot, load_aot
 
         tag = f"{device.type}-{str(dtype).removeprefix('torch.')}-torch{torch.__version__.split('+')[0]}"
-        path = cache_dir() / "aot" / f"{ckpt.architecture}-{checkpoint_digest(ckpt)}-{tag}.pt2"
+        path = cache_dir() / "aot" / f"{model_key(ckpt)}-{tag}.pt2"
         if not path.is_file():
             log.warning("stylecast: compiling the model ahead of time for %s (once; kept in %s)", device, path.parent)
             path.parent.mkdir(parents=True, exist_ok=True)

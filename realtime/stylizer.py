@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import cast
 
 import numpy as np
 import torch
 
+from stylecast.core.cache import file_digest, model_key_of_file, remember_model_key
 from stylecast.core.errors import InputError
+from stylecast.export.onnx import model_key
 from stylecast.models.adain import ArbitraryStyleNet, interpolate_statistics, style_statistics
 from stylecast.models.checkpoint import Checkpoint, CheckpointError, Family, load_checkpoint
-from stylecast.models.zoo import SHIPPED
 from stylecast.realtime.backends import Backend, create_backend
 from stylecast.realtime.exported import is_exported, open_exported
 from stylecast.realtime.names import TRANSFORMS
 from stylecast.realtime.processing import FrameProcessor, StyleOptions
 from stylecast.realtime.styles import parse_style_mix
+from stylecast.realtime.torch_free import answers_flat, model_file
 
 STYLE_IMAGE_SIZE = 512  # long side style images are scaled to before their statistics are taken
 
@@ -40,24 +42,23 @@ def style_image_statistics(encoder: ArbitraryStyleNet, rgb: np.ndarray) -> tuple
 
 
 def load_model(spec: str) -> Checkpoint:
-    """A shipped model name or a checkpoint path -> Checkpoint (InputError when neither)."""
-    if spec in SHIPPED:
-        path = SHIPPED[spec].path
-        if not path.is_file():
-            raise InputError(f"shipped model {spec!r} is missing from this installation ({path})")
-    else:
-        path = Path(spec)
-        if not path.exists():
-            raise InputError(f"unknown model {spec!r}: not a shipped model ({', '.join(SHIPPED)}) nor an existing file")
+    """A shipped model name or a checkpoint path -> Checkpoint (InputError when neither). The
+    file's model key is recorded for the torch-free path (realtime/torch_free.py)."""
+    path = model_file(spec)
     if is_exported(spec):
         raise InputError(
             f"{path.name} is an exported model: image, video, webcam, demo and eval temporal run it;"
             " this command needs the checkpoint (.pt)"
         )
     try:
-        return load_checkpoint(path)
+        ckpt = load_checkpoint(path)
     except CheckpointError as exc:
         raise InputError(str(exc)) from None
+    with contextlib.suppress(OSError):  # a cache that cannot be written costs only the torch-free path
+        digest = file_digest(path)
+        if model_key_of_file(digest) is None:
+            remember_model_key(digest, model_key(ckpt))
+    return ckpt
 
 
 FLAT_STD = 0.5 / 255  # a model input this uniform (std over all its values) counts as flat
@@ -99,11 +100,7 @@ class Stylizer:
         self.backend = backend
         self.options = options
         self.processor = FrameProcessor(ckpt.contract, backend.device, backend.dtype, options)
-        # instance norms that divide by sqrt(variance + 1e-5) have no answer to a flat frame (see
-        # answer_flat); nets with a larger epsilon were trained to keep flat frames flat themselves
-        self.answers_flat = (
-            ckpt.family in (Family.JOHNSON, Family.MULTISTYLE) and ckpt.kwargs.get("norm_eps", 1e-5) < 1e-4
-        )
+        self.answers_flat = answers_flat(ckpt.family, ckpt.kwargs)
         # the model's inputs after the image, 1 x ... each (expanded to the batch)
         self.conditions: dict[str, torch.Tensor] = {}
         if ckpt.family is Family.MULTISTYLE:

@@ -30,7 +30,6 @@ from tqdm import tqdm
 from stylecast.core.errors import InputError
 from stylecast.core.images import read_rgb
 from stylecast.models.checkpoint import (
-    MAX_MARGIN,
     Checkpoint,
     CheckpointError,
     Family,
@@ -38,6 +37,7 @@ from stylecast.models.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from stylecast.models.contract import MAX_MARGIN
 from stylecast.models.johnson import TransformerNet
 from stylecast.models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
 from stylecast.models.small import SmallTransformerNet
