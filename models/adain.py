@@ -10,8 +10,10 @@ ONNX and TensorRT like everything else.
 
 The encoder is either the VGG19 prefix (when its weights are present) or a compact encoder
 distilled to reproduce the VGG taps (Wang et al. 2020, collaborative distillation): it needs no
-VGG weights at run time and is several times cheaper. The decoder mirrors the encoder up to
-its deepest tap (relu3_1 with the shared weights, 256 channels at 1/4 resolution).
+VGG weights at run time and is several times cheaper. The features are moved at the encoder's
+deepest tap, relu4_1 as in the paper (512 channels at 1/8 resolution), or relu3_1 (256 at 1/4:
+the first shipped model's, from when the shared VGG weights stopped at relu3_4); the decoder
+mirrors the encoder from there.
 
 The exported model takes the image and the style's statistics (computed once per style image):
 AdaIN: mean and std (N x C); WCT: mean (N x C) and the colouring matrix C_y^(1/2) (N x C x C).
@@ -82,9 +84,20 @@ def style_statistics(features: torch.Tensor, transform: str) -> tuple[torch.Tens
     return mean, root
 
 
+TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # VGG19's, each at half the resolution of the one before
+CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
+
+
+def taps_to(deepest: str) -> tuple[str, ...]:
+    """The encoder's taps down to `deepest` (relu3_1 or relu4_1)."""
+    if deepest not in ("relu3_1", "relu4_1"):
+        raise ValueError(f"the deepest tap must be relu3_1 or relu4_1, got {deepest!r}")
+    return TAPS[: TAPS.index(deepest) + 1]
+
+
 class CompactEncoder(nn.Module):
-    """A small CNN whose taps stand in for VGG19's relu1_1, relu2_1 and relu3_1 (same channels,
-    same resolutions), trained by distillation from VGG: RGB in [0, 1] -> dict of taps.
+    """A small CNN whose taps stand in for VGG19's relu1_1, relu2_1, relu3_1 (and relu4_1) (same
+    channels, same resolutions), trained by distillation from VGG: RGB in [0, 1] -> dict of taps.
 
     VGG's taps are hundreds of times larger than a freshly initialized CNN's (RMS ~36, ~160,
     ~190 on photos against ~0.1, ~0.02, ~0.01), a gap Adam closes only over tens of thousands
@@ -92,12 +105,12 @@ class CompactEncoder(nn.Module):
     VGG's: `gains` is set once from data before distillation (see `calibrate`) and saved.
     """
 
-    taps = ("relu1_1", "relu2_1", "relu3_1")
     gains: torch.Tensor  # one per tap, a buffer registered in __init__
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, deepest: str = "relu3_1"):
         super().__init__()
         w = width
+        self.taps = taps_to(deepest)
         self.register_buffer("gains", torch.ones(len(self.taps)))
         self.stage1 = nn.Sequential(ReflectConv(3, w, 3), nn.ReLU(), ReflectConv(w, 64, 3), nn.ReLU())
         self.stage2 = nn.Sequential(
@@ -106,13 +119,21 @@ class CompactEncoder(nn.Module):
         self.stage3 = nn.Sequential(
             ReflectConv(128, 4 * w, 3, stride=2), nn.ReLU(), ReflectConv(4 * w, 256, 3), nn.ReLU()
         )
+        self.stage4 = (
+            nn.Sequential(ReflectConv(256, 8 * w, 3, stride=2), nn.ReLU(), ReflectConv(8 * w, 512, 3), nn.ReLU())
+            if deepest == "relu4_1"
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         relu1 = self.stage1(x)  # N x 64 x H x W
         relu2 = self.stage2(relu1)  # N x 128 x H/2 x W/2
         relu3 = self.stage3(relu2)  # N x 256 x H/4 x W/4
         g = self.gains
-        return {"relu1_1": g[0] * relu1, "relu2_1": g[1] * relu2, "relu3_1": g[2] * relu3}
+        taps = {"relu1_1": g[0] * relu1, "relu2_1": g[1] * relu2, "relu3_1": g[2] * relu3}
+        if self.stage4 is not None:
+            taps["relu4_1"] = g[3] * self.stage4(relu3)  # N x 512 x H/8 x W/8
+        return taps
 
     @torch.no_grad()
     def calibrate(self, x: torch.Tensor, teacher: dict[str, torch.Tensor]) -> None:
@@ -124,56 +145,61 @@ class CompactEncoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """relu3_1 features (256 x H/4 x W/4) -> RGB (3 x H x W), nearest upsampling + convolutions
-    with reflection padding and no normalization (Huang & Belongie 2017)."""
+    """Features of the deepest tap (C x H/2^k x W/2^k: 256 at 1/4 or 512 at 1/8) -> RGB (3 x H x W):
+    per resolution a convolution halving the channels, nearest upsampling, a convolution at the
+    new resolution; reflection padding and no normalization (Huang & Belongie 2017)."""
 
-    def __init__(self, channels: int = 256):
+    def __init__(self, channels: int = 256, upsamplings: int = 2):
         super().__init__()
+        layers: list[nn.Module] = []
         c = channels
-        self.layers = nn.Sequential(
-            ReflectConv(c, c // 2, 3), nn.ReLU(),  # N x 128 x H/4 x W/4
-            nn.Upsample(scale_factor=2, mode="nearest"),
-            ReflectConv(c // 2, c // 2, 3), nn.ReLU(),
-            ReflectConv(c // 2, c // 4, 3), nn.ReLU(),  # N x 64 x H/2 x W/2
-            nn.Upsample(scale_factor=2, mode="nearest"),
-            ReflectConv(c // 4, c // 4, 3), nn.ReLU(),
-            ReflectConv(c // 4, 3, 3),  # N x 3 x H x W
-        )  # fmt: skip
+        for _ in range(upsamplings):  # N x c x h x w -> N x c/2 x 2h x 2w
+            layers += [ReflectConv(c, c // 2, 3), nn.ReLU(), nn.Upsample(scale_factor=2, mode="nearest")]
+            layers += [ReflectConv(c // 2, c // 2, 3), nn.ReLU()]
+            c //= 2
+        layers += [ReflectConv(c, 3, 3)]  # N x 3 x H x W
+        self.layers = nn.Sequential(*layers)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.layers(features)
 
 
 class ArbitraryStyleNet(nn.Module):
-    """Image (N x 3 x H x W, multiples of 4) + style statistics -> stylized image.
+    """Image (N x 3 x H x W, multiples of `size_multiple`) + style statistics -> stylized image.
 
     `alpha` (N x 1) mixes the transformed features with the content's own: 1 is the full style.
     """
 
-    size_multiple = 4
-    tap = "relu3_1"
-
     def __init__(
-        self, transform: str = "adain", encoder: str = "compact", width: int = 32, vgg_preprocessing: dict | None = None
+        self,
+        transform: str = "adain",
+        encoder: str = "compact",
+        width: int = 32,
+        vgg_preprocessing: dict | None = None,
+        deepest: str = "relu3_1",
     ):
         """`encoder`: "compact" (distilled, self-contained) or "vgg" (the VGG19 prefix, whose
-        weights then travel in the checkpoint; `vgg_preprocessing` as models.vgg.Preprocessing)."""
+        weights then travel in the checkpoint; `vgg_preprocessing` as models.vgg.Preprocessing).
+        `deepest`: the tap the features are moved at, relu3_1 or relu4_1."""
         super().__init__()
         if transform not in ("adain", "wct"):
             raise ValueError(f"transform must be adain or wct, got {transform!r}")
         self.transform = transform
+        self.tap = deepest
+        taps = taps_to(deepest)
+        self.size_multiple = 2 ** (len(taps) - 1)  # the encoder halves the resolution len(taps) - 1 times
         if encoder == "compact":
-            self.encoder: nn.Module = CompactEncoder(width)
+            self.encoder: nn.Module = CompactEncoder(width, deepest)
         elif encoder == "vgg":
             preprocessing = (
                 Preprocessing(**vgg_preprocessing)
                 if vgg_preprocessing
                 else Preprocessing("RGB", 1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
             )
-            self.encoder = VGGFeatures(list(CompactEncoder.taps), preprocessing)
+            self.encoder = VGGFeatures(list(taps), preprocessing)
         else:
             raise ValueError(f"encoder must be compact or vgg, got {encoder!r}")
-        self.decoder = Decoder()
+        self.decoder = Decoder(CHANNELS[deepest], upsamplings=len(taps) - 1)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)[self.tap]
@@ -181,7 +207,7 @@ class ArbitraryStyleNet(nn.Module):
     def forward(
         self, x: torch.Tensor, style_mean: torch.Tensor, style_spread: torch.Tensor, alpha: torch.Tensor
     ) -> torch.Tensor:
-        features = self.encode(x)  # N x 256 x H/4 x W/4
+        features = self.encode(x)  # N x 256 x H/4 x W/4 (relu3_1) or N x 512 x H/8 x W/8 (relu4_1)
         if self.transform == "adain":
             moved = adain(features, style_mean, style_spread)
         else:

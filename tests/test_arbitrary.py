@@ -57,27 +57,47 @@ def test_style_interpolation_is_a_weighted_mix():
     assert torch.allclose(mean, torch.full((1, 4), 0.25)) and torch.allclose(spread, torch.full((1, 4), 1.5))
 
 
-def random_model(transform: str) -> Checkpoint:
+def random_model(transform: str, deepest: str = "relu3_1") -> Checkpoint:
     torch.manual_seed(0)
-    net = ArbitraryStyleNet(transform=transform)
+    kwargs = {"transform": transform, "encoder": "compact", "width": 32, "vgg_preprocessing": None, "deepest": deepest}
+    net = ArbitraryStyleNet(**kwargs)
     return Checkpoint(
-        "arbitrary",
-        {"transform": transform, "encoder": "compact", "width": 32, "vgg_preprocessing": None},
-        net.state_dict(),
-        InputContract(size_multiple=4),
-        family="arbitrary",
+        "arbitrary", kwargs, net.state_dict(), InputContract(size_multiple=net.size_multiple), "arbitrary"
     )
 
 
+@pytest.mark.parametrize("deepest", ["relu3_1", "relu4_1"])
 @pytest.mark.parametrize("transform", ["adain", "wct"])
-def test_export_takes_the_style_statistics_as_inputs(transform, tmp_path):
-    ckpt = random_model(transform)
+def test_export_takes_the_style_statistics_as_inputs(transform, deepest, tmp_path):
+    ckpt = random_model(transform, deepest)
     path = export_onnx(ckpt, tmp_path / "m.onnx")
     import onnx
 
     names = [i.name for i in onnx.load(str(path)).graph.input]
     assert names == ["input", "style_mean", "style_spread", "alpha"]
-    assert max(max_differences(ckpt, onnx_runner(path), sizes=[(64, 96), (92, 60)]).values()) < 1e-3
+    assert max(max_differences(ckpt, onnx_runner(path), sizes=[(64, 96), (96, 64)]).values()) < 1e-3
+
+
+@pytest.mark.parametrize(("deepest", "channels", "multiple"), [("relu3_1", 256, 4), ("relu4_1", 512, 8)])
+def test_the_style_is_moved_at_the_deepest_tap_and_the_decoder_mirrors_the_encoder(deepest, channels, multiple):
+    net = ArbitraryStyleNet(deepest=deepest).eval()
+    x = torch.rand(2, 3, 48, 64)
+    with torch.no_grad():
+        taps = net.encoder(x)
+        features = net.encode(x)
+        assert list(taps) == ["relu1_1", "relu2_1", "relu3_1", "relu4_1"][: 3 + (deepest == "relu4_1")]
+        assert features.shape == (2, channels, 48 // multiple, 64 // multiple) and net.size_multiple == multiple
+        assert net.decoder(features).shape == x.shape
+
+
+def test_the_shipped_relu3_1_model_loads_with_its_decoder():
+    """Its checkpoint predates the `deepest` argument: it builds as relu3_1 with the same weights' names."""
+    from stylecast.realtime.stylizer import load_model
+
+    ckpt = load_model("arbitrary")
+    assert "deepest" not in ckpt.kwargs and ckpt.contract.size_multiple == 4
+    net = ckpt.build()
+    assert isinstance(net, ArbitraryStyleNet) and net.tap == "relu3_1"
 
 
 def test_alpha_zero_reconstructs_and_alpha_moves_towards_the_style():
@@ -92,39 +112,42 @@ def test_alpha_zero_reconstructs_and_alpha_moves_towards_the_style():
         assert (half - zero).abs().mean() < (full - zero).abs().mean()
 
 
-def test_calibration_gives_the_compact_encoder_vggs_scale(trainset, vgg_weights):
+def test_calibration_gives_the_compact_encoder_vggs_scale(trainset, vgg19_full):
     from stylecast.models.adain import CompactEncoder
     from stylecast.models.vgg import load_vgg
     from stylecast.training.data import RandomCrops
 
-    vgg = load_vgg(str(vgg_weights)).build(list(CompactEncoder.taps))
+    encoder = CompactEncoder(deepest="relu4_1")
+    vgg = load_vgg(str(vgg19_full)).build(list(encoder.taps))
     photos = RandomCrops(str(trainset), 96, 64)
     x = torch.stack([photos[i] for i in range(4)])
-    encoder = CompactEncoder()
     with torch.no_grad():
         teacher = vgg(x)
         before = encoder(x)
         encoder.calibrate(x, teacher)
         after = encoder(x)
-    for tap in CompactEncoder.taps:
+    for tap in encoder.taps:
         rms = teacher[tap].pow(2).mean().sqrt()
         assert before[tap].pow(2).mean().sqrt() < rms / 50  # the gap distillation would otherwise crawl across
         assert after[tap].pow(2).mean().sqrt() == pytest.approx(float(rms), rel=1e-3)
-    restored = CompactEncoder()
+    restored = CompactEncoder(deepest="relu4_1")
     restored.load_state_dict(encoder.state_dict())  # the gains travel with the weights
     assert torch.equal(restored.gains, encoder.gains)
 
 
-def test_training_phases_lower_their_losses_and_the_model_runs(tmp_path, trainset, vgg_weights):
+def test_training_phases_lower_their_losses_and_the_model_runs(tmp_path, trainset, vgg19_full):
+    from stylecast.models.checkpoint import load_checkpoint
     from stylecast.realtime.stylizer import Stylizer
     from stylecast.training.arbitrary import ArbitraryConfig, train_arbitrary
 
     styles = trainset.parent / "media" / "styles"
     config = ArbitraryConfig(
         data=str(trainset), styles=str(styles), out=str(tmp_path / "a.pt"), distill_steps=12, decoder_steps=12,
-        batch_size=2, scale_size=96, crop_size=64, lr=1e-3, vgg_weights=str(vgg_weights), device="cpu",
+        batch_size=2, scale_size=96, crop_size=64, lr=1e-3, vgg_weights=str(vgg19_full), device="cpu",
     )  # fmt: skip
     out = train_arbitrary(config, progress=False)
+    ckpt = load_checkpoint(out)  # the paper's depth by default
+    assert ckpt.kwargs["deepest"] == "relu4_1" and ckpt.contract.size_multiple == 8
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(tmp_path / "a.run"))
@@ -154,7 +177,7 @@ def test_a_resumed_run_ends_with_the_weights_of_one_that_was_never_stopped(tmp_p
         config = ArbitraryConfig(
             data=str(trainset), styles=str(trainset.parent / "media" / "styles"), out=str(tmp_path / folder / "a.pt"),
             distill_steps=2, decoder_steps=decoder_steps, batch_size=2, scale_size=96, crop_size=64,
-            vgg_weights=str(vgg_weights), device="cpu", checkpoint_every=1, half=False,
+            vgg_weights=str(vgg_weights), device="cpu", checkpoint_every=1, half=False, deepest="relu3_1",
         )  # fmt: skip
         return load_checkpoint(train_arbitrary(config, progress=False)).state_dict
 
@@ -174,8 +197,22 @@ def test_dry_run_checks_both_phases_and_writes_nothing(tmp_path, trainset, vgg_w
     config = ArbitraryConfig(
         data=str(trainset), styles=str(styles), out=str(tmp_path / "a.pt"), distill_steps=500, decoder_steps=500,
         batch_size=2, scale_size=96, crop_size=64, vgg_weights=str(vgg_weights), device="cpu", dry_run=True,
+        deepest="relu3_1",
     )  # fmt: skip
     with caplog.at_level(logging.INFO, logger="stylecast.train"):
         assert train_arbitrary(config, progress=False) is None
     assert list(tmp_path.iterdir()) == []
     assert "dry run: 4 steps fine" in caplog.text and "1000 steps would take" in caplog.text
+
+
+def test_the_paper_depth_with_weights_that_stop_at_relu3_4_says_what_it_needs(tmp_path, trainset, vgg_weights):
+    from stylecast.core.errors import InputError
+    from stylecast.training.arbitrary import ArbitraryConfig, train_arbitrary
+
+    config = ArbitraryConfig(
+        data=str(trainset), styles=str(trainset.parent / "media" / "styles"), out=str(tmp_path / "a.pt"),
+        vgg_weights=str(vgg_weights), device="cpu",
+    )  # fmt: skip
+    with pytest.raises(InputError, match="lack relu4_1.*--deepest relu3_1"):
+        train_arbitrary(config, progress=False)
+    assert not (tmp_path / "a.pt").exists()

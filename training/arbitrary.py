@@ -1,11 +1,13 @@
 """Train the arbitrary-style network: distil a compact encoder from VGG, then train the decoder.
 
 Phase 1, distillation (Wang et al. 2020): the compact encoder learns to reproduce VGG19's
-relu1_1, relu2_1 and relu3_1 on the training photos (mean squared error per tap, each divided
-by the tap's mean square so the three count alike).
+relu1_1, relu2_1, relu3_1 and relu4_1 (`deepest`: relu4_1, the paper's, or relu3_1) on the
+training photos (mean squared error per tap, each divided by the tap's mean square so they
+count alike).
 Phase 2, the decoder (Huang & Belongie 2017): for a content crop c and a style crop s,
-t = AdaIN(E(c), E(s)) with the compact encoder E, g = D(t), and with VGG as the loss network
-    loss = ||VGG_relu3_1(g) - t||^2 + style_weight * sum_l (||mu_l(g) - mu_l(s)||^2 + ||sigma_l(g) - sigma_l(s)||^2)
+t = AdaIN(E(c), E(s)) at the deepest tap with the compact encoder E, g = D(t), and with VGG as
+the loss network
+    loss = ||VGG_deepest(g) - t||^2 + style_weight * sum_l (||mu_l(g) - mu_l(s)||^2 + ||sigma_l(g) - sigma_l(s)||^2)
 so the decoder inverts the features the shipped model will actually compute, while the losses
 stay those of the real VGG. With `encoder="vgg"` there is no phase 1 and E is VGG itself.
 """
@@ -26,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from stylecast.core.errors import InputError
-from stylecast.models.adain import ArbitraryStyleNet, CompactEncoder, adain, channel_stats
+from stylecast.models.adain import ArbitraryStyleNet, CompactEncoder, adain, channel_stats, taps_to
 from stylecast.models.checkpoint import Checkpoint, Family, InputContract, save_checkpoint
 from stylecast.models.vgg import ENV_WEIGHTS, LEGACY_ENV_WEIGHTS, load_vgg
 from stylecast.training.common import (
@@ -47,13 +49,12 @@ from stylecast.training.common import (
 from stylecast.training.data import RandomCrops
 
 log = logging.getLogger("stylecast.train")
-TAPS = ("relu1_1", "relu2_1", "relu3_1")
 
 
 @dataclass
 class ArbitraryConfig:
     # a resumed run must have these as the run that wrote the state had them (the rest may change)
-    RESUME_IDENTITY: ClassVar[tuple[str, ...]] = ("encoder", "width")
+    RESUME_IDENTITY: ClassVar[tuple[str, ...]] = ("encoder", "width", "deepest")
 
     data: str = required("folder of content photos")
     styles: str = required("folder of style images (paintings) to train the decoder on")
@@ -69,6 +70,11 @@ class ArbitraryConfig:
     lr: float = option(1e-4, "Adam learning rate (Huang & Belongie)", positive=True)
     style_weight: float = option(10.0, "weight of the mean/std style loss", at_least=0)
     width: int = option(32, "compact encoder width", at_least=1)
+    deepest: str = option(
+        "relu4_1",
+        "the VGG19 tap the style is moved at: relu4_1 (the paper's; needs VGG19 weights to relu4_1) | relu3_1",
+        choices=("relu4_1", "relu3_1"),
+    )
     vgg_weights: str | None = option(
         None, f"local VGG19 weights; default ${ENV_WEIGHTS['vgg19']} (or ${LEGACY_ENV_WEIGHTS}) or torchvision"
     )
@@ -85,12 +91,14 @@ class ArbitraryConfig:
 
 
 def distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> torch.Tensor:
-    return sum(F.mse_loss(student[t], teacher[t]) / teacher[t].pow(2).mean().clamp(min=1e-8) for t in TAPS)  # type: ignore[return-value]
+    """Over the student's taps: each tap's MSE over the teacher's mean square there."""
+    return sum(F.mse_loss(student[t], teacher[t]) / teacher[t].pow(2).mean().clamp(min=1e-8) for t in student)  # type: ignore[return-value]
 
 
 def moment_loss(output: dict[str, torch.Tensor], style: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Over the taps of `output`: squared errors of the channel means and standard deviations."""
     total = torch.zeros((), device=next(iter(output.values())).device)
-    for tap in TAPS:
+    for tap in output:
         (mo, so), (ms, ss) = channel_stats(output[tap]), channel_stats(style[tap])
         total = total + F.mse_loss(mo, ms) + F.mse_loss(so, ss)
     return total
@@ -103,13 +111,15 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
     run_dir = run_folder(config)
     writes = ranks.is_main and not config.dry_run
     weights = load_vgg(config.vgg_weights)
-    missing = [t for t in TAPS if t not in weights.available]
+    taps = taps_to(config.deepest)
+    missing = [t for t in taps if t not in weights.available]
     if missing:
-        raise InputError(f"the VGG weights from {weights.source} lack {missing}")
-    vgg = weights.build(list(TAPS)).to(device)
-    log.info(
-        "VGG from %s; taps %s (relu4_1 is not used: the shared weights stop at relu3_4)", weights.source, list(TAPS)
-    )
+        raise InputError(
+            f"the VGG weights from {weights.source} lack {', '.join(missing)}: give VGG19 weights to {config.deepest}"
+            " (--vgg-weights) or train with --deepest relu3_1"
+        )
+    vgg = weights.build(list(taps)).to(device)
+    log.info("VGG from %s; taps %s, the style moved at %s", weights.source, list(taps), config.deepest)
 
     vgg_preprocessing = None
     if config.encoder == "vgg":
@@ -125,6 +135,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         "encoder": config.encoder,
         "width": config.width,
         "vgg_preprocessing": vgg_preprocessing,
+        "deepest": config.deepest,
     }
     net = ArbitraryStyleNet(**kwargs).to(device)
     if config.encoder == "vgg":
@@ -188,13 +199,13 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
             assert s is not None  # drawn in phase 2
             s = s.to(device)  # N x 3 x crop x crop
             with torch.no_grad():
-                content_features = net.encoder(c)["relu3_1"]
-                style_features = net.encoder(s)["relu3_1"]
+                content_features = net.encode(c)  # N x C x crop/2^k x crop/2^k at the deepest tap
+                style_features = net.encode(s)
                 target = adain(content_features, *channel_stats(style_features))
                 style_taps = vgg(s)
             g = decoder(target)
             g_taps = vgg(g)
-            content_term = F.mse_loss(g_taps["relu3_1"], target)
+            content_term = F.mse_loss(g_taps[config.deepest], target)
             style_term = config.style_weight * moment_loss(g_taps, style_taps)
             loss = content_term + style_term
             decoder_opt.zero_grad(set_to_none=True)
@@ -220,7 +231,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         architecture="arbitrary",
         kwargs=kwargs,
         state_dict={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-        contract=InputContract(size_multiple=ArbitraryStyleNet.size_multiple),
+        contract=InputContract(size_multiple=net.size_multiple),
         family=Family.ARBITRARY,
         styles=[],
         training={**vars(config), "vgg_source": weights.source, "seconds": time.perf_counter() - started},
