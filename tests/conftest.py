@@ -16,6 +16,14 @@ VGG_FILE = "weights/vgg19_imagenet_caffe_to_relu3_4.pth"
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_of_this_session(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Exports, backend choices and checkpoint keys go to a folder of the session's (CI names its
+    own), never into the user's cache."""
+    if not os.environ.get("STYLECAST_CACHE"):
+        os.environ["STYLECAST_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
 def shared_path(relative: str) -> Path:
     path = SHARED / relative
     if not path.exists():
