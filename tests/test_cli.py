@@ -457,18 +457,23 @@ def long_clip(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])  # the second without torch (tests/test_torch_free.py)
 @pytest.mark.parametrize(("signal_number", "code", "word"), [(2, 130, "interrupted"), (15, 143, "terminated")])
 def test_a_signal_mid_video_exits_cleanly_and_leaves_no_file(
-    tmp_path, long_clip, small_model, signal_number, code, word
+    tmp_path, long_clip, small_model, signal_number, code, word, backend
 ):
     """SIGINT (Ctrl-C) and SIGTERM halfway: the stages finish their frame, the temporary file goes,
     one line, exit 130 / 143 (SIGINT used to end in 'terminate called ...' and SIGABRT)."""
     import time
 
+    from stylecast.export.onnx import cached_onnx
+    from stylecast.realtime.stylizer import load_model
+
+    cached_onnx(load_model(small_model), quiet=True)  # the export and the file's key in the session's cache
     out = tmp_path / "styled.mp4"
+    argv = ["video", str(long_clip), "-o", str(out), "--model", small_model, "--backend", backend, "-q"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stylecast.cli", "video", str(long_clip), "-o", str(out), "--model", small_model, "-q"],
-        stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        [sys.executable, "-m", "stylecast.cli", *argv], stderr=subprocess.PIPE, text=True, cwd=ROOT
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".styled.*.part.mp4")) and time.monotonic() < deadline:
