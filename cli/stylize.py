@@ -92,12 +92,12 @@ def cmd_video(args: argparse.Namespace) -> int:
             hardware_codecs=args.video_codecs == "cuda",
             workers=cpu_workers,
         )
-        ran_on = f"{stylize.name} on {stylize.device}"
+        backend, device = stylize.name, stylize.device
     else:
-        result, ran_on = video_with_torch(args, output)
+        result, backend, device = video_with_torch(args, output)
     data = dataclasses.asdict(result) | {
         "model": args.model,
-        "backend": ran_on.split(" on ")[0],
+        "backend": backend,
         "torch": stylize is None,
         "throughput_fps": result.throughput,
     }
@@ -106,15 +106,15 @@ def cmd_video(args: argparse.Namespace) -> int:
         data,
         f"{result.input} -> {result.output}: {result.frames} frames {result.width}x{result.height} "
         f"at {result.fps:.3g} fps{', audio kept' if result.audio else ''} "
-        f"in {result.seconds:.1f} s ({result.throughput:.1f} frames/s, {ran_on}, "
+        f"in {result.seconds:.1f} s ({result.throughput:.1f} frames/s, {backend} on {device}, "
         f"{result.decoder} -> {result.encoder})"
         + (f"; {result.decode_errors} damaged packet(s) skipped" if result.decode_errors else ""),
     )
     return 0
 
 
-def video_with_torch(args: argparse.Namespace, output: Path) -> tuple[VideoResult, str]:
-    """`stylecast video` through a Stylizer: the result and what ran ("backend on device")."""
+def video_with_torch(args: argparse.Namespace, output: Path) -> tuple[VideoResult, str, str]:
+    """`stylecast video` through a Stylizer: the result, and the backend and device that ran."""
     import torch
 
     from stylecast.core.device import resolve_device
@@ -139,7 +139,7 @@ def video_with_torch(args: argparse.Namespace, output: Path) -> tuple[VideoResul
         )
     finally:
         torch.set_num_threads(threads)
-    return result, f"{stylizer.backend.name} on {stylizer.backend.device}"
+    return result, stylizer.backend.name, str(stylizer.backend.device)
 
 
 def add_image(p: argparse.ArgumentParser) -> None:
