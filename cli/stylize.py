@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +27,7 @@ from stylecast.core.errors import InputError
 if TYPE_CHECKING:
     import numpy as np
 
-    from stylecast.realtime.pipeline import VideoResult
+    from stylecast.realtime.stylizer import Stylizer
 
 
 def add_video(p: argparse.ArgumentParser) -> None:
@@ -82,19 +84,23 @@ def cmd_video(args: argparse.Namespace) -> int:
             reduced=args.max_size is not None or args.scale != 1.0,
             preserve_color=args.preserve_color,
         )
-    if stylize is not None:  # ONNX Runtime with numpy around it: torch is never imported
+    with contextlib.ExitStack() as threads_given_back:
+        if stylize is not None:  # ONNX Runtime with numpy around it: torch is never imported
+            run: Callable[[list[np.ndarray]], list[np.ndarray]] = stylize
+            workers, backend, device, on_gpu = cpu_workers, stylize.name, stylize.device, False
+        else:
+            stylizer, workers = threads_given_back.enter_context(stylizer_with_threads_shared(args))
+            run, backend, device = stylizer, stylizer.backend.name, str(stylizer.backend.device)
+            on_gpu = stylizer.backend.device.type == "cuda"
         result = process_video(
             args.input,
             output,
-            stylize,
+            run,
             batch_size=args.batch_size,
             progress=not args.quiet,
-            hardware_codecs=args.video_codecs == "cuda",
-            workers=cpu_workers,
+            hardware_codecs=args.video_codecs == "cuda" or (args.video_codecs == "auto" and on_gpu),
+            workers=workers,
         )
-        backend, device = stylize.name, stylize.device
-    else:
-        result, backend, device = video_with_torch(args, output)
     data = dataclasses.asdict(result) | {
         "model": args.model,
         "backend": backend,
@@ -113,33 +119,23 @@ def cmd_video(args: argparse.Namespace) -> int:
     return 0
 
 
-def video_with_torch(args: argparse.Namespace, output: Path) -> tuple[VideoResult, str, str]:
-    """`stylecast video` through a Stylizer: the result, and the backend and device that ran."""
+@contextlib.contextmanager
+def stylizer_with_threads_shared(args: argparse.Namespace) -> Iterator[tuple[Stylizer, int]]:
+    """The Stylizer of `args` and its model calls at once (`--workers`), torch's threads shared
+    out among them before any backend sizes its pool, and given back after (for callers that go
+    on in this process)."""
     import torch
 
     from stylecast.core.device import resolve_device
-    from stylecast.realtime.pipeline import default_workers, process_video
+    from stylecast.realtime.pipeline import default_workers
 
     threads = torch.get_num_threads()
     workers = args.workers or default_workers(resolve_device(args.device).type, threads)
-    # the threads are shared out before any backend sizes its pool (and given back after, for
-    # callers that go on in this process)
     torch.set_num_threads(max(1, threads // workers))
     try:
-        stylizer = build_stylizer(args)
-        on_gpu = stylizer.backend.device.type == "cuda"
-        result = process_video(
-            args.input,
-            output,
-            stylizer,
-            batch_size=args.batch_size,
-            progress=not args.quiet,
-            hardware_codecs=args.video_codecs == "cuda" or (args.video_codecs == "auto" and on_gpu),
-            workers=workers,
-        )
+        yield build_stylizer(args), workers
     finally:
         torch.set_num_threads(threads)
-    return result, stylizer.backend.name, str(stylizer.backend.device)
 
 
 def add_image(p: argparse.ArgumentParser) -> None:
