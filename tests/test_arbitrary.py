@@ -1,5 +1,7 @@
 """Arbitrary style transfer: the transforms do what their papers say; training and running work."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -135,7 +137,23 @@ def test_calibration_gives_the_compact_encoder_vggs_scale(trainset, vgg19_full):
     assert torch.equal(restored.gains, encoder.gains)
 
 
-def test_training_phases_lower_their_losses_and_the_model_runs(tmp_path, trainset, vgg19_full):
+def test_each_phase_decays_its_learning_rate_from_its_first_step_to_its_last():
+    from stylecast.training.arbitrary import phase_lr
+
+    assert phase_lr(1e-3, 0.1, 1, 50) == pytest.approx(1e-3)
+    assert phase_lr(1e-3, 0.1, 50, 50) == pytest.approx(1e-4)
+    assert phase_lr(1e-3, 0.1, 2, 50) > phase_lr(1e-3, 0.1, 25, 50) > phase_lr(1e-3, 0.1, 49, 50)
+    assert phase_lr(5e-4, 1.0, 30, 50) == pytest.approx(5e-4)  # 1: constant
+
+
+@pytest.mark.parametrize(
+    "content_space, lr_final", [("vgg", 1.0), ("encoder", 0.1)], ids=["vgg-space", "encoder-space"]
+)
+def test_training_phases_lower_their_losses_and_the_model_runs(
+    tmp_path, trainset, vgg19_full, caplog, content_space, lr_final
+):
+    import logging
+
     from stylecast.models.checkpoint import load_checkpoint
     from stylecast.realtime.stylizer import Stylizer
     from stylecast.training.arbitrary import ArbitraryConfig, train_arbitrary
@@ -144,8 +162,14 @@ def test_training_phases_lower_their_losses_and_the_model_runs(tmp_path, trainse
     config = ArbitraryConfig(
         data=str(trainset), styles=str(styles), out=str(tmp_path / "a.pt"), distill_steps=12, decoder_steps=12,
         batch_size=2, scale_size=96, crop_size=64, lr=1e-3, vgg_weights=str(vgg19_full), device="cpu",
+        content_space=content_space, lr_final=lr_final,
     )  # fmt: skip
-    out = train_arbitrary(config, progress=False)
+    with caplog.at_level(logging.INFO, logger="stylecast.train"):
+        out = train_arbitrary(config, progress=False)
+    assert f"content term in the {content_space} space" in caplog.text
+    # the encoder's distance to VGG per tap, logged where the decoder's phase starts
+    errors = re.search(r"error per tap: relu1_1=(\S+) relu2_1=(\S+) relu3_1=(\S+) relu4_1=(\S+)", caplog.text)
+    assert errors and all(0 < float(e) < 2 for e in errors.groups())
     ckpt = load_checkpoint(out)  # the paper's depth by default
     assert ckpt.kwargs["deepest"] == "relu4_1" and ckpt.contract.size_multiple == 8
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -155,6 +179,7 @@ def test_training_phases_lower_their_losses_and_the_model_runs(tmp_path, trainse
     distill = [e.value for e in events.Scalars("loss/distill")]
     style = [e.value for e in events.Scalars("loss/style")]
     assert np.mean(distill[-3:]) < np.mean(distill[:3]) and np.mean(style[-3:]) < np.mean(style[:3])
+    assert [e.step for e in events.Scalars("distill_error/relu4_1")] == [12]
 
     from stylecast.core.images import read_rgb
 
@@ -178,6 +203,7 @@ def test_a_resumed_run_ends_with_the_weights_of_one_that_was_never_stopped(tmp_p
             data=str(trainset), styles=str(trainset.parent / "media" / "styles"), out=str(tmp_path / folder / "a.pt"),
             distill_steps=2, decoder_steps=decoder_steps, batch_size=2, scale_size=96, crop_size=64,
             vgg_weights=str(vgg_weights), device="cpu", checkpoint_every=1, half=False, deepest="relu3_1",
+            lr_final=0.2, content_space="encoder",
         )  # fmt: skip
         return load_checkpoint(train_arbitrary(config, progress=False)).state_dict
 

@@ -9,12 +9,16 @@ t = AdaIN(E(c), E(s)) at the deepest tap with the compact encoder E, g = D(t), a
 the loss network
     loss = ||VGG_deepest(g) - t||^2 + style_weight * sum_l (||mu_l(g) - mu_l(s)||^2 + ||sigma_l(g) - sigma_l(s)||^2)
 so the decoder inverts the features the shipped model will actually compute, while the losses
-stay those of the real VGG. With `encoder="vgg"` there is no phase 1 and E is VGG itself.
+stay those of the real VGG. With `content_space="encoder"` the content term is ||E(g) - t||^2
+instead: t was made by E, and where E is still far from VGG at the deepest tap (relu4_1 is nine
+convolutions deep in VGG) the real VGG's tap of g cannot reach it. With `encoder="vgg"` there is
+no phase 1 and E is VGG itself. Each phase's learning rate may decay (cosine, `lr_final`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -67,7 +71,19 @@ class ArbitraryConfig:
     batch_size: int = option(8, "content and style crops per step", at_least=1)
     scale_size: int = option(320, "photos and paintings are scaled so their short side is this", at_least=32)
     crop_size: int = option(192, "random square crops of this side", at_least=32)
-    lr: float = option(1e-4, "Adam learning rate (Huang & Belongie)", positive=True)
+    lr: float = option(1e-4, "decoder: Adam learning rate (Huang & Belongie)", positive=True)
+    distill_lr: float = option(1e-3, "encoder distillation: Adam learning rate", positive=True)
+    lr_final: float = option(
+        1.0,
+        "each phase's learning rate at its last step, as a fraction of its first (cosine decay; 1 = constant)",
+        at_least=0,
+    )
+    content_space: str = option(
+        "vgg",
+        "where the decoder's content term compares its output with the AdaIN target: vgg (VGG19's deepest tap)"
+        " | encoder (the model's own encoder, the space the target was made in)",
+        choices=("vgg", "encoder"),
+    )
     style_weight: float = option(10.0, "weight of the mean/std style loss", at_least=0)
     width: int = option(32, "compact encoder width", at_least=1)
     deepest: str = option(
@@ -104,6 +120,17 @@ def moment_loss(output: dict[str, torch.Tensor], style: dict[str, torch.Tensor])
     return total
 
 
+def phase_lr(first: float, final_fraction: float, step: int, steps: int) -> float:
+    """Cosine decay from `first` to `first * final_fraction` over a phase's steps (1-based)."""
+    progress = (step - 1) / max(1, steps - 1)
+    return first * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def tap_errors(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Per tap: the student's MSE over the teacher's mean square (0 is exact, 1 as far as zeros)."""
+    return {t: float(F.mse_loss(student[t], teacher[t]) / teacher[t].pow(2).mean().clamp(min=1e-8)) for t in student}
+
+
 def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | None:
     ranks, device = init_distributed(config.device)
     seed_everything(config.seed)
@@ -119,7 +146,13 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
             " (--vgg-weights) or train with --deepest relu3_1"
         )
     vgg = weights.build(list(taps)).to(device)
-    log.info("VGG from %s; taps %s, the style moved at %s", weights.source, list(taps), config.deepest)
+    log.info(
+        "VGG from %s; taps %s, the style moved at %s; content term in the %s space",
+        weights.source,
+        list(taps),
+        config.deepest,
+        config.content_space,
+    )
 
     vgg_preprocessing = None
     if config.encoder == "vgg":
@@ -147,7 +180,9 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         return endless_batches(dataset, config.batch_size, ranks, config.seed, config.workers)
 
     photos, paintings = crops(config.data), crops(config.styles)
-    encoder_opt = torch.optim.Adam(net.encoder.parameters(), lr=1e-3) if config.encoder == "compact" else None
+    encoder_opt = (
+        torch.optim.Adam(net.encoder.parameters(), lr=config.distill_lr) if config.encoder == "compact" else None
+    )
     decoder_opt = torch.optim.Adam(net.decoder.parameters(), lr=config.lr)
     resumables = {"model": net, "encoder_optimizer": encoder_opt, "decoder_optimizer": decoder_opt}
     start = 0 if config.dry_run else load_state(run_dir, resumables, config)
@@ -188,11 +223,18 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
             if step == 1:
                 assert isinstance(net.encoder, CompactEncoder)  # only the compact encoder is distilled
                 net.encoder.calibrate(c, teacher)
-            loss = distillation_loss(encoder(c), teacher)
+            student = encoder(c)
+            loss = distillation_loss(student, teacher)
+            for group in encoder_opt.param_groups:  # type: ignore[union-attr]
+                group["lr"] = phase_lr(config.distill_lr, config.lr_final, step, distill)
             encoder_opt.zero_grad(set_to_none=True)  # type: ignore[union-attr]
             loss.backward()
             encoder_opt.step()  # type: ignore[union-attr]
             values = {"distill": float(loss.detach())}
+            if step == distill and ranks.is_main:  # how near VGG the encoder the decoder will learn on came
+                errors = tap_errors({t: v.detach() for t, v in student.items()}, teacher)
+                log.info("distilled encoder, error per tap: %s", " ".join(f"{t}={e:.3f}" for t, e in errors.items()))
+                scalars.add(step, {f"distill_error/{t}": e for t, e in errors.items()})
         else:  # phase 2: the decoder inverts AdaIN-moved features
             if step == distill + 1:
                 net.encoder.requires_grad_(False)
@@ -205,7 +247,11 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
                 style_taps = vgg(s)
             g = decoder(target)
             g_taps = vgg(g)
-            content_term = F.mse_loss(g_taps[config.deepest], target)
+            # the compact encoder's tap approximates VGG's; "encoder" compares in the space the target lives in
+            g_content = net.encode(g) if config.content_space == "encoder" else g_taps[config.deepest]
+            content_term = F.mse_loss(g_content, target)
+            for group in decoder_opt.param_groups:
+                group["lr"] = phase_lr(config.lr, config.lr_final, step - distill, config.decoder_steps)
             style_term = config.style_weight * moment_loss(g_taps, style_taps)
             loss = content_term + style_term
             decoder_opt.zero_grad(set_to_none=True)
