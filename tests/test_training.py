@@ -159,7 +159,7 @@ def test_loss_layers_the_vgg_weights_lack_are_refused_before_training(tmp_path, 
 
 
 def test_a_style_picture_too_thin_for_the_style_size_is_refused(tmp_path):
-    from stylecast.training.fast import style_image_tensor
+    from stylecast.training.data import style_image_tensor
 
     write_rgb(tmp_path / "strip.png", np.full((8, 1024, 3), 128, np.uint8))
     with pytest.raises(InputError, match="short side is 4 px, under 16"):
@@ -538,6 +538,47 @@ def test_a_student_distilled_from_a_teacher_comes_to_paint_like_it(tmp_path):
     assert np.abs(student.astype(float) - teacher).mean() < 0.7 * np.abs(before.astype(float) - teacher).mean()
 
 
+def test_a_student_distilled_from_the_arbitrary_model_paints_the_painting_it_was_given(tmp_path, trainset):
+    """The shipped arbitrary model, given The Starry Night, is the teacher of a single-style small net."""
+    from stylecast.models.small import SmallTransformerNet
+    from stylecast.realtime.stylizer import Stylizer
+
+    painting = trainset.parent / "media" / "styles" / "starry_night.jpg"
+    data = tiny_image_folder(tmp_path / "photos", size=(128, 128))
+    config = FastConfig(
+        style=str(painting), data=str(data), out=str(tmp_path / "student.pt"), net="small", teacher="arbitrary",
+        teacher_weight=1.0, steps=40, batch_size=2, scale_size=96, crop_size=64, style_size=256, lr=5e-3,
+        device="cpu", checkpoint_every=40, half=False,
+    )  # fmt: skip
+    result = train(config, progress=False)
+    teacher_terms = [step["teacher"] for step in result.history]
+    assert np.mean(teacher_terms[-5:]) < 0.5 * np.mean(teacher_terms[:5])
+    ckpt = load_checkpoint(result.checkpoint)
+    assert ckpt.training["teacher"] == "arbitrary" and ckpt.family.value == "johnson"
+    photo = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
+    untrained = dataclasses.replace(ckpt, state_dict=SmallTransformerNet(**ckpt.kwargs).state_dict())
+    from stylecast.core.images import read_rgb
+
+    teacher = Stylizer.create("arbitrary", "torch", "cpu", style_images=[(read_rgb(painting), 1.0)]).one(photo)
+    student, before = (Stylizer.create(model, "torch", "cpu").one(photo) for model in (ckpt, untrained))
+    assert np.abs(student.astype(float) - teacher).mean() < 0.7 * np.abs(before.astype(float) - teacher).mean()
+
+
+def test_the_teacher_is_fed_at_its_size_multiple_and_margin_and_cropped_back():
+    from stylecast.training.objectives import TeacherObjective
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x):
+            self.seen = tuple(x.shape[2:])
+            return x
+
+    recorder = Recorder()
+    x = torch.rand(2, 3, 62, 70)
+    for margin, multiple, fed in ((0, 8, (64, 72)), (8, 4, (80, 88)), (3, 1, (68, 76))):
+        target = TeacherObjective(recorder, margin, multiple, 1.0).target(x)
+        assert recorder.seen == fed and torch.equal(target, x)  # the same pixels, back where they were
+
+
 def test_a_multistyle_net_cannot_have_a_teacher(tmp_path):
     with pytest.raises(InputError, match="--teacher takes a single-style net"):
         FastConfig(style=("a.jpg", "b.jpg"), data=".", out="m.pt", net="multistyle_small", teacher="starry_night")
@@ -548,8 +589,7 @@ def test_relative_layer_weights_let_every_layer_count(vgg19_full, trainset):
     Gatys' layers; relative weights bring every layer's term to the same order."""
     from stylecast.core.images import read_rgb
     from stylecast.models.vgg import load_vgg
-    from stylecast.training.data import to_tensor
-    from stylecast.training.fast import style_image_tensor
+    from stylecast.training.data import style_image_tensor, to_tensor
     from stylecast.training.objectives import PerceptualObjective
 
     layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]

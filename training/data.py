@@ -142,3 +142,18 @@ class PairedCrops(Dataset):
             crop = image[top : top + self.size, left : left + self.size]
             pair.append(to_tensor(crop[:, ::-1] if flip else crop))
         return pair[0], pair[1]
+
+
+MIN_STYLE_SIDE = 16  # VGG pools it twice before relu3: 4 px left for the Gram matrices
+
+
+def style_image_tensor(path: str | Path, long_side: int) -> torch.Tensor:
+    rgb = read_rgb(path)
+    h, w = rgb.shape[:2]
+    short = round(min(h, w) * long_side / max(h, w))
+    if short < MIN_STYLE_SIDE:
+        raise InputError(
+            f"{path} is {w}x{h}: scaled to --style-size {long_side} its short side is {short} px, under"
+            f" {MIN_STYLE_SIDE}; give a larger --style-size or a less elongated picture"
+        )
+    return to_tensor(resize_short_side(rgb, short)).unsqueeze(0)  # 1 x 3 x H x W

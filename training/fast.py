@@ -28,7 +28,6 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from stylecast.core.errors import InputError
-from stylecast.core.images import read_rgb
 from stylecast.models.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -60,7 +59,7 @@ from stylecast.training.common import (
     seed_everything,
     weight_checksums,
 )
-from stylecast.training.data import RandomCrops, resize_short_side, to_tensor
+from stylecast.training.data import RandomCrops, style_image_tensor
 from stylecast.training.losses import NOISE_MODELS, FlatSceneLoss, Motion, TemporalLoss, total_variation
 from stylecast.training.objectives import PerceptualObjective, SummedObjective, TeacherObjective
 
@@ -190,7 +189,8 @@ class FastConfig:
     teacher: str | None = option(
         None,
         "learn to reproduce this trained single-style model (a shipped name or a checkpoint) instead of"
-        " the VGG losses: distillation, several times cheaper per step on a CPU; the temporal terms still apply",
+        " the VGG losses: distillation, several times cheaper per step on a CPU; the temporal terms still apply."
+        " An arbitrary-style model (e.g. arbitrary) paints --style for it",
     )
     teacher_weight: float = option(1e9, "with --teacher: weight of the mean squared pixel difference", at_least=0)
     teacher_style_weight: float = option(
@@ -256,7 +256,7 @@ def image_objective(config: FastConfig, device: torch.device) -> tuple[Objective
     """The teacher's outputs (--teacher, with the painting's Gram matrices if
     --teacher-style-weight), else the VGG losses; and what to record of it."""
     if config.teacher:
-        teacher = TeacherObjective.load(config.teacher, config.teacher_weight, device)
+        teacher = TeacherObjective.load(config.teacher, config.teacher_weight, device, config.style, config.style_size)
         if not config.teacher_style_weight:
             return teacher, {"teacher": config.teacher}
         style_only = dataclasses.replace(config, content_weight=0.0, style_weight=config.teacher_style_weight)
@@ -295,21 +295,6 @@ def learning_rate(config: FastConfig, step: int) -> float:
     resumed run continues on the same curve."""
     progress = (step - 1) / max(1, config.steps - 1)
     return config.lr * (config.lr_final + (1 - config.lr_final) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-MIN_STYLE_SIDE = 16  # VGG pools it twice before relu3: 4 px left for the Gram matrices
-
-
-def style_image_tensor(path: str | Path, long_side: int) -> torch.Tensor:
-    rgb = read_rgb(path)
-    h, w = rgb.shape[:2]
-    short = round(min(h, w) * long_side / max(h, w))
-    if short < MIN_STYLE_SIDE:
-        raise InputError(
-            f"{path} is {w}x{h}: scaled to --style-size {long_side} its short side is {short} px, under"
-            f" {MIN_STYLE_SIDE}; give a larger --style-size or a less elongated picture"
-        )
-    return to_tensor(resize_short_side(rgb, short)).unsqueeze(0)  # 1 x 3 x H x W
 
 
 def start_from(net: torch.nn.Module, architecture: str, kwargs: dict, path: str) -> None:

@@ -3,7 +3,8 @@
 - `PerceptualObjective` (Johnson et al. 2016): content and Gram style losses on a VGG.
 - `TeacherObjective` (distillation, Hinton et al. 2015 applied to images): the pixel difference
   to a trained model's output on the same crop. A small net learns a standard net's look this way
-  at a fraction of the cost of a step with VGG losses (no VGG forward or backward on a CPU).
+  at a fraction of the cost of a step with VGG losses (no VGG forward or backward on a CPU); or an
+  arbitrary-style net's look for one painting, its statistics taken once.
 
 Both are called with the crops x (N x 3 x h x w in [0, 1]), the output y and each sample's style
 index, and return their weighted terms by name.
@@ -12,14 +13,17 @@ index, and return their weighted terms by name.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from stylecast.core.errors import InputError
+from stylecast.models.adain import ArbitraryStyleNet, FixedStyleNet, interpolate_statistics, style_statistics
 from stylecast.models.checkpoint import CheckpointError, Family, load_checkpoint
 from stylecast.models.vgg import VGGFeatures, VGGWeights
 from stylecast.models.zoo import model_path
+from stylecast.training.data import style_image_tensor
 from stylecast.training.losses import ContentLoss, StyleLoss, gram_matrix
 
 log = logging.getLogger("stylecast.train")
@@ -76,28 +80,52 @@ class PerceptualObjective:
 class TeacherObjective:
     """teacher_weight * ||y - teacher(x)||^2 (mean over pixels), the teacher's output clamped to [0, 1]."""
 
-    def __init__(self, teacher: torch.nn.Module, margin: int, weight: float):
-        self.teacher, self.margin, self.weight = teacher.requires_grad_(False), margin, weight
+    def __init__(self, teacher: torch.nn.Module, margin: int, size_multiple: int, weight: float):
+        self.teacher, self.weight = teacher.requires_grad_(False), weight
+        self.margin, self.size_multiple = margin, size_multiple
 
     @classmethod
-    def load(cls, spec: str, weight: float, device: torch.device) -> TeacherObjective:
-        """A shipped single-style model's name or a checkpoint path, fed as its contract says."""
+    def load(
+        cls, spec: str, weight: float, device: torch.device, styles: Sequence[str] = (), style_size: int = 512
+    ) -> TeacherObjective:
+        """A shipped single-style model's name or a checkpoint path, fed as its contract says; or an
+        arbitrary-style model painting the style images `styles` (long side `style_size`; several
+        are mixed equally)."""
         try:
             ckpt = load_checkpoint(model_path(spec))
         except (CheckpointError, OSError) as exc:
             raise InputError(f"--teacher {spec}: {exc}") from None
         contract = ckpt.contract
-        if ckpt.family is not Family.JOHNSON or contract.range != (0.0, 1.0) or contract.channel_order != "RGB":
-            raise InputError(f"--teacher {spec} is a {ckpt.family} model; distillation takes a single-style one")
+        if contract.range != (0.0, 1.0) or contract.channel_order != "RGB":
+            raise InputError(
+                f"--teacher {spec} takes {contract.channel_order} in {contract.range}; distillation feeds RGB in [0, 1]"
+            )
+        if ckpt.family is Family.ARBITRARY and styles:
+            net = ckpt.build().to(device).eval()
+            assert isinstance(net, ArbitraryStyleNet)  # the family's architecture
+            with torch.no_grad():
+                pictures = [style_image_tensor(path, style_size).to(device) for path in styles]  # 1 x 3 x H x W
+                stats = [style_statistics(net.encode(picture), net.transform) for picture in pictures]
+            mean, spread = interpolate_statistics(stats, [1.0] * len(stats))
+            log.info("distilling from %s (%s) given %d style image(s)", spec, ckpt.architecture, len(styles))
+            return cls(FixedStyleNet(net, mean, spread), contract.margin, contract.size_multiple, weight)
+        if ckpt.family is not Family.JOHNSON:
+            raise InputError(
+                f"--teacher {spec} is a {ckpt.family} model; distillation takes a single-style one or an arbitrary-style one"
+            )
         log.info("distilling from %s (%s, %s)", spec, ckpt.architecture, ", ".join(ckpt.styles))
-        return cls(ckpt.build().to(device), contract.margin, weight)
+        return cls(ckpt.build().to(device), contract.margin, contract.size_multiple, weight)
 
     @torch.no_grad()
     def target(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.margin  # the runtime's reflected margin, cropped off again
-        padded = F.pad(x, (m, m, m, m), mode="reflect") if m else x
+        """The teacher's output on x (N x 3 x h x w), fed as the runtime feeds it: a reflected margin
+        all round and reflection to its size multiple at the bottom and right, cropped off again."""
+        m, k = self.margin, self.size_multiple
+        h, w = x.shape[2:]
+        extra_h, extra_w = -(h + 2 * m) % k, -(w + 2 * m) % k
+        padded = F.pad(x, (m, m + extra_w, m, m + extra_h), mode="reflect") if m or extra_h or extra_w else x
         out = self.teacher(padded).float().clamp(0, 1)
-        return out[:, :, m : out.shape[2] - m, m : out.shape[3] - m] if m else out
+        return out[:, :, m : m + h, m : m + w]
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, chosen: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"teacher": self.weight * F.mse_loss(y.float(), self.target(x))}
