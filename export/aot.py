@@ -30,7 +30,7 @@ def export_aot(
 ) -> Path:
     """Compile `ckpt` for `device` and `dtype` into the package `path` (.pt2)."""
     path = Path(path)
-    module = ckpt.build().to(device=device, dtype=dtype)
+    module = ckpt.build_for_inference().to(device=device, dtype=dtype)
     if device.type == "cuda":
         module = module.to(memory_format=torch.channels_last)
     m = ckpt.contract.size_multiple

@@ -39,7 +39,7 @@ def max_differences(
     `dtype` on `device` (default the CPU)."""
     device = device or torch.device("cpu")
     generator = torch.Generator().manual_seed(seed)
-    module = ckpt.build().to(device)
+    module = ckpt.build_for_inference().to(device)
     lo, hi = ckpt.contract.range
     differences = {}
     with torch.inference_mode():

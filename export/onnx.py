@@ -30,9 +30,9 @@ log = logging.getLogger("stylecast.export")
 
 
 def checkpoint_digest(ckpt: Checkpoint) -> str:
-    """Stable hash of architecture, kwargs and weights: the cache key of exported files."""
+    """Stable hash of architecture, kwargs, inference form and weights: the cache key of exported files."""
     h = hashlib.sha256()
-    h.update(json.dumps([ckpt.architecture, ckpt.kwargs], sort_keys=True).encode())
+    h.update(json.dumps([ckpt.architecture, ckpt.kwargs, ckpt.inference_form], sort_keys=True).encode())
     for name in sorted(ckpt.state_dict):
         h.update(name.encode())
         h.update(ckpt.state_dict[name].float().cpu().numpy().tobytes())
@@ -49,7 +49,7 @@ def export_onnx(ckpt: Checkpoint, path: str | Path, sample_size: tuple[int, int]
     import onnx
 
     path = Path(path)
-    module = ckpt.build()
+    module = ckpt.build_for_inference()
     m = ckpt.contract.size_multiple
     h, w = traced_size(sample_size, m)
     sample = torch.rand(2, 3, h, w)  # batch 2: a batch of 1 would be specialized to a constant

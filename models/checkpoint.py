@@ -31,6 +31,7 @@ from torch import nn
 from stylecast.core.atomic import atomic_torch_save
 from stylecast.models.contract import CheckpointError, Family, InputContract
 from stylecast.models.registry import ARCHITECTURES
+from stylecast.models.small import SmallTransformerNet
 
 FORMAT = "stylecast"
 VERSION = 1
@@ -69,6 +70,20 @@ class Checkpoint:
             first = str(exc).strip().splitlines()[0]
             raise CheckpointError(f"weights do not fit architecture {self.architecture!r}: {first}") from None
         return module.eval()
+
+    def build_for_inference(self) -> nn.Module:
+        """build(), in the form that runs fastest with the same outputs where the runtime keeps
+        them (the small nets' last upsampling fused into its convolution, models/small.py)."""
+        module = self.build()
+        return module.for_inference(self.contract.margin) if isinstance(module, SmallTransformerNet) else module
+
+    @property
+    def inference_form(self) -> str:
+        """What build_for_inference changes, for the cache keys of exports made from it."""
+        if ARCHITECTURES.get(self.architecture) is not SmallTransformerNet:
+            return "as trained"
+        fused = SmallTransformerNet.fuses_output(bool(self.kwargs.get("antialias", False)), self.contract.margin)
+        return "output upsampling fused" if fused else "as trained"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -174,3 +174,51 @@ class CondResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         y = torch.relu(self.norm1(self.conv1(x), style))
         return x + self.norm2(self.conv2(y), style)
+
+
+# Per output phase a (even or odd full-resolution row), the low-resolution taps x[i-1], x[i],
+# x[i+1] that a 3-tap convolution k[-1], k[0], k[1] reads through a 2x upsampling: row r of the
+# matrix weighs k's taps for x[i-1+r]. Nearest: U[2i] = U[2i+1] = x[i]; bilinear (half-pixel
+# centres): U[2i] = x[i-1]/4 + 3x[i]/4, U[2i+1] = 3x[i]/4 + x[i+1]/4.
+UPSAMPLING_PHASES = {
+    "nearest": (
+        torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0]]),
+        torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]),
+    ),
+    "bilinear": (
+        torch.tensor([[0.75, 0.25, 0.0], [0.25, 0.75, 0.75], [0.0, 0.0, 0.25]]),
+        torch.tensor([[0.25, 0.0, 0.0], [0.75, 0.75, 0.25], [0.0, 0.25, 0.75]]),
+    ),
+}
+
+
+class SubpixelUpsampleConv(nn.Module):
+    """A 2x upsampling followed by a zero-padded 3x3 convolution, computed at the low resolution:
+    one 3x3 convolution giving the four output phases as channels, then a pixel shuffle
+    (Shi et al. 2016). The same arithmetic without the upsampled tensor, which at full
+    resolution is most of the small net's memory traffic.
+
+    Nearest upsampling gives exactly the layers' output. Bilinear clamps at the edge, which
+    replicate padding reproduces, but the convolution's zero padding of the upsampled picture
+    has no low-resolution counterpart: the outermost pixel ring differs, the interior agrees to
+    float rounding (tests/test_models.py). Use it where that ring is cropped off again.
+    """
+
+    def __init__(self, mode: str, conv: nn.Conv2d):
+        super().__init__()
+        if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.padding != (1, 1) or conv.groups != 1:
+            raise ValueError("fuses a 3x3, stride 1, zero-padded, ungrouped convolution")
+        self.padding = "replicate" if mode == "bilinear" else "constant"
+        even, odd = UPSAMPLING_PHASES[mode]
+        k = conv.weight.detach()  # O x I x 3 x 3
+        phases = [torch.einsum("pk,oikl,ql->oipq", a, k, b) for a in (even, odd) for b in (even, odd)]
+        out_ch, in_ch = k.shape[:2]
+        self.conv = nn.Conv2d(in_ch, 4 * out_ch, 3)
+        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(out_ch)
+        with torch.no_grad():  # channel o * 4 + 2 * row phase + column phase: pixel_shuffle's order
+            self.conv.weight.copy_(torch.stack(phases, 1).reshape(4 * out_ch, in_ch, 3, 3))
+            self.conv.bias.copy_(bias.repeat_interleave(4))  # type: ignore[union-attr]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padded = F.pad(x, (1, 1, 1, 1), mode=self.padding)  # N x I x (h + 2) x (w + 2)
+        return F.pixel_shuffle(self.conv(padded), 2)  # N x O x 2h x 2w

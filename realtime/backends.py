@@ -50,7 +50,7 @@ class TorchBackend:
 
     def __init__(self, ckpt: Checkpoint, device: torch.device, dtype: torch.dtype):
         self.device, self.dtype = device, dtype
-        self.module = ckpt.build().to(device=device, dtype=dtype)
+        self.module = ckpt.build_for_inference().to(device=device, dtype=dtype)
 
     def __call__(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -68,7 +68,7 @@ class CompiledBackend:
 
     def __init__(self, ckpt: Checkpoint, device: torch.device, dtype: torch.dtype):
         self.device, self.dtype = device, dtype
-        module = ckpt.build().to(device=device, dtype=dtype)
+        module = ckpt.build_for_inference().to(device=device, dtype=dtype)
         if device.type == "cuda":
             module = module.to(memory_format=torch.channels_last)
         mode = "reduce-overhead" if device.type == "cuda" else None

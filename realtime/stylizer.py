@@ -55,9 +55,9 @@ def load_model(spec: str) -> Checkpoint:
     except CheckpointError as exc:
         raise InputError(str(exc)) from None
     with contextlib.suppress(OSError):  # a cache that cannot be written costs only the torch-free path
-        digest = file_digest(path)
-        if model_key_of_file(digest) is None:
-            remember_model_key(digest, model_key(ckpt))
+        digest, key = file_digest(path), model_key(ckpt)
+        if model_key_of_file(digest) != key:  # new, or made by a version whose exports differ
+            remember_model_key(digest, key)
     return ckpt
 
 

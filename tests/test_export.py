@@ -50,6 +50,15 @@ def test_onnx_export_matches_torch_at_two_sizes_and_carries_the_contract(net, tm
     assert max(max_differences(ckpt, onnx_runner(path), sizes=[(64, 96), (184, 248)]).values()) < 1e-3
 
 
+def test_the_default_exports_with_its_last_upsampling_at_half_resolution(tmp_path):
+    from stylecast.realtime.stylizer import load_model
+
+    path = export_onnx(load_model("starry_night-small"), tmp_path / "m.onnx")
+    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+    # two bilinear Resizes inside; the full-resolution one became a pixel shuffle
+    assert ops.count("Resize") == 2 and ops.count("DepthToSpace") == 1
+
+
 def test_a_net_the_trace_cannot_export_goes_through_torch_export(tmp_path, monkeypatch):
     """The fast traced export is tried first; where it fails, torch.export's exporter gives the
     same model, multi-style conditions and dynamic sizes included."""

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -73,6 +75,49 @@ def test_antialiased_small_net_follows_a_one_pixel_move():
         # compare the pixels both frames see, away from the zero-padded border
         errors[antialias] = float(((after[..., 8:-8, 8:-9] - before[..., 8:-8, 9:-8]) ** 2).mean())
     assert errors[True] < errors[False] / 4
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_an_upsampling_and_convolution_computed_at_the_low_resolution_give_the_same_pixels(mode):
+    from stylecast.models.layers import SubpixelUpsampleConv
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(6, 5, 3, padding=1)
+    x = torch.randn(2, 6, 9, 13)
+    expected = conv(torch.nn.functional.interpolate(x, scale_factor=2, mode=mode))
+    fused = SubpixelUpsampleConv(mode, conv)(x)
+    assert fused.shape == expected.shape == (2, 5, 18, 26)
+    difference = (fused - expected).abs()
+    assert difference[:, :, 1:-1, 1:-1].max() < 1e-5  # the interior: float rounding
+    if mode == "nearest":
+        assert difference.max() < 1e-5  # exact to the edge
+    else:  # the convolution's zero padding of the upsampled picture: the outermost ring only
+        assert difference.max() > 1e-2
+
+
+def test_the_inference_form_of_a_small_net_paints_what_it_was_trained_to_inside_its_margin():
+    default = load_checkpoint(SHIPPED["starry_night-small"].path)
+    assert default.contract.margin == 8 and default.inference_form == "output upsampling fused"
+    trained, fused = default.build(), default.build_for_inference()
+    assert type(fused.output).__name__ == "SubpixelUpsampleConv"
+    x = torch.rand(1, 3, 64 + 16, 96 + 16)  # a 64 x 96 frame with the runtime's 8 px margin
+    with torch.no_grad():
+        difference = (fused(x) - trained(x))[:, :, 8:-8, 8:-8].abs().max()
+    assert difference < 1e-5
+    unpadded = dataclasses.replace(default, contract=dataclasses.replace(default.contract, margin=0))
+    assert unpadded.inference_form == "as trained"  # bilinear with no margin: the ring would show
+    assert isinstance(unpadded.build_for_inference().output, torch.nn.Sequential)
+    plain = load_checkpoint(SHIPPED["the_scream-small"].path)  # nearest upsampling: exact everywhere
+    with torch.no_grad():
+        assert (plain.build_for_inference()(x) - plain.build()(x)).abs().max() < 1e-5
+
+
+def test_an_export_key_tells_the_inference_forms_apart():
+    from stylecast.export.onnx import model_key
+
+    default = load_checkpoint(SHIPPED["starry_night-small"].path)
+    unpadded = dataclasses.replace(default, contract=dataclasses.replace(default.contract, margin=0))
+    assert model_key(default) != model_key(unpadded)
 
 
 def test_larger_norm_epsilon_damps_a_flat_frames_noise_and_keeps_a_textured_one():
