@@ -30,8 +30,13 @@ from torch import nn
 
 from stylecast.core.atomic import atomic_torch_save
 from stylecast.models.contract import CheckpointError, Family, InputContract
+from stylecast.models.layers import fuses_output
+from stylecast.models.multistyle import MultiStyleSmallNet
 from stylecast.models.registry import ARCHITECTURES
 from stylecast.models.small import SmallTransformerNet
+
+# the small nets, whose output layer build_for_inference computes at half resolution
+FUSED_OUTPUT_NETS = (SmallTransformerNet, MultiStyleSmallNet)
 
 FORMAT = "stylecast"
 VERSION = 1
@@ -73,17 +78,17 @@ class Checkpoint:
 
     def build_for_inference(self) -> nn.Module:
         """build(), in the form that runs fastest with the same outputs where the runtime keeps
-        them (the small nets' last upsampling fused into its convolution, models/small.py)."""
+        them (the small nets' last upsampling fused into its convolution, models/layers.py)."""
         module = self.build()
-        return module.for_inference(self.contract.margin) if isinstance(module, SmallTransformerNet) else module
+        return module.for_inference(self.contract.margin) if isinstance(module, FUSED_OUTPUT_NETS) else module
 
     @property
     def inference_form(self) -> str:
         """What build_for_inference changes, for the cache keys of exports made from it."""
-        if ARCHITECTURES.get(self.architecture) is not SmallTransformerNet:
-            return "as trained"
-        fused = SmallTransformerNet.fuses_output(bool(self.kwargs.get("antialias", False)), self.contract.margin)
-        return "output upsampling fused" if fused else "as trained"
+        net = ARCHITECTURES.get(self.architecture)
+        if net in FUSED_OUTPUT_NETS and fuses_output(net.output_upsampling(self.kwargs), self.contract.margin):
+            return "output upsampling fused"
+        return "as trained"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -222,3 +222,19 @@ class SubpixelUpsampleConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         padded = F.pad(x, (1, 1, 1, 1), mode=self.padding)  # N x I x (h + 2) x (w + 2)
         return F.pixel_shuffle(self.conv(padded), 2)  # N x O x 2h x 2w
+
+
+def fuses_output(mode: str, margin: int) -> bool:
+    """Whether `fused_output` fuses: bilinear upsampling changes the outermost pixel ring, so only
+    where the runtime's reflected margin crops it off; nearest is exact, so always."""
+    return mode == "nearest" or margin >= 1
+
+
+def fused_output(output: nn.Module, margin: int) -> nn.Module:
+    """A small net's output layer (2x upsampling, then a 3x3 convolution to RGB) as a
+    SubpixelUpsampleConv where `fuses_output` allows, else as it is."""
+    if not isinstance(output, nn.Sequential):  # fused already
+        return output
+    upsample, conv = output[0], output[1]
+    assert isinstance(upsample, nn.Upsample) and isinstance(upsample.mode, str) and isinstance(conv, nn.Conv2d)
+    return SubpixelUpsampleConv(upsample.mode, conv) if fuses_output(upsample.mode, margin) else output

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from stylecast.models.layers import CondConvBlock, CondResidualBlock, ReflectConv
+from stylecast.models.layers import CondConvBlock, CondResidualBlock, ReflectConv, fused_output
 
 
 def example_styles(batch: int, num_styles: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
@@ -73,7 +73,19 @@ class MultiStyleSmallNet(nn.Module):
         )
         self.up2 = CondConvBlock(4 * w, 2 * w, 3, s, upsample=True, reflect=False)
         self.up1 = CondConvBlock(2 * w, w, 3, s, upsample=True, reflect=False)
-        self.output = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w, 3, 3, padding=1))
+        self.output: nn.Module = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w, 3, 3, padding=1)
+        )
+
+    @staticmethod
+    def output_upsampling(kwargs: dict) -> str:
+        return "nearest"
+
+    def for_inference(self, margin: int) -> MultiStyleSmallNet:
+        """In place, like eval(): the last upsampling and convolution computed at half resolution
+        (layers.fused_output; nearest upsampling, so the same pixels everywhere)."""
+        self.output = fused_output(self.output, margin)
+        return self
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         half = self.down1(x, style)  # N x w x H/2 x W/2

@@ -108,8 +108,13 @@ def test_the_inference_form_of_a_small_net_paints_what_it_was_trained_to_inside_
     assert unpadded.inference_form == "as trained"  # bilinear with no margin: the ring would show
     assert isinstance(unpadded.build_for_inference().output, torch.nn.Sequential)
     plain = load_checkpoint(SHIPPED["the_scream-small"].path)  # nearest upsampling: exact everywhere
+    several = load_checkpoint(SHIPPED["eight_paintings-small"].path)
+    style = torch.zeros(1, several.build().num_styles)
+    style[0, 2] = 1.0
     with torch.no_grad():
         assert (plain.build_for_inference()(x) - plain.build()(x)).abs().max() < 1e-5
+        assert (several.build_for_inference()(x, style) - several.build()(x, style)).abs().max() < 1e-5
+    assert {plain.inference_form, several.inference_form} == {"output upsampling fused"}
 
 
 def test_an_export_key_tells_the_inference_forms_apart():
