@@ -138,12 +138,12 @@ def test_calibration_gives_the_compact_encoder_vggs_scale(trainset, vgg19_full):
 
 
 def test_each_phase_decays_its_learning_rate_from_its_first_step_to_its_last():
-    from stylecast.training.arbitrary import phase_lr
+    from stylecast.training.common import cosine_lr
 
-    assert phase_lr(1e-3, 0.1, 1, 50) == pytest.approx(1e-3)
-    assert phase_lr(1e-3, 0.1, 50, 50) == pytest.approx(1e-4)
-    assert phase_lr(1e-3, 0.1, 2, 50) > phase_lr(1e-3, 0.1, 25, 50) > phase_lr(1e-3, 0.1, 49, 50)
-    assert phase_lr(5e-4, 1.0, 30, 50) == pytest.approx(5e-4)  # 1: constant
+    assert cosine_lr(1e-3, 0.1, 1, 50) == pytest.approx(1e-3)
+    assert cosine_lr(1e-3, 0.1, 50, 50) == pytest.approx(1e-4)
+    assert cosine_lr(1e-3, 0.1, 2, 50) > cosine_lr(1e-3, 0.1, 25, 50) > cosine_lr(1e-3, 0.1, 49, 50)
+    assert cosine_lr(5e-4, 1.0, 30, 50) == pytest.approx(5e-4)  # 1: constant
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,6 @@ no phase 1 and E is VGG itself. Each phase's learning rate may decay (cosine, `l
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from stylecast.training.common import (
     MAX_SEED,
     Scalars,
     check_choices,
+    cosine_lr,
     endless_batches,
     init_distributed,
     load_state,
@@ -106,9 +106,14 @@ class ArbitraryConfig:
         check_choices(self)
 
 
+def tap_errors(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per student tap: its MSE over the teacher's mean square there (0 is exact, 1 as far as zeros)."""
+    return {t: F.mse_loss(student[t], teacher[t]) / teacher[t].pow(2).mean().clamp(min=1e-8) for t in student}
+
+
 def distillation_loss(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Over the student's taps: each tap's MSE over the teacher's mean square there."""
-    return sum(F.mse_loss(student[t], teacher[t]) / teacher[t].pow(2).mean().clamp(min=1e-8) for t in student)  # type: ignore[return-value]
+    """The taps' errors summed, so each counts alike."""
+    return sum(tap_errors(student, teacher).values())  # type: ignore[return-value]
 
 
 def moment_loss(output: dict[str, torch.Tensor], style: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -118,17 +123,6 @@ def moment_loss(output: dict[str, torch.Tensor], style: dict[str, torch.Tensor])
         (mo, so), (ms, ss) = channel_stats(output[tap]), channel_stats(style[tap])
         total = total + F.mse_loss(mo, ms) + F.mse_loss(so, ss)
     return total
-
-
-def phase_lr(first: float, final_fraction: float, step: int, steps: int) -> float:
-    """Cosine decay from `first` to `first * final_fraction` over a phase's steps (1-based)."""
-    progress = (step - 1) / max(1, steps - 1)
-    return first * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def tap_errors(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Per tap: the student's MSE over the teacher's mean square (0 is exact, 1 as far as zeros)."""
-    return {t: float(F.mse_loss(student[t], teacher[t]) / teacher[t].pow(2).mean().clamp(min=1e-8)) for t in student}
 
 
 def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | None:
@@ -226,13 +220,13 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
             student = encoder(c)
             loss = distillation_loss(student, teacher)
             for group in encoder_opt.param_groups:  # type: ignore[union-attr]
-                group["lr"] = phase_lr(config.distill_lr, config.lr_final, step, distill)
+                group["lr"] = cosine_lr(config.distill_lr, config.lr_final, step, distill)
             encoder_opt.zero_grad(set_to_none=True)  # type: ignore[union-attr]
             loss.backward()
             encoder_opt.step()  # type: ignore[union-attr]
             values = {"distill": float(loss.detach())}
             if step == distill and ranks.is_main:  # how near VGG the encoder the decoder will learn on came
-                errors = tap_errors({t: v.detach() for t, v in student.items()}, teacher)
+                errors = {t: float(e) for t, e in tap_errors(student, teacher).items()}
                 log.info("distilled encoder, error per tap: %s", " ".join(f"{t}={e:.3f}" for t, e in errors.items()))
                 scalars.add(step, {f"distill_error/{t}": e for t, e in errors.items()})
         else:  # phase 2: the decoder inverts AdaIN-moved features
@@ -251,7 +245,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
             g_content = net.encode(g) if config.content_space == "encoder" else g_taps[config.deepest]
             content_term = F.mse_loss(g_content, target)
             for group in decoder_opt.param_groups:
-                group["lr"] = phase_lr(config.lr, config.lr_final, step - distill, config.decoder_steps)
+                group["lr"] = cosine_lr(config.lr, config.lr_final, step - distill, config.decoder_steps)
             style_term = config.style_weight * moment_loss(g_taps, style_taps)
             loss = content_term + style_term
             decoder_opt.zero_grad(set_to_none=True)

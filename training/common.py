@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import random
 from collections.abc import Collection, Iterator
@@ -125,6 +126,13 @@ def log_dry_run(steps_run: int, seconds: float, total_steps: int) -> None:
 
 
 MAX_SEED = 2**32 - 1  # the largest seed NumPy's global generator takes
+
+
+def cosine_lr(first: float, final_fraction: float, step: int, steps: int) -> float:
+    """Cosine decay from `first` at step 1 to `first * final_fraction` at step `steps`; a function
+    of the step, so a resumed run continues on the same curve."""
+    progress = (step - 1) / max(1, steps - 1)
+    return first * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def seed_everything(seed: int) -> None:

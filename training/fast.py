@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +46,7 @@ from stylecast.training.common import (
     Scalars,
     autocast_for,
     check_choices,
+    cosine_lr,
     endless_batches,
     init_distributed,
     load_state,
@@ -290,13 +290,6 @@ def perceptual_objective(config: FastConfig, device: torch.device) -> tuple[Perc
     return objective, {"vgg_source": weights.source, "style_layers_used": style_layers}
 
 
-def learning_rate(config: FastConfig, step: int) -> float:
-    """Cosine decay from lr to lr * lr_final over the run; a function of the step, so a
-    resumed run continues on the same curve."""
-    progress = (step - 1) / max(1, config.steps - 1)
-    return config.lr * (config.lr_final + (1 - config.lr_final) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
 def start_from(net: torch.nn.Module, architecture: str, kwargs: dict, path: str) -> None:
     """Load a trained checkpoint's (or shipped model's) weights into `net`, which must be the same network."""
     try:
@@ -426,7 +419,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
                     losses["flat"] = weight * flat_scene_loss(*y_flat)
             total = torch.stack(list(losses.values())).sum()
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, step)
+            group["lr"] = cosine_lr(config.lr, config.lr_final, step, config.steps)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(total).backward()
