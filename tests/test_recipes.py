@@ -62,10 +62,10 @@ def test_the_default_recipe_has_three_stages_each_from_the_one_before(tmp_path):
     first, second, third = (
         s.config for s in recipe_stages("starry_night-small", "photos", str(styles), str(tmp_path / "m.pt"))
     )
-    assert first.teacher == second.teacher == third.teacher == "arbitrary"
+    assert first.teacher == second.teacher == third.teacher == "starry_night"
     assert second.init == first.out and third.init == second.out and third.out == str(tmp_path / "m.pt")
     assert first.out.startswith(str(tmp_path / "m.pt.run")) and second.out.startswith(str(tmp_path / "m.pt.run"))
-    assert (second.teacher_style_weight, third.teacher_style_weight) == (3.0, 30.0)
+    assert (second.teacher_style_weight, third.teacher_style_weight) == (3.0, 10.0)
     assert third.style_layers[-1] == "relu5_1"
 
 
