@@ -226,7 +226,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
             encoder_opt.step()  # type: ignore[union-attr]
             values = {"distill": float(loss.detach())}
             if step == distill and ranks.is_main:  # how near VGG the encoder the decoder will learn on came
-                errors = {t: float(e) for t, e in tap_errors(student, teacher).items()}
+                errors = {t: float(e.detach()) for t, e in tap_errors(student, teacher).items()}
                 log.info("distilled encoder, error per tap: %s", " ".join(f"{t}={e:.3f}" for t, e in errors.items()))
                 scalars.add(step, {f"distill_error/{t}": e for t, e in errors.items()})
         else:  # phase 2: the decoder inverts AdaIN-moved features
