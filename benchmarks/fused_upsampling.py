@@ -26,6 +26,7 @@ from stylecast.core.machine import cpu_name
 from stylecast.export.onnx import export_onnx
 from stylecast.models.checkpoint import Checkpoint
 from stylecast.realtime.stylizer import load_model
+from stylecast.realtime.torch_free import model_input_size
 
 FUSED, TRAINED = "default, inference form", "default, as trained"
 BEFORE = "before (great_wave-small's net), as trained"
@@ -44,8 +45,8 @@ def main() -> None:
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     default, before = load_model("starry_night-small"), load_model("great_wave-small")
-    margin, multiple = default.contract.margin, default.contract.size_multiple
-    height, width = -(-(h + 2 * margin) // multiple) * multiple, -(-(w + 2 * margin) // multiple) * multiple
+    margin = default.contract.margin
+    _, height, width = model_input_size(default.contract, h, w)
     x = torch.rand(1, 3, height, width)
     print(
         f"# {cpu_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__},"
