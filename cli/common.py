@@ -182,6 +182,9 @@ def finite_float(text: str) -> float:
     return value
 
 
+OPTIONAL_KINDS = {"int | None": int, "float | None": float}  # a field with no default value: its annotation says
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:
     """One hyphenated flag per dataclass field, with the field's type, default and help."""
     for f in dataclasses.fields(config_cls):
@@ -197,7 +200,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> N
         elif several:
             parser.add_argument(flag, nargs="+", default=default, help=help_text)
         else:
-            kind = {float: finite_float}.get(type(default), type(default)) if default is not None else str
+            value_type = OPTIONAL_KINDS.get(str(f.type), str) if default is None else type(default)
+            kind = finite_float if value_type is float else value_type
             parser.add_argument(flag, type=kind, default=default, choices=f.metadata.get("choices"), help=help_text)
 
 

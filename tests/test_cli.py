@@ -601,6 +601,19 @@ def test_train_flags_of_optional_lists_take_one_value_or_several():
     assert config_from_args(FastConfig, two).style_names == ("night", "wave")
 
 
+def test_train_flags_without_a_default_value_take_their_annotated_type(capsys):
+    """--margin (int | None) is a number, checked against its range (it was a string, and the range
+    check failed with a traceback)."""
+    from stylecast.cli.common import config_from_args
+    from stylecast.cli.main import build_parser
+    from stylecast.training.fast import FastConfig
+
+    base = ["train", "fast", "--data", "photos", "--out", "m.pt", "--style", "a.jpg"]
+    assert config_from_args(FastConfig, build_parser(base).parse_args([*base, "--margin", "24"])).margin == 24
+    code, _, err = run(capsys, *base, "--margin", "-3")
+    assert code == 2 and "--margin must be at least 0" in err
+
+
 def test_eval_temporal_reports_the_models_error_next_to_the_inputs(capsys, demo_clip, small_model):
     code, out, _ = run(capsys, "eval", "temporal", demo_clip, "--model", small_model, "--max-frames", "8", "--json")
     result = json.loads(out)

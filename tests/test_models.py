@@ -351,16 +351,28 @@ def test_a_bad_style_mix_is_refused_by_name(spec, message):
         parse_style_mix(spec, ["a", "b"])
 
 
-@pytest.mark.parametrize("name", sorted(SHIPPED))
-def test_no_shipped_model_paints_a_frame(name):
-    """On a uniform noise picture no one-pixel ring within 32 px of the edge departs from the
-    interior by more than 20 grey levels (issue 37; great_wave-small and composition_vii-small
-    scored 42 and 39 with the 8 px margin they were trained with, 4 to 8 with 24)."""
-    from stylecast.evaluation.metrics import edge_ring_step
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="a light band along the left edge"))
+        if name == "starry_night-small"
+        else name
+        for name in sorted(SHIPPED)
+    ],
+)
+def test_no_shipped_model_paints_a_frame_or_edge_stripes(name):
+    """Uniform noise stylized and averaged over 16 pictures (the texture's own blotches average
+    out, an edge artifact does not): no band within 32 px of any edge departs from the interior's
+    colour by more than 20 grey levels, or changes from line to line 5 levels more than the
+    interior (issue 37: the small nets painted a rim and a dark line 10-20 px in; the default then
+    a light band 68 levels off along the left edge alone, which a ring over all four sides hid)."""
+    from stylecast.evaluation.metrics import edge_steps
     from stylecast.realtime.demo import DemoScene
     from stylecast.realtime.stylizer import Stylizer
 
-    noise = np.random.default_rng(0).integers(0, 256, (256, 384, 3), dtype=np.uint8)
+    noise = np.random.default_rng(0).integers(0, 256, (16, 320, 512, 3), dtype=np.uint8)
     picture = [(DemoScene(256, 192).frame(40), 1.0)] if name == "arbitrary" else None
-    step, ring = edge_ring_step(Stylizer.create(name, "torch", "cpu", style_images=picture).one(noise))
-    assert step <= 20, f"{name}: ring {ring} px in departs {step:.1f} grey levels from the interior"
+    stylized = Stylizer.create(name, "torch", "cpu", style_images=picture)(list(noise))
+    colour, stripes = edge_steps(np.mean(stylized, axis=0))
+    assert colour.grey_levels <= 20, f"{name}: {colour}"
+    assert stripes.grey_levels <= 5, f"{name}: {stripes}"

@@ -579,6 +579,50 @@ def test_the_teacher_is_fed_at_its_size_multiple_and_margin_and_cropped_back():
         assert recorder.seen == fed and torch.equal(target, x)  # the same pixels, back where they were
 
 
+def test_a_net_fed_as_the_runtime_feeds_it_gives_the_stylizers_picture():
+    """What training scores with the margin in training is what a user sees: the shipped default's
+    output through as_the_runtime_runs equals the runtime's frame (up to its 8-bit rounding)."""
+    from stylecast.realtime.stylizer import Stylizer, load_model
+    from stylecast.training.objectives import as_the_runtime_runs
+
+    ckpt = load_model("starry_night-small")
+    frame = np.random.default_rng(0).integers(0, 256, (62, 70, 3), dtype=np.uint8)
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        y = as_the_runtime_runs(ckpt.build().eval(), x, ckpt.contract.margin, ckpt.contract.size_multiple)
+    shown = Stylizer.create(ckpt, "torch", "cpu").one(frame)
+    assert y.shape == (1, 3, 62, 70)
+    assert np.abs(y[0].permute(1, 2, 0).numpy() * 255 - shown).max() <= 1.0
+
+
+@pytest.mark.parametrize("in_training", [False, True])
+def test_with_the_margin_in_training_the_net_learns_on_the_padded_crop(tmp_path, monkeypatch, in_training):
+    """--margin-in-training: the net is fed each crop with the runtime's reflected margin round it
+    (64 + 2 x 8 px) and its output cropped back; without it, the bare crop."""
+    from stylecast.models.small import SmallTransformerNet
+    from stylecast.training import fast
+
+    seen = []
+
+    class Recording(SmallTransformerNet):
+        def forward(self, x):
+            seen.append(tuple(x.shape[2:]))
+            return super().forward(x)
+
+    architecture, _, kwargs = fast.NETS["small"]
+    monkeypatch.setitem(fast.NETS, "small", (architecture, Recording, kwargs))
+    data = tiny_image_folder(tmp_path / "photos", size=(128, 128))
+    config = FastConfig(
+        style="starry_night.jpg", data=str(data), out=str(tmp_path / "student.pt"), net="small",
+        teacher="starry_night", teacher_weight=1.0, steps=2, batch_size=2, scale_size=96, crop_size=64, lr=5e-3,
+        device="cpu", checkpoint_every=2, margin=8, margin_in_training=in_training,
+    )  # fmt: skip
+    result = train(config, progress=False)
+    assert set(seen) == {(80, 80) if in_training else (64, 64)}
+    assert all(np.isfinite(step["teacher"]) for step in result.history)
+    assert load_checkpoint(result.checkpoint).contract.margin == 8
+
+
 def test_a_multistyle_net_cannot_have_a_teacher(tmp_path):
     with pytest.raises(InputError, match="--teacher takes a single-style net"):
         FastConfig(style=("a.jpg", "b.jpg"), data=".", out="m.pt", net="multistyle_small", teacher="starry_night")

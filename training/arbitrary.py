@@ -33,6 +33,7 @@ from tqdm import tqdm
 from stylecast.core.errors import InputError
 from stylecast.models.adain import ArbitraryStyleNet, CompactEncoder, adain, channel_stats, taps_to
 from stylecast.models.checkpoint import Checkpoint, Family, InputContract, save_checkpoint
+from stylecast.models.contract import MAX_MARGIN
 from stylecast.models.vgg import ENV_WEIGHTS, LEGACY_ENV_WEIGHTS, load_vgg
 from stylecast.training.common import (
     MAX_SEED,
@@ -90,6 +91,14 @@ class ArbitraryConfig:
         "relu4_1",
         "the VGG19 tap the style is moved at: relu4_1 (the paper's; needs VGG19 weights to relu4_1) | relu3_1",
         choices=("relu4_1", "relu3_1"),
+    )
+    margin: int = option(
+        16,
+        "reflected pixels the runtime adds around each frame and crops off again, declared in the checkpoint:"
+        " the encoder's zero padding makes the decoder paint a band along the left edge (28 grey levels on"
+        " noise with none, 8 with 16)",
+        at_least=0,
+        at_most=MAX_MARGIN,
     )
     vgg_weights: str | None = option(
         None, f"local VGG19 weights; default ${ENV_WEIGHTS['vgg19']} (or ${LEGACY_ENV_WEIGHTS}) or torchvision"
@@ -271,7 +280,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         architecture="arbitrary",
         kwargs=kwargs,
         state_dict={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-        contract=InputContract(size_multiple=net.size_multiple),
+        contract=InputContract(size_multiple=net.size_multiple, margin=config.margin),
         family=Family.ARBITRARY,
         styles=[],
         training={**vars(config), "vgg_source": weights.source, "seconds": time.perf_counter() - started},

@@ -61,7 +61,7 @@ from stylecast.training.common import (
 )
 from stylecast.training.data import RandomCrops, style_image_tensor
 from stylecast.training.losses import NOISE_MODELS, FlatSceneLoss, Motion, TemporalLoss, total_variation
-from stylecast.training.objectives import PerceptualObjective, SummedObjective, TeacherObjective
+from stylecast.training.objectives import PerceptualObjective, SummedObjective, TeacherObjective, as_the_runtime_runs
 
 Objective = PerceptualObjective | TeacherObjective | SummedObjective
 
@@ -199,6 +199,19 @@ class FastConfig:
         " loss alone blurs the teacher's strokes, which move from crop to crop; 0: off)",
         at_least=0,
     )
+    style_border: int = option(
+        0,
+        "the Gram terms leave out this many pixels at each edge of the output: zero padding tells the net"
+        " where its edges are, and it learns to paint there a texture, independent of the picture, that"
+        " the Gram matrices reward (stripes along the left edge); 0: the whole crop",
+        at_least=0,
+    )
+    mirror_weight: float = option(
+        0.0,
+        "the mirrored crop must stylize to the mirrored output, weighted this much (mean squared pixel"
+        " difference; 0: off): an edge-bound pattern on one side only breaks it",
+        at_least=0,
+    )
     init: str | None = option(
         None,
         "start from this checkpoint's or shipped model's weights (same network): fine-tune, e.g. add the temporal loss",
@@ -209,6 +222,12 @@ class FastConfig:
         " (default: the net's own, 8 for the small nets); more for a net that learned to paint near the edge",
         at_least=0,
         at_most=MAX_MARGIN,
+    )
+    margin_in_training: bool = option(
+        False,
+        "the net learns on crops with the --margin around them, reflected and cropped off again as the"
+        " runtime does: what it paints there is never scored, what a user sees always is (off: the crop"
+        " alone, the net's own edge inside the scored picture)",
     )
     seed: int = option(0, "random seed", at_least=0, at_most=MAX_SEED)
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
@@ -286,6 +305,7 @@ def perceptual_objective(config: FastConfig, device: torch.device) -> tuple[Perc
         config.content_weight,
         config.style_weight,
         device,
+        config.style_border,
     )
     return objective, {"vgg_source": weights.source, "style_layers_used": style_layers}
 
@@ -400,6 +420,8 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
             frames = [x] if motion is None else [x, motion.moved]
             if config.flat_scene_weight:
                 frames += flat_scene_loss.pair(x)
+            if config.mirror_weight:
+                frames.append(x.flip(-1))
         return StepInputs(x, chosen, frames, motion)
 
     for _ in range(start):  # draw the steps already taken again: the run goes on with the crops it would have had
@@ -408,9 +430,18 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
         x, chosen, frames, motion = next_inputs()
         conditions = [F.one_hot(chosen, len(config.style)).float()] if multistyle else []
         with autocast:  # one call for all frames: DDP allows one forward per step
-            stylized = model(torch.cat(frames), *(torch.cat([c] * len(frames)) for c in conditions))
+            stylized = as_the_runtime_runs(
+                model,
+                torch.cat(frames),
+                margin if config.margin_in_training else 0,
+                net_class.size_multiple,
+                *(torch.cat([c] * len(frames)) for c in conditions),
+            )
             y, *y_moved_and_flat = stylized.chunk(len(frames))
             losses = objective(x, y, chosen) | {"tv": config.tv_weight * total_variation(y.float())}
+            if config.mirror_weight:
+                *y_moved_and_flat, y_mirrored = y_moved_and_flat
+                losses["mirror"] = config.mirror_weight * F.mse_loss(y_mirrored.flip(-1).float(), y.float())
             if motion is not None:
                 y_moved, *y_flat = y_moved_and_flat
                 losses["temporal"] = config.temporal_weight * temporal_loss(y, y_moved, motion)

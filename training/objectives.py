@@ -13,7 +13,7 @@ index, and return their weighted terms by name.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +29,19 @@ from stylecast.training.losses import ContentLoss, StyleLoss, gram_matrix
 log = logging.getLogger("stylecast.train")
 
 
+def as_the_runtime_runs(
+    net: Callable[..., torch.Tensor], x: torch.Tensor, margin: int, size_multiple: int, *conditions: torch.Tensor
+) -> torch.Tensor:
+    """net's output on x (N x 3 x h x w) and its other inputs, x fed as the runtime feeds it
+    (realtime/processing.py): a reflected margin all round and reflection to the size multiple at
+    the bottom and right, cropped off again."""
+    m, k = margin, size_multiple
+    h, w = x.shape[2:]
+    extra_h, extra_w = -(h + 2 * m) % k, -(w + 2 * m) % k
+    padded = F.pad(x, (m, m + extra_w, m, m + extra_h), mode="reflect") if m or extra_h or extra_w else x
+    return net(padded, *conditions)[:, :, m : m + h, m : m + w]
+
+
 class PerceptualObjective:
     """content_weight * ||phi_c(y) - phi_c(x)||^2 + style_weight * sum_l w_l ||G_l(y) - G_l(style)||^2."""
 
@@ -40,8 +53,9 @@ class PerceptualObjective:
         content_layer: str,
         content_weight: float,
         style_weight: float,
+        border: int = 0,
     ):
-        self.vgg, self.style_grams = vgg, style_grams
+        self.vgg, self.style_grams, self.border = vgg, style_grams, border
         self.content_loss, self.style_loss = ContentLoss(content_layer), StyleLoss(style_grams, layer_weights)
         self.content_weight, self.style_weight = content_weight, style_weight
 
@@ -56,6 +70,7 @@ class PerceptualObjective:
         content_weight: float,
         style_weight: float,
         device: torch.device,
+        border: int = 0,
     ) -> PerceptualObjective:
         vgg = weights.build(style_layers + [content_layer]).to(device)
         with torch.no_grad():
@@ -63,9 +78,11 @@ class PerceptualObjective:
             grams = {name: torch.cat([gram_matrix(f[name]) for f in per_style]) for name in style_layers}
         # relative: each layer's error over the painting's mean squared Gram entry there
         layer_weights = {n: 1.0 / float(g.pow(2).mean()) if relative_layers else 1.0 for n, g in grams.items()}
-        return cls(vgg, grams, layer_weights, content_layer, content_weight, style_weight)
+        return cls(vgg, grams, layer_weights, content_layer, content_weight, style_weight, border)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, chosen: torch.Tensor) -> dict[str, torch.Tensor]:
+        if b := self.border:  # N x 3 x (h - 2b) x (w - 2b): see FastConfig.style_border
+            x, y = x[:, :, b:-b, b:-b], y[:, :, b:-b, b:-b]
         features_y = self.vgg(y)
         terms = {}
         if self.content_weight:  # (off beside a teacher, which keeps the content)
@@ -118,14 +135,8 @@ class TeacherObjective:
 
     @torch.no_grad()
     def target(self, x: torch.Tensor) -> torch.Tensor:
-        """The teacher's output on x (N x 3 x h x w), fed as the runtime feeds it: a reflected margin
-        all round and reflection to its size multiple at the bottom and right, cropped off again."""
-        m, k = self.margin, self.size_multiple
-        h, w = x.shape[2:]
-        extra_h, extra_w = -(h + 2 * m) % k, -(w + 2 * m) % k
-        padded = F.pad(x, (m, m + extra_w, m, m + extra_h), mode="reflect") if m or extra_h or extra_w else x
-        out = self.teacher(padded).float().clamp(0, 1)
-        return out[:, :, m : m + h, m : m + w]
+        """The teacher's output on x (N x 3 x h x w), fed as the runtime feeds it."""
+        return as_the_runtime_runs(self.teacher, x, self.margin, self.size_multiple).float().clamp(0, 1)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, chosen: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"teacher": self.weight * F.mse_loss(y.float(), self.target(x))}
