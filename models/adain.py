@@ -21,6 +21,7 @@ AdaIN: mean and std (N x C); WCT: mean (N x C) and the colouring matrix C_y^(1/2
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -28,6 +29,7 @@ from stylecast.models.layers import ReflectConv
 from stylecast.models.vgg import Preprocessing, VGGFeatures
 
 EPS = 1e-5
+STYLE_IMAGE_SIZE = 512  # long side style pictures are scaled to before their statistics are taken
 
 
 def channel_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -226,6 +228,23 @@ class ArbitraryStyleNet(nn.Module):
             "style_spread": spread.expand(batch, *spread.shape[1:]),
             "alpha": alpha,
         }
+
+
+def style_picture_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """A uint8 H x W x 3 style picture as 1 x 3 x h x w in [0, 1], long side STYLE_IMAGE_SIZE."""
+    h, w = rgb.shape[:2]
+    scale = STYLE_IMAGE_SIZE / max(h, w)
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
+    size = (max(16, round(h * scale)), max(16, round(w * scale)))
+    return torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+@torch.inference_mode()
+def picture_statistics(net: ArbitraryStyleNet, rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """What an arbitrary-style model takes of a style picture (uint8 H x W x 3), in the runtime and
+    as a teacher alike: its feature statistics for the model's transform (1 x C mean, and 1 x C std
+    or 1 x C x C colouring matrix), on the CPU."""
+    return style_statistics(net.encode(style_picture_tensor(rgb)), net.transform)
 
 
 def interpolate_statistics(

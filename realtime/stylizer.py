@@ -13,7 +13,7 @@ import torch
 from stylecast.core.cache import file_digest, model_key_of_file, remember_model_key
 from stylecast.core.errors import InputError
 from stylecast.export.onnx import model_key
-from stylecast.models.adain import ArbitraryStyleNet, interpolate_statistics, style_statistics
+from stylecast.models.adain import ArbitraryStyleNet, interpolate_statistics, picture_statistics
 from stylecast.models.checkpoint import Checkpoint, CheckpointError, Family, load_checkpoint
 from stylecast.realtime.backends import Backend, create_backend
 from stylecast.realtime.exported import is_exported, open_exported
@@ -21,24 +21,6 @@ from stylecast.realtime.names import TRANSFORMS
 from stylecast.realtime.processing import FrameProcessor, StyleOptions
 from stylecast.realtime.styles import parse_style_mix
 from stylecast.realtime.torch_free import answers_flat, model_file
-
-STYLE_IMAGE_SIZE = 512  # long side style images are scaled to before their statistics are taken
-
-
-def style_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """A style image as 1 x 3 x H x W in [0, 1], long side STYLE_IMAGE_SIZE."""
-    h, w = rgb.shape[:2]
-    scale = STYLE_IMAGE_SIZE / max(h, w)
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
-    size = (max(16, round(h * scale)), max(16, round(w * scale)))
-    return torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-
-
-@torch.inference_mode()
-def style_image_statistics(encoder: ArbitraryStyleNet, rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """What an arbitrary-style model takes of a style picture: its feature statistics for the
-    model's transform (1 x C mean, and 1 x C std or 1 x C x C colouring matrix)."""
-    return style_statistics(encoder.encode(style_tensor(rgb)), encoder.transform)
 
 
 def load_model(spec: str) -> Checkpoint:
@@ -123,7 +105,7 @@ class Stylizer:
         picture's are kept under its name (default: its position) for mixes (`conditions_for`)."""
         if not 0.0 <= alpha <= 1.0:
             raise InputError(f"--alpha must be between 0 and 1, got {alpha}")
-        stats = [style_image_statistics(self.encoder, image) for image, _ in images]
+        stats = [picture_statistics(self.encoder, image) for image, _ in images]
         self.pictures = dict(zip(names or [str(i) for i in range(len(images))], stats, strict=True))
         self.alpha = alpha
         mean, spread = interpolate_statistics(stats, [weight for _, weight in images])

@@ -275,7 +275,7 @@ def image_objective(config: FastConfig, device: torch.device) -> tuple[Objective
     """The teacher's outputs (--teacher, with the painting's Gram matrices if
     --teacher-style-weight), else the VGG losses; and what to record of it."""
     if config.teacher:
-        teacher = TeacherObjective.load(config.teacher, config.teacher_weight, device, config.style, config.style_size)
+        teacher = TeacherObjective.load(config.teacher, config.teacher_weight, device, config.style)
         if not config.teacher_style_weight:
             return teacher, {"teacher": config.teacher}
         style_only = dataclasses.replace(config, content_weight=0.0, style_weight=config.teacher_style_weight)

@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from stylecast.core.errors import InputError
-from stylecast.models.adain import ArbitraryStyleNet, FixedStyleNet, interpolate_statistics, style_statistics
+from stylecast.core.images import read_rgb
+from stylecast.models.adain import ArbitraryStyleNet, FixedStyleNet, interpolate_statistics, picture_statistics
 from stylecast.models.checkpoint import CheckpointError, Family, load_checkpoint
 from stylecast.models.vgg import VGGFeatures, VGGWeights
 from stylecast.models.zoo import model_path
-from stylecast.training.data import style_image_tensor
 from stylecast.training.losses import ContentLoss, StyleLoss, gram_matrix
 
 log = logging.getLogger("stylecast.train")
@@ -102,12 +102,10 @@ class TeacherObjective:
         self.margin, self.size_multiple = margin, size_multiple
 
     @classmethod
-    def load(
-        cls, spec: str, weight: float, device: torch.device, styles: Sequence[str] = (), style_size: int = 512
-    ) -> TeacherObjective:
+    def load(cls, spec: str, weight: float, device: torch.device, styles: Sequence[str] = ()) -> TeacherObjective:
         """A shipped single-style model's name or a checkpoint path, fed as its contract says; or an
-        arbitrary-style model painting the style images `styles` (long side `style_size`; several
-        are mixed equally)."""
+        arbitrary-style model painting the style pictures `styles` as the runtime would given them
+        (several are mixed equally)."""
         try:
             ckpt = load_checkpoint(model_path(spec))
         except (CheckpointError, OSError) as exc:
@@ -118,14 +116,13 @@ class TeacherObjective:
                 f"--teacher {spec} takes {contract.channel_order} in {contract.range}; distillation feeds RGB in [0, 1]"
             )
         if ckpt.family is Family.ARBITRARY and styles:
-            net = ckpt.build().to(device).eval()
+            net = ckpt.build().eval()
             assert isinstance(net, ArbitraryStyleNet)  # the family's architecture
-            with torch.no_grad():
-                pictures = [style_image_tensor(path, style_size).to(device) for path in styles]  # 1 x 3 x H x W
-                stats = [style_statistics(net.encode(picture), net.transform) for picture in pictures]
+            stats = [picture_statistics(net, read_rgb(path)) for path in styles]
             mean, spread = interpolate_statistics(stats, [1.0] * len(stats))
             log.info("distilling from %s (%s) given %d style image(s)", spec, ckpt.architecture, len(styles))
-            return cls(FixedStyleNet(net, mean, spread), contract.margin, contract.size_multiple, weight)
+            fixed = FixedStyleNet(net, mean, spread).to(device)
+            return cls(fixed, contract.margin, contract.size_multiple, weight)
         if ckpt.family is not Family.JOHNSON:
             raise InputError(
                 f"--teacher {spec} is a {ckpt.family} model; distillation takes a single-style one or an arbitrary-style one"
