@@ -51,19 +51,26 @@ class SlowAboveBackend:
 
 def test_adaptive_stylizer_settles_on_a_size_the_model_can_keep_up_with(small_model):
     """A 100 ms budget (10 fps): the governor steps down when calls take over 115 ms, up when
-    under 45 ms. A 400x300 frame is a 416x320 model input (margin and size multiple): 160 ms,
-    over budget; at 320x240 (336x256) 60 ms, inside the band with room for pre- and
-    post-processing on a busy machine."""
+    under 45 ms. A 400x300 frame is a model input of 400x300 plus the margin, rounded up to the
+    size multiple (432x336 with 16 px): 160 ms, over budget; at 320x240 (352x272) 60 ms, inside
+    the band with room for pre- and post-processing on a busy machine."""
     stylizer = Stylizer.create(small_model, backend="torch", device="cpu")
-    slow = SlowAboveBackend(stylizer.backend, side=350, slow_s=0.160, fast_s=0.060)
+    contract = stylizer.checkpoint.contract
+
+    def model_input(h: int, w: int) -> tuple[int, int]:
+        m, k = contract.margin, contract.size_multiple
+        return -(-(h + 2 * m) // k) * k, -(-(w + 2 * m) // k) * k
+
+    full, reduced = model_input(300, 400), model_input(240, 320)
+    slow = SlowAboveBackend(stylizer.backend, side=(max(full) + max(reduced)) // 2, slow_s=0.160, fast_s=0.060)
     stylizer.backend = slow
     adaptive = AdaptiveStylizer(stylizer, target_fps=10)
     frame = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
     outputs = [adaptive(frame) for _ in range(24)]
     assert all(out.shape == frame.shape for out in outputs)  # the frame keeps its size
     assert adaptive.max_size == 320 and adaptive.describe() == "at 320 px"
-    assert slow.sizes[:8] == [(320, 416)] * 8  # one window of 8 calls at full size
-    assert slow.sizes[8:] == [(256, 336)] * 16  # then 320 px, steady
+    assert slow.sizes[:8] == [full] * 8  # one window of 8 calls at full size
+    assert slow.sizes[8:] == [reduced] * 16  # then 320 px, steady
 
 
 def test_adaptive_stylizer_keeps_full_size_for_a_fast_model_and_the_users_cap(small_model):

@@ -97,12 +97,13 @@ def test_an_upsampling_and_convolution_computed_at_the_low_resolution_give_the_s
 
 def test_the_inference_form_of_a_small_net_paints_what_it_was_trained_to_inside_its_margin():
     default = load_checkpoint(SHIPPED["starry_night-small"].path)
-    assert default.contract.margin == 8 and default.inference_form == "output upsampling fused"
+    m = default.contract.margin
+    assert m >= 1 and default.inference_form == "output upsampling fused"
     trained, fused = default.build(), default.build_for_inference()
     assert type(fused.output).__name__ == "SubpixelUpsampleConv"
-    x = torch.rand(1, 3, 64 + 16, 96 + 16)  # a 64 x 96 frame with the runtime's 8 px margin
+    x = torch.rand(1, 3, 64 + 2 * m, 96 + 2 * m)  # a 64 x 96 frame with the runtime's margin
     with torch.no_grad():
-        difference = (fused(x) - trained(x))[:, :, 8:-8, 8:-8].abs().max()
+        difference = (fused(x) - trained(x))[:, :, m:-m, m:-m].abs().max()
     assert difference < 1e-5
     unpadded = dataclasses.replace(default, contract=dataclasses.replace(default.contract, margin=0))
     assert unpadded.inference_form == "as trained"  # bilinear with no margin: the ring would show
@@ -111,6 +112,7 @@ def test_the_inference_form_of_a_small_net_paints_what_it_was_trained_to_inside_
     several = load_checkpoint(SHIPPED["eight_paintings-small"].path)
     style = torch.zeros(1, several.build().num_styles)
     style[0, 2] = 1.0
+    x = x[:, :, :80, :112]  # multiples of 8
     with torch.no_grad():
         assert (plain.build_for_inference()(x) - plain.build()(x)).abs().max() < 1e-5
         assert (several.build_for_inference()(x, style) - several.build()(x, style)).abs().max() < 1e-5
