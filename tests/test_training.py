@@ -623,6 +623,28 @@ def test_with_the_margin_in_training_the_net_learns_on_the_padded_crop(tmp_path,
     assert load_checkpoint(result.checkpoint).contract.margin == 8
 
 
+def test_the_gram_terms_leave_out_the_style_border(vgg_weights):
+    """--style-border 16: what the net paints within 16 px of the crop's edge changes no Gram term
+    (nothing rewards a texture there), what it paints inside does."""
+    from stylecast.models.vgg import load_vgg
+    from stylecast.training.objectives import PerceptualObjective
+
+    painting = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    objective = PerceptualObjective.build(
+        load_vgg(vgg_weights), ["relu1_1", "relu2_1"], "relu2_1", [painting], False, 0.0, 1.0, torch.device("cpu"),
+        border=16,
+    )  # fmt: skip
+    x = torch.rand(2, 3, 80, 96, generator=torch.Generator().manual_seed(1))
+    y = torch.rand(2, 3, 80, 96, generator=torch.Generator().manual_seed(2))
+    chosen = torch.zeros(2, dtype=torch.long)
+    edged, inside = y.clone(), y.clone()
+    edged[:, :, :, :16] = 0.5 + 0.5 * torch.sign(torch.sin(torch.arange(16.0)))  # stripes along the left edge
+    inside[:, :, 30:50, 40:60] = 0.0
+    style = float(objective(x, y, chosen)["style"])
+    assert float(objective(x, edged, chosen)["style"]) == style
+    assert float(objective(x, inside, chosen)["style"]) != style
+
+
 def test_a_multistyle_net_cannot_have_a_teacher(tmp_path):
     with pytest.raises(InputError, match="--teacher takes a single-style net"):
         FastConfig(style=("a.jpg", "b.jpg"), data=".", out="m.pt", net="multistyle_small", teacher="starry_night")
