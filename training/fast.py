@@ -206,12 +206,6 @@ class FastConfig:
         " the Gram matrices reward (stripes along the left edge); 0: the whole crop",
         at_least=0,
     )
-    mirror_weight: float = option(
-        0.0,
-        "the mirrored crop must stylize to the mirrored output, weighted this much (mean squared pixel"
-        " difference; 0: off): an edge-bound pattern on one side only breaks it",
-        at_least=0,
-    )
     init: str | None = option(
         None,
         "start from this checkpoint's or shipped model's weights (same network): fine-tune, e.g. add the temporal loss",
@@ -420,8 +414,6 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
             frames = [x] if motion is None else [x, motion.moved]
             if config.flat_scene_weight:
                 frames += flat_scene_loss.pair(x)
-            if config.mirror_weight:
-                frames.append(x.flip(-1))
         return StepInputs(x, chosen, frames, motion)
 
     for _ in range(start):  # draw the steps already taken again: the run goes on with the crops it would have had
@@ -439,9 +431,6 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
             )
             y, *y_moved_and_flat = stylized.chunk(len(frames))
             losses = objective(x, y, chosen) | {"tv": config.tv_weight * total_variation(y.float())}
-            if config.mirror_weight:
-                *y_moved_and_flat, y_mirrored = y_moved_and_flat
-                losses["mirror"] = config.mirror_weight * F.mse_loss(y_mirrored.flip(-1).float(), y.float())
             if motion is not None:
                 y_moved, *y_flat = y_moved_and_flat
                 losses["temporal"] = config.temporal_weight * temporal_loss(y, y_moved, motion)
