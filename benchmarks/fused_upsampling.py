@@ -5,9 +5,10 @@ anti-aliased, zero padding throughout), in one run on this CPU.
 
     python benchmarks/fused_upsampling.py [--size 640x360] [--repeat 30] [--rounds 3]
 
-Each contender is timed on the same model input (the frame with the runtime's 8 px margin,
-rounded up to the size multiple), in ONNX Runtime (default threads) and torch; the contenders
-take turns, --rounds times, and each figure is the median of all its calls.
+Each contender is timed on its model input for the frame: the default's with its declared margin,
+the network before with the 8 px margin it ran with then (each rounded up to the size multiple),
+in ONNX Runtime (default threads) and torch; the contenders take turns, --rounds times, and each
+figure is the median of all its calls.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from stylecast.realtime.torch_free import model_input_size
 
 FUSED, TRAINED = "default, inference form", "default, as trained"
 BEFORE = "before (great_wave-small's net), as trained"
+BEFORE_MARGIN = 8  # the runtime margin the default had before its deep layers padded by reflection
 
 
-def as_trained(ckpt: Checkpoint) -> Checkpoint:
-    """The same weights with no runtime margin, where the bilinear output layer is not fused."""
-    return dataclasses.replace(ckpt, contract=dataclasses.replace(ckpt.contract, margin=0))
+def with_margin(ckpt: Checkpoint, margin: int) -> Checkpoint:
+    """The same weights with another runtime margin (0: the bilinear output layer is not fused)."""
+    return dataclasses.replace(ckpt, contract=dataclasses.replace(ckpt.contract, margin=margin))
 
 
 def main() -> None:
@@ -44,25 +46,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
-    default, before = load_model("starry_night-small"), load_model("great_wave-small")
-    margin = default.contract.margin
-    _, height, width = model_input_size(default.contract, h, w)
-    x = torch.rand(1, 3, height, width)
+    default = load_model("starry_night-small")
+    before = with_margin(load_model("great_wave-small"), BEFORE_MARGIN)
+    x, x_before = (torch.rand(1, *model_input_size(ckpt.contract, h, w)) for ckpt in (default, before))
     print(
         f"# {cpu_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__},"
-        f" onnxruntime {onnxruntime.__version__}; model input 3x{height}x{width} ({args.size} + {margin} px margin)"
+        f" onnxruntime {onnxruntime.__version__}; model input 3x{x.shape[2]}x{x.shape[3]}"
+        f" ({args.size} + {default.contract.margin} px margin), before 3x{x_before.shape[2]}x{x_before.shape[3]}"
     )
     contenders = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, ckpt in (
-            (FUSED, default),
-            (TRAINED, as_trained(default)),
-            (BEFORE, as_trained(before)),
+        for name, ckpt, picture in (
+            (FUSED, default, x),
+            (TRAINED, with_margin(default, 0), x),
+            (BEFORE, with_margin(before, 0), x_before),
         ):
             session = onnxruntime.InferenceSession(
                 str(export_onnx(ckpt, Path(tmp) / f"{len(contenders)}.onnx")), providers=["CPUExecutionProvider"]
             )
-            feed = {session.get_inputs()[0].name: x.numpy()}
+            feed = {session.get_inputs()[0].name: picture.numpy()}
             contenders[f"onnxruntime: {name}"] = lambda s=session, f=feed: s.run(None, f)
         for name, module in (
             (FUSED, default.build_for_inference()),

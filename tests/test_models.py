@@ -353,15 +353,7 @@ def test_a_bad_style_mix_is_refused_by_name(spec, message):
         parse_style_mix(spec, ["a", "b"])
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="a light band along the left edge"))
-        if name == "starry_night-small"
-        else name
-        for name in sorted(SHIPPED)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_no_shipped_model_paints_a_frame_or_edge_stripes(name):
     """Uniform noise stylized and averaged over 16 pictures (the texture's own blotches average
     out, an edge artifact does not): no band within 32 px of any edge departs from the interior's
