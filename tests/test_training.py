@@ -645,6 +645,11 @@ def test_the_gram_terms_leave_out_the_style_border(vgg_weights):
     assert float(objective(x, inside, chosen)["style"]) != style
 
 
+def test_a_style_border_that_leaves_nothing_of_the_crop_is_refused():
+    with pytest.raises(InputError, match="--style-border 32 leaves nothing of a 64 px crop"):
+        FastConfig(style=("a.jpg",), data=".", out="m.pt", crop_size=64, style_border=32)
+
+
 def test_a_multistyle_net_cannot_have_a_teacher(tmp_path):
     with pytest.raises(InputError, match="--teacher takes a single-style net"):
         FastConfig(style=("a.jpg", "b.jpg"), data=".", out="m.pt", net="multistyle_small", teacher="starry_night")

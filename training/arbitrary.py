@@ -94,9 +94,9 @@ class ArbitraryConfig:
     )
     margin: int = option(
         16,
-        "reflected pixels the runtime adds around each frame and crops off again, declared in the checkpoint:"
-        " the encoder's zero padding makes the decoder paint a band along the left edge (28 grey levels on"
-        " noise with none, 8 with 16)",
+        "reflected pixels the runtime adds around each frame and crops off again, declared in the checkpoint"
+        " (the shipped model paints a band along its left edge without one: 28 grey levels off on noise,"
+        " 8 with 16)",
         at_least=0,
         at_most=MAX_MARGIN,
     )

@@ -240,6 +240,8 @@ class FastConfig:
         check_choices(self)
         if self.teacher and self.net.startswith("multistyle"):
             raise InputError("--teacher takes a single-style net; a multi-style one learns from the VGG losses")
+        if 2 * self.style_border >= self.crop_size:
+            raise InputError(f"--style-border {self.style_border} leaves nothing of a {self.crop_size} px crop")
         if self.flat_scene_weight and not self.temporal_weight:
             raise InputError("--flat-scene-weight is a multiple of --temporal-weight; give that too")
 
