@@ -18,6 +18,12 @@ MAX_SIZE_MULTIPLE = 1024  # a U-Net of depth 8 needs 256
 MAX_MARGIN = 256
 
 
+def far_padding(length: int, margin: int, multiple: int) -> int:
+    """Pixels the runtime adds after the far (bottom or right) margin so that a side of `length`,
+    with `margin` on both ends, becomes a multiple of `multiple`."""
+    return -(length + 2 * margin) % multiple
+
+
 class Family(str, Enum):
     """How the runtime drives a model: what it takes besides the picture."""
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from stylecast.models.checkpoint import InputContract
 from stylecast.models.color import luminance, rgb_to_ycbcr, ycbcr_to_rgb
+from stylecast.models.contract import far_padding
 from stylecast.models.pairs import pair_input
 from stylecast.realtime.names import UPSAMPLERS
 
@@ -115,7 +116,7 @@ class FrameProcessor:
         if (h, w) != tuple(rgb.shape[2:]):
             x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
         m, b = self.contract.size_multiple, self.contract.margin
-        pad_h, pad_w = (-(h + 2 * b)) % m, (-(w + 2 * b)) % m
+        pad_h, pad_w = far_padding(h, b, m), far_padding(w, b, m)
         if b or pad_h or pad_w:
             reflect = min(h, w) > b + max(pad_h, pad_w)  # reflection needs more picture than padding
             x = F.pad(x, (b, b + pad_w, b, b + pad_h), mode="reflect" if reflect else "replicate")

@@ -27,7 +27,7 @@ from stylecast.core.cache import file_digest, model_key_of_file, onnx_path
 from stylecast.core.errors import InputError
 from stylecast.core.machine import gpu_driver_loaded
 from stylecast.export.contract import contract_record
-from stylecast.models.contract import Family, InputContract
+from stylecast.models.contract import Family, InputContract, far_padding
 from stylecast.models.zoo import SHIPPED
 from stylecast.realtime.backend_choices import choice_key, choice_prefix, remembered_backend
 
@@ -58,7 +58,7 @@ def model_input_size(contract: InputContract, height: int, width: int) -> tuple[
     """C x H x W of the model input for a frame processed at its own size: the margin on every
     side, then up to the size multiple (FrameProcessor.to_model)."""
     m, b = contract.size_multiple, contract.margin
-    return 3, height + 2 * b + (-(height + 2 * b)) % m, width + 2 * b + (-(width + 2 * b)) % m
+    return 3, height + 2 * b + far_padding(height, b, m), width + 2 * b + far_padding(width, b, m)
 
 
 class OnnxFrames:
@@ -88,7 +88,7 @@ class OnnxFrames:
         pixels = np.stack(frames)  # N x H x W x 3 uint8
         _, h, w, _ = pixels.shape
         m, b = self.contract.size_multiple, self.contract.margin
-        pad_h, pad_w = (-(h + 2 * b)) % m, (-(w + 2 * b)) % m
+        pad_h, pad_w = far_padding(h, b, m), far_padding(w, b, m)
         reflect = min(h, w) > b + max(pad_h, pad_w)  # reflection needs more picture than padding
         padded = np.pad(pixels, ((0, 0), (b, b + pad_h), (b, b + pad_w), (0, 0)), mode="reflect" if reflect else "edge")
         x = padded.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255)  # N x 3 x H' x W' in [0, 1]

@@ -22,6 +22,7 @@ from stylecast.core.errors import InputError
 from stylecast.core.images import read_rgb
 from stylecast.models.adain import ArbitraryStyleNet, FixedStyleNet, interpolate_statistics, picture_statistics
 from stylecast.models.checkpoint import CheckpointError, Family, load_checkpoint
+from stylecast.models.contract import far_padding
 from stylecast.models.vgg import VGGFeatures, VGGWeights
 from stylecast.models.zoo import model_path
 from stylecast.training.losses import ContentLoss, StyleLoss, gram_matrix
@@ -37,7 +38,7 @@ def as_the_runtime_runs(
     the bottom and right, cropped off again."""
     m, k = margin, size_multiple
     h, w = x.shape[2:]
-    extra_h, extra_w = -(h + 2 * m) % k, -(w + 2 * m) % k
+    extra_h, extra_w = far_padding(h, m, k), far_padding(w, m, k)
     padded = F.pad(x, (m, m + extra_w, m, m + extra_h), mode="reflect") if m or extra_h or extra_w else x
     return net(padded, *conditions)[:, :, m : m + h, m : m + w]
 
