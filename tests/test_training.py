@@ -692,3 +692,28 @@ def test_a_student_can_also_match_the_paintings_grams(tmp_path, vgg_weights):
     assert set(result.history[0]) == {"teacher", "style", "tv"} and result.history[0]["style"] > 0
     training = load_checkpoint(result.checkpoint).training
     assert training["teacher"] == "starry_night" and training["style_layers_used"] == ["relu1_2", "relu2_2"]
+
+
+def test_an_lpips_term_keeps_the_output_nearer_its_photo(tmp_path, trainset, vgg_weights):
+    """--lpips-weight: the same run with LPIPS to the photo beside the VGG losses ends with outputs
+    LPIPS puts nearer their photos than the run without it."""
+    from conftest import shared_path
+
+    from stylecast.models.lpips import load_lpips
+
+    weights = shared_path("weights")
+    lpips = load_lpips("alex", weights)
+    crops = RandomCrops(trainset, 96, 64)
+    photos = torch.stack([crops[i] for i in range(4)])  # 4 x 3 x 64 x 64
+    distances = {}
+    for weight in (0.0, 1e8):
+        config = tiny_config(
+            tmp_path / str(weight), trainset, vgg_weights, lpips_weight=weight,
+            lpips_net="alex", lpips_weights=str(weights),
+        )  # fmt: skip
+        result = train(config, progress=False)
+        assert ("lpips" in result.history[-1]) == bool(weight)
+        net = load_checkpoint(result.checkpoint).build().float().eval()
+        with torch.no_grad():
+            distances[weight] = float(lpips(net(photos).clamp(0, 1), photos).mean())
+    assert distances[1e8] < 0.9 * distances[0.0]

@@ -37,6 +37,7 @@ from stylecast.models.checkpoint import (
 )
 from stylecast.models.contract import MAX_MARGIN
 from stylecast.models.johnson import TransformerNet
+from stylecast.models.lpips import NETS as LPIPS_NETS
 from stylecast.models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
 from stylecast.models.small import SmallTransformerNet
 from stylecast.models.vgg import ARCHITECTURES, ENV_WEIGHTS, load_vgg
@@ -61,7 +62,13 @@ from stylecast.training.common import (
 )
 from stylecast.training.data import RandomCrops, style_image_tensor
 from stylecast.training.losses import NOISE_MODELS, FlatSceneLoss, Motion, TemporalLoss, total_variation
-from stylecast.training.objectives import PerceptualObjective, SummedObjective, TeacherObjective, as_the_runtime_runs
+from stylecast.training.objectives import (
+    LpipsObjective,
+    PerceptualObjective,
+    SummedObjective,
+    TeacherObjective,
+    as_the_runtime_runs,
+)
 
 Objective = PerceptualObjective | TeacherObjective | SummedObjective
 
@@ -199,6 +206,16 @@ class FastConfig:
         " loss alone blurs the teacher's strokes, which move from crop to crop; 0: off)",
         at_least=0,
     )
+    lpips_weight: float = option(
+        0.0,
+        "weight of LPIPS from the output to its photo (what `stylecast eval quality` reports): keeps what a"
+        " person sees of the photo while a strong style term pulls away from it; 0: off",
+        at_least=0,
+    )
+    lpips_net: str = option("vgg", "with --lpips-weight: the LPIPS backbone", choices=LPIPS_NETS)
+    lpips_weights: str | None = option(
+        None, "with --lpips-weight: LPIPS weights folder (else $STYLECAST_LPIPS_WEIGHTS or the lpips package)"
+    )
     style_border: int = option(
         0,
         "the Gram terms leave out this many pixels at each edge of the output: zero padding tells the net"
@@ -268,6 +285,17 @@ def choose_layers(config: FastConfig, available: tuple[str, ...]) -> tuple[list[
 
 
 def image_objective(config: FastConfig, device: torch.device) -> tuple[Objective, dict[str, Any]]:
+    """The teacher's or the VGG losses' terms, with LPIPS to the photo beside them if --lpips-weight;
+    and what to record of it."""
+    objective, record = painting_objective(config, device)
+    if not config.lpips_weight:
+        return objective, record
+    lpips = LpipsObjective(config.lpips_net, config.lpips_weights, config.lpips_weight, device)
+    parts = objective.parts if isinstance(objective, SummedObjective) else (objective,)
+    return SummedObjective(*parts, lpips), record
+
+
+def painting_objective(config: FastConfig, device: torch.device) -> tuple[Objective, dict[str, Any]]:
     """The teacher's outputs (--teacher, with the painting's Gram matrices if
     --teacher-style-weight), else the VGG losses; and what to record of it."""
     if config.teacher:

@@ -23,6 +23,7 @@ from stylecast.core.images import read_rgb
 from stylecast.models.adain import ArbitraryStyleNet, FixedStyleNet, interpolate_statistics, picture_statistics
 from stylecast.models.checkpoint import CheckpointError, Family, load_checkpoint
 from stylecast.models.contract import far_padding
+from stylecast.models.lpips import LPIPSUnavailable, load_lpips
 from stylecast.models.vgg import VGGFeatures, VGGWeights
 from stylecast.models.zoo import model_path
 from stylecast.training.losses import ContentLoss, StyleLoss, gram_matrix
@@ -140,10 +141,25 @@ class TeacherObjective:
         return {"teacher": self.weight * F.mse_loss(y.float(), self.target(x))}
 
 
-class SummedObjective:
-    """Several objectives' terms together (distillation with the painting's Gram matrices)."""
+class LpipsObjective:
+    """weight * LPIPS(y, x), the mean over the batch: N x 3 x h x w in [0, 1] each."""
 
-    def __init__(self, *parts: TeacherObjective | PerceptualObjective):
+    def __init__(self, net: str, folder: str | None, weight: float, device: torch.device):
+        try:
+            self.lpips = load_lpips(net, folder).to(device)
+        except LPIPSUnavailable as exc:
+            raise InputError(f"--lpips-weight: {exc}") from None
+        self.weight = weight
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, chosen: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"lpips": self.weight * self.lpips(y, x).mean()}
+
+
+class SummedObjective:
+    """Several objectives' terms together (distillation with the painting's Gram matrices, LPIPS
+    beside the VGG losses)."""
+
+    def __init__(self, *parts: TeacherObjective | PerceptualObjective | LpipsObjective):
         self.parts = parts
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, chosen: torch.Tensor) -> dict[str, torch.Tensor]:
