@@ -717,3 +717,10 @@ def test_an_lpips_term_keeps_the_output_nearer_its_photo(tmp_path, trainset, vgg
         with torch.no_grad():
             distances[weight] = float(lpips(net(photos).clamp(0, 1), photos).mean())
     assert distances[1e8] < 0.9 * distances[0.0]
+
+
+def test_an_lpips_term_without_its_weights_is_refused_before_training(tmp_path, trainset, vgg_weights):
+    config = tiny_config(tmp_path, trainset, vgg_weights, lpips_weight=1.0, lpips_weights=str(tmp_path / "none"))
+    with pytest.raises(InputError, match="--lpips-weight: LPIPS weights folder .* lacks lpips_v0.1_vgg16_lin.pth"):
+        train(config, progress=False)
+    assert not Path(config.out).exists() and not (tmp_path / "model.pt.run").exists()
