@@ -108,7 +108,8 @@ def test_the_inference_form_of_a_small_net_paints_what_it_was_trained_to_inside_
     unpadded = dataclasses.replace(default, contract=dataclasses.replace(default.contract, margin=0))
     assert unpadded.inference_form == "as trained"  # bilinear with no margin: the ring would show
     assert isinstance(unpadded.build_for_inference().output, torch.nn.Sequential)
-    plain = load_checkpoint(SHIPPED["the_scream-small"].path)  # nearest upsampling: exact everywhere
+    kwargs = NETS["small_plain"][2]  # the plain small net, nearest upsampling: exact everywhere
+    plain = dataclasses.replace(default, kwargs=kwargs, state_dict=SmallTransformerNet(**kwargs).state_dict())
     several = load_checkpoint(SHIPPED["eight_paintings-small"].path)
     style = torch.zeros(1, several.build().num_styles)
     style[0, 2] = 1.0
