@@ -291,8 +291,7 @@ def image_objective(config: FastConfig, device: torch.device) -> tuple[Objective
     if not config.lpips_weight:
         return objective, record
     lpips = LpipsObjective(config.lpips_net, config.lpips_weights, config.lpips_weight, device)
-    parts = objective.parts if isinstance(objective, SummedObjective) else (objective,)
-    return SummedObjective(*parts, lpips), record
+    return SummedObjective(objective, lpips), record
 
 
 def painting_objective(config: FastConfig, device: torch.device) -> tuple[Objective, dict[str, Any]]:

@@ -159,7 +159,7 @@ class SummedObjective:
     """Several objectives' terms together (distillation with the painting's Gram matrices, LPIPS
     beside the VGG losses)."""
 
-    def __init__(self, *parts: TeacherObjective | PerceptualObjective | LpipsObjective):
+    def __init__(self, *parts: TeacherObjective | PerceptualObjective | LpipsObjective | SummedObjective):
         self.parts = parts
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, chosen: torch.Tensor) -> dict[str, torch.Tensor]:
