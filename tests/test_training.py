@@ -650,9 +650,56 @@ def test_a_style_border_that_leaves_nothing_of_the_crop_is_refused():
         FastConfig(style=("a.jpg",), data=".", out="m.pt", crop_size=64, style_border=32)
 
 
-def test_a_multistyle_net_cannot_have_a_teacher(tmp_path):
-    with pytest.raises(InputError, match="--teacher takes a single-style net"):
-        FastConfig(style=("a.jpg", "b.jpg"), data=".", out="m.pt", net="multistyle_small", teacher="starry_night")
+def test_a_multistyle_student_learns_each_style_from_a_multistyle_teacher(tmp_path):
+    """The small multi-style net distilled from the shipped eight_paintings in two of its styles
+    (in the teacher's other order): each sample is painted by the teacher in that sample's style."""
+    from stylecast.models.multistyle import MultiStyleSmallNet
+    from stylecast.realtime.stylizer import Stylizer
+
+    data = tiny_image_folder(tmp_path / "photos", size=(128, 128))
+    config = FastConfig(
+        style=("the_scream.jpg", "starry_night.jpg"), style_names=("the_scream", "starry_night"), data=str(data),
+        out=str(tmp_path / "student.pt"), net="multistyle_small", teacher="eight_paintings", teacher_weight=1.0,
+        steps=60, batch_size=4, scale_size=96, crop_size=64, lr=5e-3, device="cpu", checkpoint_every=60, half=False,
+    )  # fmt: skip
+    result = train(config, progress=False)
+    teacher_terms = [step["teacher"] for step in result.history]
+    assert np.mean(teacher_terms[-5:]) < 0.5 * np.mean(teacher_terms[:5])
+    ckpt = load_checkpoint(result.checkpoint)
+    assert ckpt.styles == ["the_scream", "starry_night"] and ckpt.training["teacher"] == "eight_paintings"
+    photo = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
+    untrained = dataclasses.replace(ckpt, state_dict=MultiStyleSmallNet(**ckpt.kwargs).state_dict())
+    for name, other in (("the_scream", "starry_night"), ("starry_night", "the_scream")):
+        student, before = (Stylizer.create(model, "torch", "cpu", style=name).one(photo) for model in (ckpt, untrained))
+        teacher, teacher_other = (
+            Stylizer.create("eight_paintings", "torch", "cpu", style=s).one(photo).astype(float) for s in (name, other)
+        )
+        error = np.abs(student.astype(float) - teacher).mean()
+        assert error < 0.7 * np.abs(before.astype(float) - teacher).mean()
+        assert error < np.abs(student.astype(float) - teacher_other).mean()  # its own style, not the other
+
+
+def test_a_multistyle_teacher_must_know_every_style(tmp_path):
+    data = tiny_image_folder(tmp_path / "photos", size=(128, 128))
+    out = tmp_path / "out" / "student.pt"
+    config = FastConfig(
+        style=("starry_night.jpg", "candy.jpg"), data=str(data), out=str(out), net="multistyle_small",
+        teacher="eight_paintings", steps=2, batch_size=2, scale_size=96, crop_size=64, device="cpu",
+    )  # fmt: skip
+    with pytest.raises(InputError, match="--teacher eight_paintings paints starry_night, .*; not candy"):
+        train(config, progress=False)
+    assert not out.parent.exists()
+
+
+def test_a_multistyle_net_cannot_learn_from_a_single_style_teacher(tmp_path):
+    data = tiny_image_folder(tmp_path / "photos", size=(128, 128))
+    config = FastConfig(
+        style=("starry_night.jpg", "the_scream.jpg"), data=str(data), out=str(tmp_path / "m.pt"),
+        net="multistyle_small", teacher="starry_night", steps=2, batch_size=2, scale_size=96, crop_size=64,
+        device="cpu",
+    )  # fmt: skip
+    with pytest.raises(InputError, match="a multi-style net learns from a multi-style one"):
+        train(config, progress=False)
 
 
 def test_relative_layer_weights_let_every_layer_count(vgg19_full, trainset):

@@ -195,9 +195,10 @@ class FastConfig:
     )
     teacher: str | None = option(
         None,
-        "learn to reproduce this trained single-style model (a shipped name or a checkpoint) instead of"
-        " the VGG losses: distillation, several times cheaper per step on a CPU; the temporal terms still apply."
-        " An arbitrary-style model (e.g. arbitrary) paints --style for it",
+        "learn to reproduce this trained model (a shipped name or a checkpoint) instead of the VGG losses:"
+        " distillation, several times cheaper per step on a CPU; the temporal terms still apply. An"
+        " arbitrary-style model (e.g. arbitrary) paints --style for it; a multi-style one (the teacher a"
+        " multi-style net needs) each of the styles by name (--style-names)",
     )
     teacher_weight: float = option(1e9, "with --teacher: weight of the mean squared pixel difference", at_least=0)
     teacher_style_weight: float = option(
@@ -255,8 +256,6 @@ class FastConfig:
             self.style = (self.style,)
         self.net = NET_ALIASES.get(self.net, self.net)
         check_choices(self)
-        if self.teacher and self.net.startswith("multistyle"):
-            raise InputError("--teacher takes a single-style net; a multi-style one learns from the VGG losses")
         if 2 * self.style_border >= self.crop_size:
             raise InputError(f"--style-border {self.style_border} leaves nothing of a {self.crop_size} px crop")
         if self.flat_scene_weight and not self.temporal_weight:
@@ -273,6 +272,11 @@ def temporal_generator(config: FastConfig, rank: int, device: torch.device) -> t
         return None
     seed = int(np.random.SeedSequence([config.seed, rank, TEMPORAL_STREAM]).generate_state(1)[0])
     return torch.Generator(device).manual_seed(seed)
+
+
+def style_names(config: FastConfig) -> list[str]:
+    """The styles' names as the checkpoint records them (and a multi-style teacher knows them)."""
+    return list(config.style_names or [Path(p).stem for p in config.style])
 
 
 def choose_layers(config: FastConfig, available: tuple[str, ...]) -> tuple[list[str], str]:
@@ -298,7 +302,10 @@ def painting_objective(config: FastConfig, device: torch.device) -> tuple[Object
     """The teacher's outputs (--teacher, with the painting's Gram matrices if
     --teacher-style-weight), else the VGG losses; and what to record of it."""
     if config.teacher:
-        teacher = TeacherObjective.load(config.teacher, config.teacher_weight, device, config.style)
+        multistyle = config.net.startswith("multistyle")
+        teacher = TeacherObjective.load(
+            config.teacher, config.teacher_weight, device, config.style, style_names(config), multistyle
+        )
         if not config.teacher_style_weight:
             return teacher, {"teacher": config.teacher}
         style_only = dataclasses.replace(config, content_weight=0.0, style_weight=config.teacher_style_weight)
@@ -372,7 +379,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     writes = ranks.is_main and not config.dry_run
 
     objective, record = image_objective(config, device)
-    names = list(config.style_names or [Path(p).stem for p in config.style])
+    names = style_names(config)
     multistyle = config.net.startswith("multistyle")
     motions = temporal_generator(config, ranks.rank, device)
     temporal_loss = TemporalLoss(noise_model=config.temporal_noise, max_flow=config.temporal_flow, generator=motions)

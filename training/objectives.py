@@ -4,7 +4,8 @@
 - `TeacherObjective` (distillation, Hinton et al. 2015 applied to images): the pixel difference
   to a trained model's output on the same crop. A small net learns a standard net's look this way
   at a fraction of the cost of a step with VGG losses (no VGG forward or backward on a CPU); or an
-  arbitrary-style net's look for one painting, its statistics taken once.
+  arbitrary-style net's look for one painting, its statistics taken once; or a multi-style net's
+  looks, each sample in its own style.
 
 Both are called with the crops x (N x 3 x h x w in [0, 1]), the output y and each sample's style
 index, and return their weighted terms by name.
@@ -99,15 +100,32 @@ class PerceptualObjective:
 class TeacherObjective:
     """teacher_weight * ||y - teacher(x)||^2 (mean over pixels), the teacher's output clamped to [0, 1]."""
 
-    def __init__(self, teacher: torch.nn.Module, margin: int, size_multiple: int, weight: float):
+    def __init__(
+        self,
+        teacher: torch.nn.Module,
+        margin: int,
+        size_multiple: int,
+        weight: float,
+        style_rows: torch.Tensor | None = None,  # S x T: a multi-style teacher's style weights per student style
+    ):
         self.teacher, self.weight = teacher.requires_grad_(False), weight
         self.margin, self.size_multiple = margin, size_multiple
+        self.style_rows = style_rows
 
     @classmethod
-    def load(cls, spec: str, weight: float, device: torch.device, styles: Sequence[str] = ()) -> TeacherObjective:
+    def load(
+        cls,
+        spec: str,
+        weight: float,
+        device: torch.device,
+        styles: Sequence[str] = (),
+        style_names: Sequence[str] = (),
+        multistyle: bool = False,
+    ) -> TeacherObjective:
         """A shipped single-style model's name or a checkpoint path, fed as its contract says; or an
         arbitrary-style model painting the style pictures `styles` as the runtime would given them
-        (several are mixed equally)."""
+        (several are mixed equally); or a multi-style model painting each of `style_names`, which it
+        must know (the only teacher of a multi-style student, `multistyle`)."""
         try:
             ckpt = load_checkpoint(model_path(spec))
         except (CheckpointError, OSError) as exc:
@@ -116,6 +134,20 @@ class TeacherObjective:
         if contract.range != (0.0, 1.0) or contract.channel_order != "RGB":
             raise InputError(
                 f"--teacher {spec} takes {contract.channel_order} in {contract.range}; distillation feeds RGB in [0, 1]"
+            )
+        if ckpt.family is Family.MULTISTYLE:
+            unknown = [name for name in style_names if name not in ckpt.styles]
+            if unknown or not style_names:
+                raise InputError(
+                    f"--teacher {spec} paints {', '.join(ckpt.styles)}; not {', '.join(unknown) or 'unnamed styles'}"
+                )
+            columns = torch.tensor([ckpt.styles.index(name) for name in style_names])
+            log.info("distilling from %s (%s) in %s", spec, ckpt.architecture, ", ".join(style_names))
+            rows = F.one_hot(columns, len(ckpt.styles)).float().to(device)  # S x T
+            return cls(ckpt.build().to(device), contract.margin, contract.size_multiple, weight, rows)
+        if multistyle:
+            raise InputError(
+                f"--teacher {spec} is a {ckpt.family} model; a multi-style net learns from a multi-style one"
             )
         if ckpt.family is Family.ARBITRARY and styles:
             net = ckpt.build().eval()
@@ -127,18 +159,20 @@ class TeacherObjective:
             return cls(fixed, contract.margin, contract.size_multiple, weight)
         if ckpt.family is not Family.JOHNSON:
             raise InputError(
-                f"--teacher {spec} is a {ckpt.family} model; distillation takes a single-style one or an arbitrary-style one"
+                f"--teacher {spec} is a {ckpt.family} model; distillation takes a single-style, multi-style or arbitrary-style one"
             )
         log.info("distilling from %s (%s, %s)", spec, ckpt.architecture, ", ".join(ckpt.styles))
         return cls(ckpt.build().to(device), contract.margin, contract.size_multiple, weight)
 
     @torch.no_grad()
-    def target(self, x: torch.Tensor) -> torch.Tensor:
-        """The teacher's output on x (N x 3 x h x w), fed as the runtime feeds it."""
-        return as_the_runtime_runs(self.teacher, x, self.margin, self.size_multiple).float().clamp(0, 1)
+    def target(self, x: torch.Tensor, chosen: torch.Tensor | None = None) -> torch.Tensor:
+        """The teacher's output on x (N x 3 x h x w), fed as the runtime feeds it; a multi-style
+        teacher paints each sample in its style (`chosen`, N student style indices)."""
+        conditions = [] if self.style_rows is None or chosen is None else [self.style_rows[chosen]]
+        return as_the_runtime_runs(self.teacher, x, self.margin, self.size_multiple, *conditions).float().clamp(0, 1)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, chosen: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"teacher": self.weight * F.mse_loss(y.float(), self.target(x))}
+        return {"teacher": self.weight * F.mse_loss(y.float(), self.target(x, chosen))}
 
 
 class LpipsObjective:
