@@ -275,3 +275,23 @@ class FixedStyleNet(nn.Module):
         mean = self.style_mean.expand(n, -1)
         spread = self.style_spread.expand(n, *self.style_spread.shape[1:])
         return self.net(x, mean, spread, torch.ones(n, 1, device=x.device, dtype=x.dtype))
+
+
+class StyleBankNet(nn.Module):
+    """An arbitrary-style net with S styles' statistics held: image and style weights (N x S, rows
+    summing to 1, as a multi-style net takes them) -> stylized image (a teacher for distilling a
+    multi-style net from the arbitrary one, each style a painting)."""
+
+    style_means: torch.Tensor  # buffers registered in __init__
+    style_spreads: torch.Tensor
+
+    def __init__(self, net: ArbitraryStyleNet, stats: list[tuple[torch.Tensor, torch.Tensor]]):
+        super().__init__()
+        self.net, self.size_multiple = net, net.size_multiple
+        self.register_buffer("style_means", torch.cat([mean for mean, _ in stats]))  # S x C
+        self.register_buffer("style_spreads", torch.cat([spread for _, spread in stats]))  # S x C or S x C x C
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        mean = style @ self.style_means  # N x C: the mix of the styles' statistics (Huang & Belongie)
+        spread = (style @ self.style_spreads.flatten(1)).view(-1, *self.style_spreads.shape[1:])
+        return self.net(x, mean, spread, torch.ones(x.shape[0], 1, device=x.device, dtype=x.dtype))

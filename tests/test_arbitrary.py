@@ -10,6 +10,8 @@ from stylecast.export.check import max_differences, onnx_runner
 from stylecast.export.onnx import export_onnx
 from stylecast.models.adain import (
     ArbitraryStyleNet,
+    FixedStyleNet,
+    StyleBankNet,
     adain,
     channel_stats,
     covariance,
@@ -57,6 +59,32 @@ def test_style_interpolation_is_a_weighted_mix():
     b = (torch.ones(1, 4), 3 * torch.ones(1, 4))
     mean, spread = interpolate_statistics([a, b], [3.0, 1.0])
     assert torch.allclose(mean, torch.full((1, 4), 0.25)) and torch.allclose(spread, torch.full((1, 4), 1.5))
+
+
+@pytest.mark.parametrize("transform", ["adain", "wct"])
+def test_a_style_bank_paints_each_style_as_the_net_given_that_style_and_a_mix_as_its_mix(transform):
+    """StyleBankNet with style weights as a multi-style net takes them: a one-hot row is the
+    arbitrary net given that style alone, a mixed row the net given the mixed statistics."""
+    from stylecast.realtime.stylizer import load_model
+
+    net = load_model("arbitrary").build().float().eval()
+    net.transform = transform
+    generator = torch.Generator().manual_seed(1)
+    pictures = [
+        torch.rand(1, 3, 64, 64, generator=generator) * scale + shift
+        for scale, shift in ((1, 0), (0.3, 0.6), (0.5, 0.1))
+    ]
+    with torch.no_grad():
+        stats = [style_statistics(net.encode(picture), transform) for picture in pictures]
+    bank = StyleBankNet(net, stats)
+    x = torch.rand(2, 3, 32, 48, generator=generator)
+    rows = torch.tensor([[0.0, 1.0, 0.0], [0.25, 0.0, 0.75]])
+    with torch.no_grad():
+        got = bank(x, rows)
+        alone = FixedStyleNet(net, *stats[1])(x[:1])
+        mixed = FixedStyleNet(net, *interpolate_statistics([stats[0], stats[2]], [0.25, 0.75]))(x[1:])
+    assert torch.allclose(got[:1], alone, atol=1e-4) and torch.allclose(got[1:], mixed, atol=1e-4)
+    assert not torch.allclose(alone, FixedStyleNet(net, *stats[0])(x[:1]), atol=1e-3)  # the styles differ
 
 
 def random_model(transform: str, deepest: str = "relu3_1") -> Checkpoint:

@@ -679,6 +679,38 @@ def test_a_multistyle_student_learns_each_style_from_a_multistyle_teacher(tmp_pa
         assert error < np.abs(student.astype(float) - teacher_other).mean()  # its own style, not the other
 
 
+def test_a_multistyle_student_learns_each_painting_from_the_arbitrary_model(tmp_path, trainset):
+    """The shipped arbitrary model, given one painting per style, is the teacher of a multi-style
+    small net: each style comes to paint as the arbitrary model given that painting."""
+    from stylecast.core.images import read_rgb
+    from stylecast.models.multistyle import MultiStyleSmallNet
+    from stylecast.realtime.stylizer import Stylizer
+
+    paintings = [trainset.parent / "media" / "styles" / f"{name}.jpg" for name in ("the_scream", "great_wave")]
+    data = tiny_image_folder(tmp_path / "photos", size=(128, 128))
+    config = FastConfig(
+        style=tuple(map(str, paintings)), data=str(data), out=str(tmp_path / "student.pt"), net="multistyle_small",
+        teacher="arbitrary", teacher_weight=1.0, steps=60, batch_size=4, scale_size=96, crop_size=64, lr=5e-3,
+        device="cpu", checkpoint_every=60, half=False,
+    )  # fmt: skip
+    result = train(config, progress=False)
+    teacher_terms = [step["teacher"] for step in result.history]
+    assert np.mean(teacher_terms[-5:]) < 0.5 * np.mean(teacher_terms[:5])
+    ckpt = load_checkpoint(result.checkpoint)
+    assert ckpt.styles == ["the_scream", "great_wave"] and ckpt.family.value == "multistyle"
+    photo = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
+    untrained = dataclasses.replace(ckpt, state_dict=MultiStyleSmallNet(**ckpt.kwargs).state_dict())
+    teachers = {
+        path.stem: Stylizer.create("arbitrary", "torch", "cpu", style_images=[(read_rgb(path), 1.0)]).one(photo)
+        for path in paintings
+    }
+    for name, other in (("the_scream", "great_wave"), ("great_wave", "the_scream")):
+        student, before = (Stylizer.create(model, "torch", "cpu", style=name).one(photo) for model in (ckpt, untrained))
+        error = np.abs(student.astype(float) - teachers[name]).mean()
+        assert error < 0.7 * np.abs(before.astype(float) - teachers[name]).mean()
+        assert error < np.abs(student.astype(float) - teachers[other]).mean()  # its own painting, not the other
+
+
 def test_a_multistyle_teacher_must_know_every_style(tmp_path):
     data = tiny_image_folder(tmp_path / "photos", size=(128, 128))
     out = tmp_path / "out" / "student.pt"
@@ -698,7 +730,7 @@ def test_a_multistyle_net_cannot_learn_from_a_single_style_teacher(tmp_path):
         net="multistyle_small", teacher="starry_night", steps=2, batch_size=2, scale_size=96, crop_size=64,
         device="cpu",
     )  # fmt: skip
-    with pytest.raises(InputError, match="a multi-style net learns from a multi-style one"):
+    with pytest.raises(InputError, match="a multi-style net learns from a multi-style or arbitrary-style one"):
         train(config, progress=False)
 
 

@@ -5,7 +5,8 @@
   to a trained model's output on the same crop. A small net learns a standard net's look this way
   at a fraction of the cost of a step with VGG losses (no VGG forward or backward on a CPU); or an
   arbitrary-style net's look for one painting, its statistics taken once; or a multi-style net's
-  looks, each sample in its own style.
+  looks, each sample in its own style (from a multi-style net, or an arbitrary-style one given
+  one painting per style).
 
 Both are called with the crops x (N x 3 x h x w in [0, 1]), the output y and each sample's style
 index, and return their weighted terms by name.
@@ -21,7 +22,13 @@ import torch.nn.functional as F
 
 from stylecast.core.errors import InputError
 from stylecast.core.images import read_rgb
-from stylecast.models.adain import ArbitraryStyleNet, FixedStyleNet, interpolate_statistics, picture_statistics
+from stylecast.models.adain import (
+    ArbitraryStyleNet,
+    FixedStyleNet,
+    StyleBankNet,
+    interpolate_statistics,
+    picture_statistics,
+)
 from stylecast.models.checkpoint import CheckpointError, Family, load_checkpoint
 from stylecast.models.contract import far_padding
 from stylecast.models.lpips import LPIPSUnavailable, load_lpips
@@ -124,8 +131,9 @@ class TeacherObjective:
     ) -> TeacherObjective:
         """A shipped single-style model's name or a checkpoint path, fed as its contract says; or an
         arbitrary-style model painting the style pictures `styles` as the runtime would given them
-        (several are mixed equally); or a multi-style model painting each of `style_names`, which it
-        must know (the only teacher of a multi-style student, `multistyle`)."""
+        (several are mixed equally; for a `multistyle` student each is one of its styles); or a
+        multi-style model painting each of `style_names`, which it must know. A multi-style student
+        takes one of the last two."""
         try:
             ckpt = load_checkpoint(model_path(spec))
         except (CheckpointError, OSError) as exc:
@@ -145,18 +153,25 @@ class TeacherObjective:
             log.info("distilling from %s (%s) in %s", spec, ckpt.architecture, ", ".join(style_names))
             rows = F.one_hot(columns, len(ckpt.styles)).float().to(device)  # S x T
             return cls(ckpt.build().to(device), contract.margin, contract.size_multiple, weight, rows)
-        if multistyle:
-            raise InputError(
-                f"--teacher {spec} is a {ckpt.family} model; a multi-style net learns from a multi-style one"
-            )
         if ckpt.family is Family.ARBITRARY and styles:
             net = ckpt.build().eval()
             assert isinstance(net, ArbitraryStyleNet)  # the family's architecture
             stats = [picture_statistics(net, read_rgb(path)) for path in styles]
+            if multistyle:  # each style its own painting, in the student's order
+                log.info(
+                    "distilling from %s (%s) given %d paintings, one per style", spec, ckpt.architecture, len(styles)
+                )
+                rows = torch.eye(len(styles), device=device)  # S x S
+                bank = StyleBankNet(net, stats).to(device)
+                return cls(bank, contract.margin, contract.size_multiple, weight, rows)
             mean, spread = interpolate_statistics(stats, [1.0] * len(stats))
             log.info("distilling from %s (%s) given %d style image(s)", spec, ckpt.architecture, len(styles))
             fixed = FixedStyleNet(net, mean, spread).to(device)
             return cls(fixed, contract.margin, contract.size_multiple, weight)
+        if multistyle:
+            raise InputError(
+                f"--teacher {spec} is a {ckpt.family} model; a multi-style net learns from a multi-style or arbitrary-style one"
+            )
         if ckpt.family is not Family.JOHNSON:
             raise InputError(
                 f"--teacher {spec} is a {ckpt.family} model; distillation takes a single-style, multi-style or arbitrary-style one"
