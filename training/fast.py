@@ -197,8 +197,8 @@ class FastConfig:
         None,
         "learn to reproduce this trained model (a shipped name or a checkpoint) instead of the VGG losses:"
         " distillation, several times cheaper per step on a CPU; the temporal terms still apply. An"
-        " arbitrary-style model (e.g. arbitrary) paints --style for it; a multi-style one (the teacher a"
-        " multi-style net needs) each of the styles by name (--style-names)",
+        " arbitrary-style model (e.g. arbitrary) paints --style for it (for a multi-style net, each picture"
+        " its style); a multi-style one paints each of the styles it knows by name (--style-names)",
     )
     teacher_weight: float = option(1e9, "with --teacher: weight of the mean squared pixel difference", at_least=0)
     teacher_style_weight: float = option(
