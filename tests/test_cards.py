@@ -49,7 +49,9 @@ def test_a_card_shows_the_model_its_recipe_and_a_fresh_flicker_report(capsys, tm
     assert (
         f"| demo.mp4 | its painting | 5 | {result['warping_error']:.5f} | {result['input_warping_error']:.5f} |" in card
     )
-    assert f"stylecast train --recipe {small_model} " in card and "| teacher_style_weight | 0 | 3 | 10 |" in card
+    assert (
+        f"stylecast train --recipe {small_model} " in card and "| teacher_style_weight | 0 | 3 | 30 | 30 | 30 |" in card
+    )
     assert str(tmp_path) not in card  # the clip by its name only
 
 

@@ -55,18 +55,21 @@ def test_nets_are_named_by_role_and_the_old_name_of_the_defaults_is_accepted():
     assert config.net == "small" and NETS["small"][2]["reflect_deep"] and SHIPPED["starry_night-small"].net == "small"
 
 
-def test_the_default_recipe_has_three_stages_each_from_the_one_before(tmp_path):
+def test_the_default_recipe_has_five_stages_each_from_the_one_before(tmp_path):
+    """Distilled from the arbitrary model given the painting, the painting's Gram matrices added at
+    3 and then 30, and two last stages trained as the runtime runs it (its 32 px margin)."""
     styles = tmp_path / "styles"
     styles.mkdir()
     (styles / "starry_night.jpg").write_bytes(b"")
-    first, second, third = (
-        s.config for s in recipe_stages("starry_night-small", "photos", str(styles), str(tmp_path / "m.pt"))
+    stages = [s.config for s in recipe_stages("starry_night-small", "photos", str(styles), str(tmp_path / "m.pt"))]
+    assert len(stages) == 5 and {s.teacher for s in stages} == {"arbitrary"}
+    assert all(later.init == earlier.out for earlier, later in zip(stages[:-1], stages[1:], strict=True))
+    assert stages[-1].out == str(tmp_path / "m.pt") and all(
+        s.out.startswith(str(tmp_path / "m.pt.run")) for s in stages[:-1]
     )
-    assert first.teacher == second.teacher == third.teacher == "starry_night"
-    assert second.init == first.out and third.init == second.out and third.out == str(tmp_path / "m.pt")
-    assert first.out.startswith(str(tmp_path / "m.pt.run")) and second.out.startswith(str(tmp_path / "m.pt.run"))
-    assert (second.teacher_style_weight, third.teacher_style_weight) == (3.0, 10.0)
-    assert third.style_layers[-1] == "relu5_1"
+    assert [s.teacher_style_weight for s in stages] == [0.0, 3.0, 30.0, 30.0, 30.0]
+    assert [s.margin_in_training for s in stages] == [False, False, False, True, True] and stages[-1].margin == 32
+    assert stages[-1].style_layers[-1] == "relu5_1"
 
 
 def test_train_recipe_needs_its_paintings_and_its_flags(capsys, tmp_path):
@@ -81,7 +84,7 @@ def test_train_recipe_needs_its_paintings_and_its_flags(capsys, tmp_path):
     assert main(["train"]) == 2 and "name a METHOD" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["the_scream", "starry_night-small"])  # one stage, and three
+@pytest.mark.parametrize("name", ["the_scream", "starry_night-small"])  # one stage, and five
 def test_train_recipe_dry_run_trains_two_steps_and_writes_nothing(name, capsys, tmp_path, trainset, vgg_weights):
     styles = shared_path("media/styles")
     out = tmp_path / "m.pt"
