@@ -137,6 +137,18 @@ class CompactEncoder(nn.Module):
             taps["relu4_1"] = g[3] * self.stage4(relu3)  # N x 512 x H/8 x W/8
         return taps
 
+    def forced(self, x: torch.Tensor, teacher: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The taps with each stage fed the teacher's (VGG's) previous tap instead of the stage
+        before it (teacher forcing, for distillation: no stage inherits another's error). The
+        teacher's tap is divided by that tap's gain, the scale the next stage sees when chained."""
+        g = self.gains
+        taps = {"relu1_1": g[0] * self.stage1(x)}  # N x 64 x H x W
+        taps["relu2_1"] = g[1] * self.stage2(teacher["relu1_1"] / g[0])  # N x 128 x H/2 x W/2
+        taps["relu3_1"] = g[2] * self.stage3(teacher["relu2_1"] / g[1])  # N x 256 x H/4 x W/4
+        if self.stage4 is not None:
+            taps["relu4_1"] = g[3] * self.stage4(teacher["relu3_1"] / g[2])  # N x 512 x H/8 x W/8
+        return taps
+
     @torch.no_grad()
     def calibrate(self, x: torch.Tensor, teacher: dict[str, torch.Tensor]) -> None:
         """Set each tap's gain so its RMS on `x` matches the teacher's taps (VGG's) on `x`."""

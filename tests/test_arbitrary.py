@@ -9,6 +9,7 @@ import torch
 from stylecast.export.check import max_differences, onnx_runner
 from stylecast.export.onnx import export_onnx
 from stylecast.models.adain import (
+    CHANNELS,
     ArbitraryStyleNet,
     FixedStyleNet,
     StyleBankNet,
@@ -218,6 +219,56 @@ def test_training_phases_lower_their_losses_and_the_model_runs(
             str(out), backend="torch", device="cpu", style_images=[(painting, 1.0)], transform=transform
         )
         assert stylizer.one(frame).shape == frame.shape
+
+
+def test_teacher_forcing_feeds_each_stage_the_teachers_previous_tap():
+    """forced(): every stage after the first sees VGG's tap before it (scaled by that tap's gain),
+    not the stage before it, so the deepest tap does not change with the student's first stages."""
+    from stylecast.models.adain import CompactEncoder
+
+    torch.manual_seed(0)
+    encoder = CompactEncoder(8, "relu4_1")
+    encoder.gains.copy_(torch.tensor([2.0, 3.0, 5.0, 7.0]))
+    x = torch.rand(1, 3, 32, 32)
+    teacher = {t: torch.rand(1, c, 32 // 2**i, 32 // 2**i) for i, (t, c) in enumerate(CHANNELS.items())}
+    with torch.no_grad():
+        forced = encoder.forced(x, teacher)
+        assert torch.allclose(forced["relu4_1"], 7.0 * encoder.stage4(teacher["relu3_1"] / 5.0))
+        assert torch.allclose(forced["relu2_1"], 3.0 * encoder.stage2(teacher["relu1_1"] / 2.0))
+        assert torch.equal(forced["relu1_1"], encoder(x)["relu1_1"])
+        encoder.stage1[0][1].weight.add_(1.0)  # another first stage: the chained taps move, the forced do not
+        assert torch.equal(encoder.forced(x, teacher)["relu4_1"], forced["relu4_1"])
+        assert not torch.allclose(encoder(x)["relu4_1"], forced["relu4_1"])
+
+
+def test_forced_distillation_logs_each_stage_alone_then_the_chained_encoder(tmp_path, trainset, vgg19_full, caplog):
+    import logging
+
+    from stylecast.training.arbitrary import ArbitraryConfig, train_arbitrary
+
+    config = ArbitraryConfig(
+        data=str(trainset), styles=str(trainset.parent / "media" / "styles"), out=str(tmp_path / "a.pt"),
+        distill_steps=12, forced_steps=8, decoder_steps=1, batch_size=2, scale_size=96, crop_size=64,
+        vgg_weights=str(vgg19_full), device="cpu",
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="stylecast.train"):
+        train_arbitrary(config, progress=False)
+    forced = re.search(
+        r"each stage alone \(forced\), error per tap: relu1_1=\S+ relu2_1=\S+ relu3_1=\S+ relu4_1=(\S+)", caplog.text
+    )
+    chained = re.search(
+        r"distilled encoder, error per tap: relu1_1=\S+ relu2_1=\S+ relu3_1=\S+ relu4_1=(\S+)", caplog.text
+    )
+    assert forced and chained and caplog.text.index(forced.group(0)) < caplog.text.index(chained.group(0))
+    assert 0 < float(forced.group(1)) < 2 and 0 < float(chained.group(1)) < 2
+
+
+def test_more_forced_than_distillation_steps_is_refused():
+    from stylecast.core.errors import InputError
+    from stylecast.training.arbitrary import ArbitraryConfig
+
+    with pytest.raises(InputError, match="--forced-steps 10 is more than --distill-steps 5"):
+        ArbitraryConfig(data=".", styles=".", out="a.pt", distill_steps=5, forced_steps=10)
 
 
 def test_a_resumed_run_ends_with_the_weights_of_one_that_was_never_stopped(tmp_path, trainset, vgg_weights):

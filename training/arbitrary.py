@@ -3,7 +3,9 @@
 Phase 1, distillation (Wang et al. 2020): the compact encoder learns to reproduce VGG19's
 relu1_1, relu2_1, relu3_1 and relu4_1 (`deepest`: relu4_1, the paper's, or relu3_1) on the
 training photos (mean squared error per tap, each divided by the tap's mean square so they
-count alike).
+count alike). Its first `forced_steps` feed each stage VGG's previous tap (teacher forcing):
+each stage learns its own mapping without the error of the stages before it, then the chained
+encoder learns to live with the sum.
 Phase 2, the decoder (Huang & Belongie 2017): for a content crop c and a style crop s,
 t = AdaIN(E(c), E(s)) at the deepest tap with the compact encoder E, g = D(t), and with VGG as
 the loss network
@@ -38,6 +40,7 @@ from stylecast.models.vgg import ENV_WEIGHTS, LEGACY_ENV_WEIGHTS, load_vgg
 from stylecast.training.common import (
     MAX_SEED,
     Scalars,
+    average_gradients,
     check_choices,
     cosine_lr,
     endless_batches,
@@ -68,6 +71,12 @@ class ArbitraryConfig:
         "compact", "compact (distilled from VGG, needs no VGG at run time) | vgg", choices=("compact", "vgg")
     )
     distill_steps: int = option(2000, "phase 1: encoder distillation steps (compact encoder only)", at_least=0)
+    forced_steps: int = option(
+        0,
+        "the first this many distillation steps feed each encoder stage VGG's previous tap instead of its own"
+        " stage's (teacher forcing: no stage inherits another's error); the rest chain the stages as the model runs",
+        at_least=0,
+    )
     decoder_steps: int = option(8000, "phase 2: decoder steps", at_least=1)
     batch_size: int = option(8, "content and style crops per step", at_least=1)
     scale_size: int = option(320, "photos and paintings are scaled so their short side is this", at_least=32)
@@ -113,6 +122,8 @@ class ArbitraryConfig:
 
     def __post_init__(self) -> None:
         check_choices(self)
+        if self.forced_steps > self.distill_steps:
+            raise InputError(f"--forced-steps {self.forced_steps} is more than --distill-steps {self.distill_steps}")
 
 
 def tap_errors(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -226,18 +237,26 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
             if step == 1:
                 assert isinstance(net.encoder, CompactEncoder)  # only the compact encoder is distilled
                 net.encoder.calibrate(c, teacher)
-            student = encoder(c)
+            forced = step <= config.forced_steps
+            if forced:  # around the DDP wrapper: the gradients are averaged below
+                assert isinstance(net.encoder, CompactEncoder)
+                student = net.encoder.forced(c, teacher)
+            else:
+                student = encoder(c)
             loss = distillation_loss(student, teacher)
             for group in encoder_opt.param_groups:  # type: ignore[union-attr]
                 group["lr"] = cosine_lr(config.distill_lr, config.lr_final, step, distill)
             encoder_opt.zero_grad(set_to_none=True)  # type: ignore[union-attr]
             loss.backward()
+            if forced:
+                average_gradients(net.encoder, ranks)
             encoder_opt.step()  # type: ignore[union-attr]
-            values = {"distill": float(loss.detach())}
-            if step == distill and ranks.is_main:  # how near VGG the encoder the decoder will learn on came
+            values = {"distill_forced" if forced else "distill": float(loss.detach())}
+            if step in (config.forced_steps, distill) and ranks.is_main:  # how near VGG the encoder came
                 errors = {t: float(e.detach()) for t, e in tap_errors(student, teacher).items()}
-                log.info("distilled encoder, error per tap: %s", " ".join(f"{t}={e:.3f}" for t, e in errors.items()))
-                scalars.add(step, {f"distill_error/{t}": e for t, e in errors.items()})
+                what = "each stage alone (forced)" if forced else "distilled encoder"
+                log.info("%s, error per tap: %s", what, " ".join(f"{t}={e:.3f}" for t, e in errors.items()))
+                scalars.add(step, {f"distill_error{'_forced' if forced else ''}/{t}": e for t, e in errors.items()})
         else:  # phase 2: the decoder inverts AdaIN-moved features
             if step == distill + 1:
                 net.encoder.requires_grad_(False)

@@ -106,6 +106,17 @@ def all_gather_floats(value: float, info: Distributed) -> list[float]:
     return gathered
 
 
+def average_gradients(module: torch.nn.Module, info: Distributed) -> None:
+    """Average `module`'s gradients over the ranks, as DistributedDataParallel does for a forward
+    it wraps (for a step whose forward goes around the wrapper)."""
+    if not info.enabled:
+        return
+    for parameter in module.parameters():
+        if parameter.grad is not None:
+            dist.all_reduce(parameter.grad)
+            parameter.grad /= info.world_size
+
+
 def weight_checksums(module: torch.nn.Module, info: Distributed) -> list[float]:
     """Every rank's sum of `module`'s weights: all equal when DistributedDataParallel kept the
     ranks in step (it averages the gradients, so identical starts stay identical)."""
