@@ -512,6 +512,18 @@ def test_fewer_photos_than_a_batch_is_refused_instead_of_spinning(tmp_path, trai
     assert list(out.parent.iterdir()) == []  # refused before the run folder was made
 
 
+def distilled(config, net_class):
+    """Train `config` (a distillation) and check that its pixel loss to the teacher at least halved;
+    the run, the student's checkpoint, the same network untrained, and a noise photo to compare them on."""
+    result = train(config, progress=False)
+    teacher_terms = [step["teacher"] for step in result.history]
+    assert np.mean(teacher_terms[-5:]) < 0.5 * np.mean(teacher_terms[:5])
+    ckpt = load_checkpoint(result.checkpoint)
+    untrained = dataclasses.replace(ckpt, state_dict=net_class(**ckpt.kwargs).state_dict())
+    photo = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
+    return result, ckpt, untrained, photo
+
+
 def test_a_student_distilled_from_a_teacher_comes_to_paint_like_it(tmp_path):
     """No VGG at all: the small net learns the shipped standard starry_night's outputs."""
     from stylecast.models.small import SmallTransformerNet
@@ -524,14 +536,9 @@ def test_a_student_distilled_from_a_teacher_comes_to_paint_like_it(tmp_path):
         teacher_weight=1.0, steps=40, batch_size=2, scale_size=96, crop_size=64, lr=5e-3, device="cpu",
         checkpoint_every=40, half=False,
     )  # fmt: skip
-    result = train(config, progress=False)
-    teacher_terms = [step["teacher"] for step in result.history]
+    result, ckpt, untrained, photo = distilled(config, SmallTransformerNet)
     assert set(result.history[0]) == {"teacher", "tv"}
-    assert np.mean(teacher_terms[-5:]) < 0.5 * np.mean(teacher_terms[:5])
-    ckpt = load_checkpoint(result.checkpoint)
     assert ckpt.training["teacher"] == "starry_night" and ckpt.kwargs["reflect_deep"] is True
-    photo = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
-    untrained = dataclasses.replace(ckpt, state_dict=SmallTransformerNet(**ckpt.kwargs).state_dict())
     student, teacher, before = (
         Stylizer.create(model, "torch", "cpu").one(photo) for model in (ckpt, "starry_night", untrained)
     )
@@ -550,13 +557,8 @@ def test_a_student_distilled_from_the_arbitrary_model_paints_the_painting_it_was
         teacher_weight=1.0, steps=40, batch_size=2, scale_size=96, crop_size=64, style_size=256, lr=5e-3,
         device="cpu", checkpoint_every=40, half=False,
     )  # fmt: skip
-    result = train(config, progress=False)
-    teacher_terms = [step["teacher"] for step in result.history]
-    assert np.mean(teacher_terms[-5:]) < 0.5 * np.mean(teacher_terms[:5])
-    ckpt = load_checkpoint(result.checkpoint)
+    _, ckpt, untrained, photo = distilled(config, SmallTransformerNet)
     assert ckpt.training["teacher"] == "arbitrary" and ckpt.family.value == "johnson"
-    photo = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
-    untrained = dataclasses.replace(ckpt, state_dict=SmallTransformerNet(**ckpt.kwargs).state_dict())
     from stylecast.core.images import read_rgb
 
     teacher = Stylizer.create("arbitrary", "torch", "cpu", style_images=[(read_rgb(painting), 1.0)]).one(photo)
@@ -663,13 +665,8 @@ def test_a_multistyle_student_learns_each_style_from_a_multistyle_teacher(tmp_pa
         out=str(tmp_path / "student.pt"), net="multistyle_small", teacher="eight_paintings", teacher_weight=1.0,
         steps=60, batch_size=4, scale_size=96, crop_size=64, lr=5e-3, device="cpu", checkpoint_every=60, half=False,
     )  # fmt: skip
-    result = train(config, progress=False)
-    teacher_terms = [step["teacher"] for step in result.history]
-    assert np.mean(teacher_terms[-5:]) < 0.5 * np.mean(teacher_terms[:5])
-    ckpt = load_checkpoint(result.checkpoint)
+    _, ckpt, untrained, photo = distilled(config, MultiStyleSmallNet)
     assert ckpt.styles == ["the_scream", "starry_night"] and ckpt.training["teacher"] == "eight_paintings"
-    photo = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
-    untrained = dataclasses.replace(ckpt, state_dict=MultiStyleSmallNet(**ckpt.kwargs).state_dict())
     for name, other in (("the_scream", "starry_night"), ("starry_night", "the_scream")):
         student, before = (Stylizer.create(model, "torch", "cpu", style=name).one(photo) for model in (ckpt, untrained))
         teacher, teacher_other = (
@@ -694,13 +691,8 @@ def test_a_multistyle_student_learns_each_painting_from_the_arbitrary_model(tmp_
         teacher="arbitrary", teacher_weight=1.0, steps=60, batch_size=4, scale_size=96, crop_size=64, lr=5e-3,
         device="cpu", checkpoint_every=60, half=False,
     )  # fmt: skip
-    result = train(config, progress=False)
-    teacher_terms = [step["teacher"] for step in result.history]
-    assert np.mean(teacher_terms[-5:]) < 0.5 * np.mean(teacher_terms[:5])
-    ckpt = load_checkpoint(result.checkpoint)
+    _, ckpt, untrained, photo = distilled(config, MultiStyleSmallNet)
     assert ckpt.styles == ["the_scream", "great_wave"] and ckpt.family.value == "multistyle"
-    photo = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
-    untrained = dataclasses.replace(ckpt, state_dict=MultiStyleSmallNet(**ckpt.kwargs).state_dict())
     teachers = {
         path.stem: Stylizer.create("arbitrary", "torch", "cpu", style_images=[(read_rgb(path), 1.0)]).one(photo)
         for path in paintings
