@@ -263,6 +263,62 @@ def test_forced_distillation_logs_each_stage_alone_then_the_chained_encoder(tmp_
     assert 0 < float(forced.group(1)) < 2 and 0 < float(chained.group(1)) < 2
 
 
+def test_a_fine_tune_keeps_the_models_encoder_and_trains_its_decoder_on_deeper_style_taps(
+    tmp_path, trainset, vgg19_full, caplog
+):
+    """--init the shipped relu3_1 model, --style-to relu4_1: no distillation, the encoder as
+    shipped, the decoder moved by a style term that reaches relu4_1."""
+    import logging
+
+    from stylecast.models.checkpoint import load_checkpoint
+    from stylecast.models.zoo import model_path
+    from stylecast.training.arbitrary import ArbitraryConfig, train_arbitrary
+
+    config = ArbitraryConfig(
+        data=str(trainset), styles=str(trainset.parent / "media" / "styles"), out=str(tmp_path / "a.pt"),
+        init="arbitrary", deepest="relu3_1", style_to="relu4_1", decoder_steps=2, batch_size=2, scale_size=96,
+        crop_size=64, vgg_weights=str(vgg19_full), device="cpu", half=False,
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="stylecast.train"):
+        tuned = load_checkpoint(train_arbitrary(config, progress=False))
+    assert "style taps ['relu1_1', 'relu2_1', 'relu3_1', 'relu4_1'], the style moved at relu3_1" in caplog.text
+    assert "encoder and decoder from arbitrary: no distillation" in caplog.text
+    assert "error per tap" not in caplog.text
+    shipped = load_checkpoint(model_path("arbitrary")).state_dict
+    encoder = [k for k in shipped if k.startswith("encoder.")]
+    decoder = [k for k in shipped if k.startswith("decoder.")]
+    assert encoder and all(torch.equal(tuned.state_dict[k], shipped[k].float()) for k in encoder)
+    assert any(not torch.allclose(tuned.state_dict[k], shipped[k].float()) for k in decoder)
+    assert tuned.kwargs["deepest"] == "relu3_1" and tuned.contract.size_multiple == 4
+
+
+@pytest.mark.parametrize(
+    ("init", "options"),
+    [("arbitrary", {"width": 16}), ("arbitrary", {"deepest": "relu4_1"}), ("starry_night-small", {})],
+)
+def test_a_fine_tune_from_another_network_is_refused_before_anything_is_written(
+    tmp_path, trainset, vgg19_full, init, options
+):
+    from stylecast.core.errors import InputError
+    from stylecast.training.arbitrary import ArbitraryConfig, train_arbitrary
+
+    config = ArbitraryConfig(
+        data=str(trainset), styles=str(trainset.parent / "media" / "styles"), out=str(tmp_path / "a.pt"),
+        init=init, **{"deepest": "relu3_1", **options}, vgg_weights=str(vgg19_full), device="cpu",
+    )  # fmt: skip
+    with pytest.raises(InputError, match=f"--init {init} is a .*, not the network being trained"):
+        train_arbitrary(config, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_style_term_shallower_than_the_tap_the_style_is_moved_at_is_refused():
+    from stylecast.core.errors import InputError
+    from stylecast.training.arbitrary import ArbitraryConfig
+
+    with pytest.raises(InputError, match="--style-to relu3_1 is shallower than --deepest relu4_1"):
+        ArbitraryConfig(data=".", styles=".", out="a.pt", deepest="relu4_1", style_to="relu3_1")
+
+
 def test_more_forced_than_distillation_steps_is_refused():
     from stylecast.core.errors import InputError
     from stylecast.training.arbitrary import ArbitraryConfig

@@ -15,6 +15,10 @@ stay those of the real VGG. With `content_space="encoder"` the content term is |
 instead: t was made by E, and where E is still far from VGG at the deepest tap (relu4_1 is nine
 convolutions deep in VGG) the real VGG's tap of g cannot reach it. With `encoder="vgg"` there is
 no phase 1 and E is VGG itself. Each phase's learning rate may decay (cosine, `lr_final`).
+The style term's taps may go deeper than the tap the style is moved at (`style_to`): relu4_1
+carries most of a painting's Gram energy, and a decoder of a relu3_1 model never sees it
+otherwise. `init` starts from a trained model (its encoder kept, phase 1 skipped) to fine-tune
+its decoder.
 """
 
 from __future__ import annotations
@@ -34,9 +38,17 @@ from tqdm import tqdm
 
 from stylecast.core.errors import InputError
 from stylecast.models.adain import ArbitraryStyleNet, CompactEncoder, adain, channel_stats, taps_to
-from stylecast.models.checkpoint import Checkpoint, Family, InputContract, save_checkpoint
+from stylecast.models.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    Family,
+    InputContract,
+    load_checkpoint,
+    save_checkpoint,
+)
 from stylecast.models.contract import MAX_MARGIN
 from stylecast.models.vgg import ENV_WEIGHTS, LEGACY_ENV_WEIGHTS, load_vgg
+from stylecast.models.zoo import model_path
 from stylecast.training.common import (
     MAX_SEED,
     Scalars,
@@ -57,6 +69,9 @@ from stylecast.training.common import (
 from stylecast.training.data import RandomCrops
 
 log = logging.getLogger("stylecast.train")
+
+# the style term's VGG19 taps: Huang & Belongie's four, then Gatys' fifth
+STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
 @dataclass
@@ -101,6 +116,17 @@ class ArbitraryConfig:
         "the VGG19 tap the style is moved at: relu4_1 (the paper's; needs VGG19 weights to relu4_1) | relu3_1",
         choices=("relu4_1", "relu3_1"),
     )
+    style_to: str | None = option(
+        None,
+        "the deepest VGG19 tap of the decoder's style term (default: --deepest); relu4_1 or relu5_1 under a"
+        " relu3_1 model steers the texture energy the painting has there",
+        choices=STYLE_TAPS[2:],
+    )
+    init: str | None = option(
+        None,
+        "start from this trained arbitrary model's weights (a checkpoint or shipped name, the same --encoder,"
+        " --width and --deepest): its encoder is kept, phase 1 skipped, and its decoder fine-tuned",
+    )
     margin: int = option(
         16,
         "reflected pixels the runtime adds around each frame and crops off again, declared in the checkpoint"
@@ -124,6 +150,13 @@ class ArbitraryConfig:
         check_choices(self)
         if self.forced_steps > self.distill_steps:
             raise InputError(f"--forced-steps {self.forced_steps} is more than --distill-steps {self.distill_steps}")
+        if self.style_to is not None and STYLE_TAPS.index(self.style_to) < STYLE_TAPS.index(self.deepest):
+            raise InputError(f"--style-to {self.style_to} is shallower than --deepest {self.deepest}")
+
+    @property
+    def style_taps(self) -> tuple[str, ...]:
+        """VGG19's taps of the decoder's style term, relu1_1 to `style_to`."""
+        return STYLE_TAPS[: STYLE_TAPS.index(self.style_to or self.deepest) + 1]
 
 
 def tap_errors(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -145,6 +178,22 @@ def moment_loss(output: dict[str, torch.Tensor], style: dict[str, torch.Tensor])
     return total
 
 
+def start_from(net: ArbitraryStyleNet, path: str) -> None:
+    """Load a trained arbitrary model's weights into `net`, which must be the same network."""
+    try:
+        ckpt = load_checkpoint(model_path(path))
+    except (CheckpointError, OSError) as exc:
+        raise InputError(f"--init {path}: {exc}") from None
+    state = {name: t.float() for name, t in ckpt.state_dict.items()}
+    other = InputError(f"--init {path} is a {ckpt.architecture} {ckpt.kwargs}, not the network being trained")
+    if ckpt.family is not Family.ARBITRARY or state.keys() != net.state_dict().keys():
+        raise other
+    try:
+        net.load_state_dict(state)
+    except RuntimeError:  # the same layers at other sizes: another --width
+        raise other from None
+
+
 def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | None:
     ranks, device = init_distributed(config.device)
     seed_everything(config.seed)
@@ -153,17 +202,18 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
     writes = ranks.is_main and not config.dry_run
     weights = load_vgg(config.vgg_weights)
     taps = taps_to(config.deepest)
-    missing = [t for t in taps if t not in weights.available]
+    missing = [t for t in config.style_taps if t not in weights.available]
     if missing:
+        deepest = config.style_taps[-1]
         raise InputError(
-            f"the VGG weights from {weights.source} lack {', '.join(missing)}: give VGG19 weights to {config.deepest}"
+            f"the VGG weights from {weights.source} lack {', '.join(missing)}: give VGG19 weights to {deepest}"
             " (--vgg-weights) or train with --deepest relu3_1"
         )
-    vgg = weights.build(list(taps)).to(device)
+    vgg = weights.build(list(config.style_taps)).to(device)
     log.info(
-        "VGG from %s; taps %s, the style moved at %s; content term in the %s space",
+        "VGG from %s; style taps %s, the style moved at %s; content term in the %s space",
         weights.source,
-        list(taps),
+        list(config.style_taps),
         config.deepest,
         config.content_space,
     )
@@ -185,8 +235,11 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         "deepest": config.deepest,
     }
     net = ArbitraryStyleNet(**kwargs).to(device)
-    if config.encoder == "vgg":
-        net.encoder.load_state_dict(vgg.state_dict())
+    if config.init:
+        start_from(net, config.init)
+        log.info("encoder and decoder from %s: no distillation", config.init)
+    elif config.encoder == "vgg":
+        net.encoder.load_state_dict({k: v for k, v in vgg.state_dict().items() if k in net.encoder.state_dict()})
     net.encoder.requires_grad_(config.encoder == "compact")
 
     def crops(folder: str) -> Iterator[torch.Tensor]:
@@ -203,7 +256,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
     if writes:  # the run folder appears only once the data and VGG were accepted
         save_config(config, run_dir)
     torch.manual_seed(config.seed + ranks.rank)
-    distill = config.distill_steps if config.encoder == "compact" else 0
+    distill = config.distill_steps if config.encoder == "compact" and not config.init else 0
     total_steps = distill + config.decoder_steps
     encoder = DDP(net.encoder) if ranks.enabled and distill else net.encoder
     decoder = DDP(net.decoder) if ranks.enabled else net.decoder
@@ -233,7 +286,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         c = c.to(device)  # N x 3 x crop x crop
         if step <= distill:  # phase 1: the encoder mimics VGG
             with torch.no_grad():
-                teacher = vgg(c)
+                teacher = {t: f for t, f in vgg(c).items() if t in taps}
             if step == 1:
                 assert isinstance(net.encoder, CompactEncoder)  # only the compact encoder is distilled
                 net.encoder.calibrate(c, teacher)
