@@ -269,30 +269,10 @@ def interpolate_statistics(
     return mean, spread  # type: ignore[return-value]
 
 
-class FixedStyleNet(nn.Module):
-    """An arbitrary-style net with one style's statistics held fixed: image -> stylized image, like
-    a single-style net (a teacher for distilling a single-style net from the arbitrary one)."""
-
-    style_mean: torch.Tensor  # buffers registered in __init__
-    style_spread: torch.Tensor
-
-    def __init__(self, net: ArbitraryStyleNet, style_mean: torch.Tensor, style_spread: torch.Tensor):
-        super().__init__()
-        self.net, self.size_multiple = net, net.size_multiple
-        self.register_buffer("style_mean", style_mean)  # 1 x C
-        self.register_buffer("style_spread", style_spread)  # 1 x C (AdaIN) or 1 x C x C (WCT)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        mean = self.style_mean.expand(n, -1)
-        spread = self.style_spread.expand(n, *self.style_spread.shape[1:])
-        return self.net(x, mean, spread, torch.ones(n, 1, device=x.device, dtype=x.dtype))
-
-
 class StyleBankNet(nn.Module):
     """An arbitrary-style net with S styles' statistics held: image and style weights (N x S, rows
     summing to 1, as a multi-style net takes them) -> stylized image (a teacher for distilling a
-    multi-style net from the arbitrary one, each style a painting)."""
+    multi-style net from the arbitrary one, each style a painting, or a single-style net, S = 1)."""
 
     style_means: torch.Tensor  # buffers registered in __init__
     style_spreads: torch.Tensor

@@ -11,7 +11,6 @@ from stylecast.export.onnx import export_onnx
 from stylecast.models.adain import (
     CHANNELS,
     ArbitraryStyleNet,
-    FixedStyleNet,
     StyleBankNet,
     adain,
     channel_stats,
@@ -80,12 +79,13 @@ def test_a_style_bank_paints_each_style_as_the_net_given_that_style_and_a_mix_as
     bank = StyleBankNet(net, stats)
     x = torch.rand(2, 3, 32, 48, generator=generator)
     rows = torch.tensor([[0.0, 1.0, 0.0], [0.25, 0.0, 0.75]])
+    full = torch.ones(1, 1)
     with torch.no_grad():
         got = bank(x, rows)
-        alone = FixedStyleNet(net, *stats[1])(x[:1])
-        mixed = FixedStyleNet(net, *interpolate_statistics([stats[0], stats[2]], [0.25, 0.75]))(x[1:])
-    assert torch.allclose(got[:1], alone, atol=1e-4) and torch.allclose(got[1:], mixed, atol=1e-4)
-    assert not torch.allclose(alone, FixedStyleNet(net, *stats[0])(x[:1]), atol=1e-3)  # the styles differ
+        alone = net(x[:1], *stats[1], full)
+        mixed = net(x[1:], *interpolate_statistics([stats[0], stats[2]], [0.25, 0.75]), full)
+        assert torch.allclose(got[:1], alone, atol=1e-4) and torch.allclose(got[1:], mixed, atol=1e-4)
+        assert not torch.allclose(alone, net(x[:1], *stats[0], full), atol=1e-3)  # the styles differ
 
 
 def random_model(transform: str, deepest: str = "relu3_1") -> Checkpoint:

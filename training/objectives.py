@@ -24,7 +24,6 @@ from stylecast.core.errors import InputError
 from stylecast.core.images import read_rgb
 from stylecast.models.adain import (
     ArbitraryStyleNet,
-    FixedStyleNet,
     StyleBankNet,
     interpolate_statistics,
     picture_statistics,
@@ -161,13 +160,12 @@ class TeacherObjective:
                 log.info(
                     "distilling from %s (%s) given %d paintings, one per style", spec, ckpt.architecture, len(styles)
                 )
-                rows = torch.eye(len(styles), device=device)  # S x S
-                bank = StyleBankNet(net, stats).to(device)
-                return cls(bank, contract.margin, contract.size_multiple, weight, rows)
-            mean, spread = interpolate_statistics(stats, [1.0] * len(stats))
-            log.info("distilling from %s (%s) given %d style image(s)", spec, ckpt.architecture, len(styles))
-            fixed = FixedStyleNet(net, mean, spread).to(device)
-            return cls(fixed, contract.margin, contract.size_multiple, weight)
+                bank, rows = stats, torch.eye(len(styles))  # S x S
+            else:  # the pictures mixed equally into one style, whichever picture a crop drew
+                log.info("distilling from %s (%s) given %d style image(s)", spec, ckpt.architecture, len(styles))
+                bank, rows = [interpolate_statistics(stats, [1.0] * len(stats))], torch.ones(len(styles), 1)  # S x 1
+            teacher = StyleBankNet(net, bank).to(device)
+            return cls(teacher, contract.margin, contract.size_multiple, weight, rows.to(device))
         if multistyle:
             raise InputError(
                 f"--teacher {spec} is a {ckpt.family} model; a multi-style net learns from a multi-style or arbitrary-style one"
