@@ -290,6 +290,7 @@ def test_a_fine_tune_keeps_the_models_encoder_and_trains_its_decoder_on_deeper_s
     assert encoder and all(torch.equal(tuned.state_dict[k], shipped[k].float()) for k in encoder)
     assert any(not torch.allclose(tuned.state_dict[k], shipped[k].float()) for k in decoder)
     assert tuned.kwargs["deepest"] == "relu3_1" and tuned.contract.size_multiple == 4
+    assert tuned.training["distill_steps"] == 0  # the record says what ran
 
 
 @pytest.mark.parametrize(

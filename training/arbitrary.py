@@ -125,7 +125,7 @@ class ArbitraryConfig:
     init: str | None = option(
         None,
         "start from this trained arbitrary model's weights (a checkpoint or shipped name, the same --encoder,"
-        " --width and --deepest): its encoder is kept, phase 1 skipped, and its decoder fine-tuned",
+        " --width and --deepest): its encoder is kept, phase 1 skipped (--distill-steps 0), its decoder fine-tuned",
     )
     margin: int = option(
         16,
@@ -148,6 +148,8 @@ class ArbitraryConfig:
 
     def __post_init__(self) -> None:
         check_choices(self)
+        if self.init:  # the encoder comes trained: the record says no distillation ran
+            self.distill_steps = 0
         if self.forced_steps > self.distill_steps:
             raise InputError(f"--forced-steps {self.forced_steps} is more than --distill-steps {self.distill_steps}")
         if self.style_to is not None and STYLE_TAPS.index(self.style_to) < STYLE_TAPS.index(self.deepest):
@@ -256,7 +258,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
     if writes:  # the run folder appears only once the data and VGG were accepted
         save_config(config, run_dir)
     torch.manual_seed(config.seed + ranks.rank)
-    distill = config.distill_steps if config.encoder == "compact" and not config.init else 0
+    distill = config.distill_steps if config.encoder == "compact" else 0
     total_steps = distill + config.decoder_steps
     encoder = DDP(net.encoder) if ranks.enabled and distill else net.encoder
     decoder = DDP(net.decoder) if ranks.enabled else net.decoder
