@@ -65,6 +65,7 @@ from stylecast.training.common import (
     save_config,
     save_state,
     seed_everything,
+    weight_checksums,
 )
 from stylecast.training.data import RandomCrops
 
@@ -343,6 +344,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
             save_state(run_dir, step, resumables)
     bar.close()
     scalars.close()
+    checksums = weight_checksums(net, ranks)  # equal on every rank when the gradients were averaged
     if ranks.enabled:
         dist.barrier()
         dist.destroy_process_group()
@@ -357,7 +359,13 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         contract=InputContract(size_multiple=net.size_multiple, margin=config.margin),
         family=Family.ARBITRARY,
         styles=[],
-        training={**vars(config), "vgg_source": weights.source, "seconds": time.perf_counter() - started},
+        training={
+            **vars(config),
+            "vgg_source": weights.source,
+            "seconds": time.perf_counter() - started,
+            "world_size": ranks.world_size,
+            "rank_checksums": checksums,
+        },
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(ckpt, out, half=config.half)
