@@ -121,13 +121,17 @@ def test_the_style_is_moved_at_the_deepest_tap_and_the_decoder_mirrors_the_encod
         assert net.decoder(features).shape == x.shape
 
 
-def test_the_shipped_relu3_1_model_loads_with_its_decoder():
-    """Its checkpoint predates the `deepest` argument: it builds as relu3_1 with the same weights' names."""
+def test_a_checkpoint_from_before_the_deepest_argument_builds_as_relu3_1():
+    """The first shipped model's checkpoint had no `deepest` in its kwargs: it builds as relu3_1,
+    the only depth of its day, and takes the weights by their names."""
+    import dataclasses
+
     from stylecast.realtime.stylizer import load_model
 
-    ckpt = load_model("arbitrary")
-    assert "deepest" not in ckpt.kwargs and ckpt.contract.size_multiple == 4
-    net = ckpt.build()
+    shipped = load_model("arbitrary")
+    assert shipped.kwargs["deepest"] == "relu3_1" and shipped.contract.size_multiple == 4
+    kwargs = {k: v for k, v in shipped.kwargs.items() if k != "deepest"}
+    net = dataclasses.replace(shipped, kwargs=kwargs).build()  # builds with the weights, strictly
     assert isinstance(net, ArbitraryStyleNet) and net.tap == "relu3_1"
 
 

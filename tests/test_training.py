@@ -679,12 +679,13 @@ def test_a_multistyle_student_learns_each_style_from_a_multistyle_teacher(tmp_pa
 
 def test_a_multistyle_student_learns_each_painting_from_the_arbitrary_model(tmp_path, trainset):
     """The shipped arbitrary model, given one painting per style, is the teacher of a multi-style
-    small net: each style comes to paint as the arbitrary model given that painting."""
+    small net: each style comes to paint as the arbitrary model given that painting (two paintings
+    it paints far apart on the noise photo: 53 grey levels)."""
     from stylecast.core.images import read_rgb
     from stylecast.models.multistyle import MultiStyleSmallNet
     from stylecast.realtime.stylizer import Stylizer
 
-    paintings = [trainset.parent / "media" / "styles" / f"{name}.jpg" for name in ("the_scream", "great_wave")]
+    paintings = [trainset.parent / "media" / "styles" / f"{name}.jpg" for name in ("starry_night", "mondrian")]
     data = tiny_image_folder(tmp_path / "photos", size=(128, 128))
     config = FastConfig(
         style=tuple(map(str, paintings)), data=str(data), out=str(tmp_path / "student.pt"), net="multistyle_small",
@@ -692,12 +693,12 @@ def test_a_multistyle_student_learns_each_painting_from_the_arbitrary_model(tmp_
         device="cpu", checkpoint_every=60, half=False,
     )  # fmt: skip
     _, ckpt, untrained, photo = distilled(config, MultiStyleSmallNet)
-    assert ckpt.styles == ["the_scream", "great_wave"] and ckpt.family.value == "multistyle"
+    assert ckpt.styles == ["starry_night", "mondrian"] and ckpt.family.value == "multistyle"
     teachers = {
         path.stem: Stylizer.create("arbitrary", "torch", "cpu", style_images=[(read_rgb(path), 1.0)]).one(photo)
         for path in paintings
     }
-    for name, other in (("the_scream", "great_wave"), ("great_wave", "the_scream")):
+    for name, other in (("starry_night", "mondrian"), ("mondrian", "starry_night")):
         student, before = (Stylizer.create(model, "torch", "cpu", style=name).one(photo) for model in (ckpt, untrained))
         error = np.abs(student.astype(float) - teachers[name]).mean()
         assert error < 0.7 * np.abs(before.astype(float) - teachers[name]).mean()
