@@ -316,12 +316,14 @@ def test_a_fine_tune_from_another_network_is_refused_before_anything_is_written(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_style_term_shallower_than_the_tap_the_style_is_moved_at_is_refused():
+def test_a_style_term_shallower_than_the_tap_the_style_is_moved_at_or_forcing_a_trained_encoder_is_refused():
     from stylecast.core.errors import InputError
     from stylecast.training.arbitrary import ArbitraryConfig
 
     with pytest.raises(InputError, match="--style-to relu3_1 is shallower than --deepest relu4_1"):
         ArbitraryConfig(data=".", styles=".", out="a.pt", deepest="relu4_1", style_to="relu3_1")
+    with pytest.raises(InputError, match="--forced-steps distils the encoder, which --init takes trained"):
+        ArbitraryConfig(data=".", styles=".", out="a.pt", init="arbitrary", forced_steps=100)
 
 
 def test_two_process_training_with_forced_steps_ends_with_the_same_weights_on_both_ranks(

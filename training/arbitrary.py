@@ -149,6 +149,8 @@ class ArbitraryConfig:
 
     def __post_init__(self) -> None:
         check_choices(self)
+        if self.init and self.forced_steps:
+            raise InputError("--forced-steps distils the encoder, which --init takes trained: give one of them")
         if self.init:  # the encoder comes trained: the record says no distillation ran
             self.distill_steps = 0
         if self.forced_steps > self.distill_steps:
