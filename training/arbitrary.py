@@ -38,17 +38,9 @@ from tqdm import tqdm
 
 from stylecast.core.errors import InputError
 from stylecast.models.adain import ArbitraryStyleNet, CompactEncoder, adain, channel_stats, taps_to
-from stylecast.models.checkpoint import (
-    Checkpoint,
-    CheckpointError,
-    Family,
-    InputContract,
-    load_checkpoint,
-    save_checkpoint,
-)
+from stylecast.models.checkpoint import Checkpoint, Family, InputContract, save_checkpoint
 from stylecast.models.contract import MAX_MARGIN
 from stylecast.models.vgg import ENV_WEIGHTS, LEGACY_ENV_WEIGHTS, load_vgg
-from stylecast.models.zoo import model_path
 from stylecast.training.common import (
     MAX_SEED,
     Scalars,
@@ -56,6 +48,7 @@ from stylecast.training.common import (
     check_choices,
     cosine_lr,
     endless_batches,
+    init_checkpoint,
     init_distributed,
     load_state,
     log_dry_run,
@@ -185,10 +178,7 @@ def moment_loss(output: dict[str, torch.Tensor], style: dict[str, torch.Tensor])
 
 def start_from(net: ArbitraryStyleNet, path: str) -> None:
     """Load a trained arbitrary model's weights into `net`, which must be the same network."""
-    try:
-        ckpt = load_checkpoint(model_path(path))
-    except (CheckpointError, OSError) as exc:
-        raise InputError(f"--init {path}: {exc}") from None
+    ckpt = init_checkpoint(path)
     state = {name: t.float() for name, t in ckpt.state_dict.items()}
     other = InputError(f"--init {path} is a {ckpt.architecture} {ckpt.kwargs}, not the network being trained")
     if ckpt.family is not Family.ARBITRARY or state.keys() != net.state_dict().keys():

@@ -22,6 +22,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from stylecast.core.atomic import atomic_torch_save
 from stylecast.core.device import resolve_device
 from stylecast.core.errors import InputError
+from stylecast.models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from stylecast.models.zoo import model_path
 
 STATE_FILE = "state.pt"
 CONFIG_FILE = "config.json"
@@ -276,3 +278,11 @@ class Scalars:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def init_checkpoint(path: str) -> Checkpoint:
+    """The checkpoint or shipped model `--init` names, its load errors given as the flag's."""
+    try:
+        return load_checkpoint(model_path(path))
+    except (CheckpointError, OSError) as exc:
+        raise InputError(f"--init {path}: {exc}") from None

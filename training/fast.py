@@ -29,10 +29,8 @@ from tqdm import tqdm
 from stylecast.core.errors import InputError
 from stylecast.models.checkpoint import (
     Checkpoint,
-    CheckpointError,
     Family,
     InputContract,
-    load_checkpoint,
     save_checkpoint,
 )
 from stylecast.models.contract import MAX_MARGIN
@@ -41,7 +39,6 @@ from stylecast.models.lpips import NETS as LPIPS_NETS
 from stylecast.models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
 from stylecast.models.small import SmallTransformerNet
 from stylecast.models.vgg import ARCHITECTURES, ENV_WEIGHTS, load_vgg
-from stylecast.models.zoo import model_path
 from stylecast.training.common import (
     MAX_SEED,
     Scalars,
@@ -49,6 +46,7 @@ from stylecast.training.common import (
     check_choices,
     cosine_lr,
     endless_batches,
+    init_checkpoint,
     init_distributed,
     load_state,
     log_dry_run,
@@ -342,10 +340,7 @@ def perceptual_objective(config: FastConfig, device: torch.device) -> tuple[Perc
 
 def start_from(net: torch.nn.Module, architecture: str, kwargs: dict, path: str) -> None:
     """Load a trained checkpoint's (or shipped model's) weights into `net`, which must be the same network."""
-    try:
-        ckpt = load_checkpoint(model_path(path))
-    except (CheckpointError, OSError) as exc:
-        raise InputError(f"--init {path}: {exc}") from None
+    ckpt = init_checkpoint(path)
     if (ckpt.architecture, ckpt.kwargs) != (architecture, kwargs):
         raise InputError(
             f"--init {path} is a {ckpt.architecture} {ckpt.kwargs}, not the {architecture} {kwargs} being trained"
