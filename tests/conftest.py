@@ -95,3 +95,34 @@ def assert_frames_in_order(frames: list[np.ndarray], reference: list[np.ndarray]
             if 0 <= j < len(reference)
         }
         assert min(distance, key=distance.get) == i and distance[i] < tolerance, (i, distance)
+
+
+def train_on_two_ranks(argv: list[str], out: Path) -> None:
+    """`stylecast <argv>` under torchrun with two CPU processes (gloo), writing `out`: the run
+    succeeds and both ranks end with the same weights (their gradients were averaged: each rank
+    trained on other crops)."""
+    import subprocess
+    import sys
+
+    from stylecast.models.checkpoint import load_checkpoint
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "stylecast.cli",
+    ]
+    # gloo talks over the loopback interface only; one thread per process on a 2-core machine
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1"}
+    proc = subprocess.run(
+        cmd + argv, capture_output=True, text=True, timeout=300, env=env, cwd=str(Path(__file__).parent.parent)
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    training = load_checkpoint(out).training
+    assert training["world_size"] == 2
+    first, second = training["rank_checksums"]
+    assert first == second

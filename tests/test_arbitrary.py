@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from conftest import train_on_two_ranks
 
 from stylecast.export.check import max_differences, onnx_runner
 from stylecast.export.onnx import export_onnx
@@ -332,31 +333,14 @@ def test_two_process_training_with_forced_steps_ends_with_the_same_weights_on_bo
     """torchrun with two processes (gloo): the forced distillation steps go around DDP and average
     their gradients by hand; the chained steps and the decoder's go through it. Each rank draws
     other crops, so only averaged gradients leave the two ranks with the same weights."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from stylecast.models.checkpoint import load_checkpoint
-
     out = tmp_path / "a.pt"
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "stylecast.cli", "train", "arbitrary", "-q", "--data", str(trainset),
-        "--styles", str(trainset.parent / "media" / "styles"), "--out", str(out), "--distill-steps", "4",
-        "--forced-steps", "2", "--decoder-steps", "2", "--batch-size", "2", "--scale-size", "64", "--crop-size", "48",
-        "--deepest", "relu3_1", "--vgg-weights", str(vgg_weights), "--device", "cpu", "--no-half",
-    ]  # fmt: skip
-    # gloo talks over the loopback interface only; one thread per process on a 2-core machine
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1"}
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=300, env=env, cwd=str(Path(__file__).parent.parent)
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ckpt = load_checkpoint(out)
-    assert ckpt.training["world_size"] == 2
-    first, second = ckpt.training["rank_checksums"]
-    assert first == second
+    train_on_two_ranks(
+        ["train", "arbitrary", "-q", "--data", str(trainset),
+         "--styles", str(trainset.parent / "media" / "styles"), "--out", str(out), "--distill-steps", "4",
+         "--forced-steps", "2", "--decoder-steps", "2", "--batch-size", "2", "--scale-size", "64", "--crop-size", "48",
+         "--deepest", "relu3_1", "--vgg-weights", str(vgg_weights), "--device", "cpu", "--no-half"],
+        out,
+    )  # fmt: skip
 
 
 def test_more_forced_than_distillation_steps_is_refused():

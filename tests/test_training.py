@@ -2,13 +2,13 @@
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import train_on_two_ranks
 
 from stylecast.core.errors import InputError
 from stylecast.core.images import write_rgb
@@ -392,29 +392,16 @@ def tiny_image_folder(folder, count=8, size=(96, 96)):
 
 def test_two_process_ddp_training_on_cpu(tmp_path, vgg_weights):
     """torchrun with two processes (gloo): both ranks end with the same weights; rank 0 writes."""
-    import subprocess
-    import sys
-
     data = tiny_image_folder(tmp_path / "photos")
     out = tmp_path / "ddp.pt"
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "stylecast.cli", "train", "fast", "-q",
-        "--style", str(data / "3.jpg"), "--data", str(data), "--out", str(out), "--net", "small_plain",
-        "--steps", "4", "--batch-size", "2", "--scale-size", "64", "--crop-size", "48", "--style-size", "64",
-        "--loss-network", "vgg19", "--vgg-weights", str(vgg_weights), "--device", "cpu", "--temporal-weight", "1e6",
-        "--checkpoint-every", "2",
-    ]  # fmt: skip
-    # gloo talks over the loopback interface only; one thread per process on a 2-core machine
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1"}
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=300, env=env, cwd=str(Path(__file__).parent.parent)
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ckpt = load_checkpoint(out)
-    assert ckpt.training["world_size"] == 2
-    first, second = ckpt.training["rank_checksums"]
-    assert first == second  # gradients were averaged across the two processes
+    train_on_two_ranks(
+        ["train", "fast", "-q",
+         "--style", str(data / "3.jpg"), "--data", str(data), "--out", str(out), "--net", "small_plain",
+         "--steps", "4", "--batch-size", "2", "--scale-size", "64", "--crop-size", "48", "--style-size", "64",
+         "--loss-network", "vgg19", "--vgg-weights", str(vgg_weights), "--device", "cpu", "--temporal-weight", "1e6",
+         "--checkpoint-every", "2"],
+        out,
+    )  # fmt: skip
     assert json.loads((tmp_path / "ddp.run" / "config.json").read_text())["steps"] == 4
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import shared_path
+from conftest import shared_path, train_on_two_ranks
 from torch import nn
 
 from stylecast.core.images import write_rgb
@@ -311,31 +311,16 @@ def test_teal_orange_grade_tints_shadows_teal_and_highlights_orange():
 
 
 def test_two_process_ddp_pix2pix_on_cpu(domains, tmp_path):
-    """torchrun with two processes (gloo): both ranks end with the same generator; rank 0 writes."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from stylecast.models.checkpoint import load_checkpoint
-
+    """torchrun with two processes (gloo): both ranks end with the same generator (the
+    discriminator's and generator's gradients averaged across ranks); rank 0 writes."""
     a, _, _ = domains
     out = tmp_path / "ddp.pt"
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "stylecast.cli", "train", "-q", "pix2pix", "--data", str(a), "--pairs", "grayscale",
-        "--out", str(out), "--steps", "3", "--batch-size", "2", "--width", "8", "--unet-depth", "5",
-        "--scale-size", "40", "--crop-size", "32", "--device", "cpu", "--checkpoint-every", "2",
-    ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1"}
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=300, env=env, cwd=str(Path(__file__).parent.parent)
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    training = load_checkpoint(out).training
-    assert training["world_size"] == 2
-    first, second = training["rank_checksums"]
-    assert first == second  # the discriminator's and generator's gradients were averaged across ranks
+    train_on_two_ranks(
+        ["train", "-q", "pix2pix", "--data", str(a), "--pairs", "grayscale",
+         "--out", str(out), "--steps", "3", "--batch-size", "2", "--width", "8", "--unet-depth", "5",
+         "--scale-size", "40", "--crop-size", "32", "--device", "cpu", "--checkpoint-every", "2"],
+        out,
+    )  # fmt: skip
     assert list((tmp_path / "ddp.run").glob("samples_*.png"))  # rank 0 wrote the sample grid
 
 
