@@ -48,7 +48,7 @@ from stylecast.training.common import (
     check_choices,
     cosine_lr,
     endless_batches,
-    init_checkpoint,
+    flag_checkpoint,
     init_distributed,
     load_state,
     log_dry_run,
@@ -178,7 +178,7 @@ def moment_loss(output: dict[str, torch.Tensor], style: dict[str, torch.Tensor])
 
 def start_from(net: ArbitraryStyleNet, path: str) -> None:
     """Load a trained arbitrary model's weights into `net`, which must be the same network."""
-    ckpt = init_checkpoint(path)
+    ckpt = flag_checkpoint("--init", path)
     state = {name: t.float() for name, t in ckpt.state_dict.items()}
     other = InputError(f"--init {path} is a {ckpt.architecture} {ckpt.kwargs}, not the network being trained")
     if ckpt.family is not Family.ARBITRARY or state.keys() != net.state_dict().keys():

@@ -280,9 +280,10 @@ class Scalars:
             self.writer.close()
 
 
-def init_checkpoint(path: str) -> Checkpoint:
-    """The checkpoint or shipped model `--init` names, its load errors given as the flag's."""
+def flag_checkpoint(flag: str, path: str) -> Checkpoint:
+    """The checkpoint or shipped model a flag (`--init`, `--teacher`) names, its load errors given
+    as that flag's."""
     try:
         return load_checkpoint(model_path(path))
     except (CheckpointError, OSError) as exc:
-        raise InputError(f"--init {path}: {exc}") from None
+        raise InputError(f"{flag} {path}: {exc}") from None

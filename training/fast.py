@@ -46,7 +46,7 @@ from stylecast.training.common import (
     check_choices,
     cosine_lr,
     endless_batches,
-    init_checkpoint,
+    flag_checkpoint,
     init_distributed,
     load_state,
     log_dry_run,
@@ -340,7 +340,7 @@ def perceptual_objective(config: FastConfig, device: torch.device) -> tuple[Perc
 
 def start_from(net: torch.nn.Module, architecture: str, kwargs: dict, path: str) -> None:
     """Load a trained checkpoint's (or shipped model's) weights into `net`, which must be the same network."""
-    ckpt = init_checkpoint(path)
+    ckpt = flag_checkpoint("--init", path)
     if (ckpt.architecture, ckpt.kwargs) != (architecture, kwargs):
         raise InputError(
             f"--init {path} is a {ckpt.architecture} {ckpt.kwargs}, not the {architecture} {kwargs} being trained"

@@ -28,11 +28,11 @@ from stylecast.models.adain import (
     interpolate_statistics,
     picture_statistics,
 )
-from stylecast.models.checkpoint import CheckpointError, Family, load_checkpoint
+from stylecast.models.checkpoint import Family
 from stylecast.models.contract import far_padding
 from stylecast.models.lpips import LPIPSUnavailable, load_lpips
 from stylecast.models.vgg import VGGFeatures, VGGWeights
-from stylecast.models.zoo import model_path
+from stylecast.training.common import flag_checkpoint
 from stylecast.training.losses import ContentLoss, StyleLoss, gram_matrix
 
 log = logging.getLogger("stylecast.train")
@@ -133,10 +133,7 @@ class TeacherObjective:
         (several are mixed equally; for a `multistyle` student each is one of its styles); or a
         multi-style model painting each of `style_names`, which it must know. A multi-style student
         takes one of the last two."""
-        try:
-            ckpt = load_checkpoint(model_path(spec))
-        except (CheckpointError, OSError) as exc:
-            raise InputError(f"--teacher {spec}: {exc}") from None
+        ckpt = flag_checkpoint("--teacher", spec)
         contract = ckpt.contract
         if contract.range != (0.0, 1.0) or contract.channel_order != "RGB":
             raise InputError(
