@@ -18,7 +18,7 @@ from stylecast.training.recipe import RECIPES_DIR, recipe_names, recipe_stages
 # names of their day: "small" was the plain small net, the default's "small_aa_eps_reflect"
 RENAMED_NETS = {"small": "small_plain", "small_aa_eps_reflect": "small"}
 # what a record holds that is not a setting: where it ran, and what the run found
-NOT_SETTINGS = {"style", "data", "out", "run_dir", "vgg_weights", "init", "device", "device_used", "autocast_dtype",
+NOT_SETTINGS = {"style", "data", "out", "run_dir", "vgg_weights", "lpips_weights", "init", "device", "device_used", "autocast_dtype",
                 "rank_checksums", "style_layers_used", "checkpoint_every", "log_every", "workers", "dry_run",
                 "styles", "data_a", "data_b"}  # fmt: skip
 
