@@ -121,6 +121,14 @@ class ResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
+    def start_as_identity(self) -> None:
+        """Zero the last norm's scale and shift: the block passes its input through unchanged, and
+        the scale's gradient (the normalized activations) is not zero, so it still learns."""
+        last_norm = self.body[-1]
+        assert isinstance(last_norm, nn.InstanceNorm2d)
+        nn.init.zeros_(last_norm.weight)
+        nn.init.zeros_(last_norm.bias)
+
 
 class ConditionalInstanceNorm(nn.Module):
     """Dumoulin et al. 2017, "A Learned Representation for Artistic Style": instance norm whose

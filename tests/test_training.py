@@ -188,6 +188,27 @@ def test_fine_tuning_starts_from_the_given_checkpoint_and_refuses_another_networ
         train(tiny_config(tmp_path / "std", trainset, vgg_weights, net="standard", init=shipped), progress=False)
 
 
+def test_a_deeper_net_grows_from_a_shallower_one_and_starts_from_its_pictures(
+    tmp_path, trainset, vgg_weights, small_model
+):
+    from stylecast.models.zoo import SHIPPED
+
+    net = SHIPPED[small_model].net
+    same = train(
+        tiny_config(tmp_path / "same", trainset, vgg_weights, steps=2, net=net, init=small_model), progress=False
+    )
+    deeper = tiny_config(
+        tmp_path / "deep", trainset, vgg_weights, steps=2, net=net, init=small_model, residual_blocks=7
+    )
+    grown = train(deeper, progress=False)
+    # the two new blocks pass their input through: the first step sees the shipped net's pictures
+    assert grown.history[0] == pytest.approx(same.history[0], rel=1e-4)
+    assert grown.history[1] != pytest.approx(same.history[1], rel=1e-4)  # and they learn
+    assert load_checkpoint(grown.checkpoint).kwargs["residual_blocks"] == 7
+    with pytest.raises(InputError, match="not the johnson_small "):
+        train(tiny_config(tmp_path / "shallow", trainset, vgg_weights, net=net, init=small_model, residual_blocks=3))
+
+
 def test_losses_on_hand_made_inputs():
     x = torch.rand(2, 8, 5, 7)
     g = gram_matrix(x)

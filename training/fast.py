@@ -35,6 +35,7 @@ from stylecast.models.checkpoint import (
 )
 from stylecast.models.contract import MAX_MARGIN
 from stylecast.models.johnson import TransformerNet
+from stylecast.models.layers import ResidualBlock
 from stylecast.models.lpips import NETS as LPIPS_NETS
 from stylecast.models.multistyle import MultiStyleSmallNet, MultiStyleTransformerNet
 from stylecast.models.small import SmallTransformerNet
@@ -122,6 +123,12 @@ class FastConfig:
         " the earlier small variants small_plain, small_aa (anti-aliased), small_aa_eps (and instance-norm"
         " epsilon 1e-3); small_aa_eps_reflect is an old name of small",
         choices=(*NETS, *NET_ALIASES),
+    )
+    residual_blocks: int | None = option(
+        None,
+        "residual blocks at the net's lowest resolution (default: the net's own, 5); with --init from the same"
+        " net with fewer, the new blocks are appended as identities, so training starts from its pictures",
+        at_least=1,
     )
     steps: int = option(2000, "optimizer steps", at_least=1)
     batch_size: int = option(4, "images per step", at_least=1)
@@ -339,13 +346,23 @@ def perceptual_objective(config: FastConfig, device: torch.device) -> tuple[Perc
 
 
 def start_from(net: torch.nn.Module, architecture: str, kwargs: dict, path: str) -> None:
-    """Load a trained checkpoint's (or shipped model's) weights into `net`, which must be the same network."""
+    """Load a trained checkpoint's (or shipped model's) weights into `net`: the same network, or
+    the same with fewer residual blocks, whose missing last blocks start as identities."""
     ckpt = flag_checkpoint("--init", path)
-    if (ckpt.architecture, ckpt.kwargs) != (architecture, kwargs):
+    blocks = kwargs["residual_blocks"]
+    init_blocks = ckpt.kwargs.get("residual_blocks", blocks)
+    # the multi-style nets' blocks take style weights and have no identity start
+    new_blocks = [
+        b for b in list(net.get_submodule("residuals").children())[init_blocks:] if isinstance(b, ResidualBlock)
+    ]
+    same_but_depth = (ckpt.architecture, {**ckpt.kwargs, "residual_blocks": blocks}) == (architecture, kwargs)
+    if not same_but_depth or init_blocks > blocks or len(new_blocks) != blocks - init_blocks:
         raise InputError(
             f"--init {path} is a {ckpt.architecture} {ckpt.kwargs}, not the {architecture} {kwargs} being trained"
         )
-    net.load_state_dict({name: t.float() for name, t in ckpt.state_dict.items()})
+    net.load_state_dict({name: t.float() for name, t in ckpt.state_dict.items()}, strict=not new_blocks)
+    for block in new_blocks:
+        block.start_as_identity()
 
 
 class StepInputs(NamedTuple):
@@ -387,6 +404,8 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     architecture, net_class, net_kwargs = NETS[config.net]
     if multistyle:
         net_kwargs = {"num_styles": len(config.style), **net_kwargs}
+    if config.residual_blocks:
+        net_kwargs = {**net_kwargs, "residual_blocks": config.residual_blocks}
     net = net_class(**net_kwargs)
     if config.init:
         start_from(net, architecture, net_kwargs, config.init)
