@@ -13,13 +13,16 @@ distilled to reproduce the VGG taps (Wang et al. 2020, collaborative distillatio
 VGG weights at run time and is several times cheaper. The features are moved at the encoder's
 deepest tap, relu4_1 as in the paper (512 channels at 1/8 resolution), or relu3_1 (256 at 1/4:
 the first shipped model's, from when the shared VGG weights stopped at relu3_4); the decoder
-mirrors the encoder from there.
+mirrors the encoder from there, optionally with the content's shallower taps joined back in at
+their resolutions (skips: the distilled encoder keeps only about half of VGG's relu4_1).
 
 The exported model takes the image and the style's statistics (computed once per style image):
 AdaIN: mean and std (N x C); WCT: mean (N x C) and the colouring matrix C_y^(1/2) (N x C x C).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -178,6 +181,53 @@ class Decoder(nn.Module):
         return self.layers(features)
 
 
+def instance_normalized(features: torch.Tensor) -> torch.Tensor:
+    """N x C x H x W -> the same with each channel at zero mean and unit standard deviation."""
+    mean, std = channel_stats(features)
+    return (features - mean[:, :, None, None]) / std[:, :, None, None]
+
+
+class SkipDecoder(nn.Module):
+    """The plain decoder's layers with the content's shallower encoder taps joined back in, each at
+    its resolution (a U-Net's skips): deepest tap (C x H/2^k x W/2^k) + the `skips` taps -> RGB.
+
+    The style is still moved at the deepest tap alone. Each skip is instance-normalized first, so
+    the content's own channel statistics (the texture energy the style term steers) stay out and
+    only where things are comes through, and is added through a 1x1 convolution that starts at
+    zero: untrained, the skips change nothing.
+    """
+
+    def __init__(self, deepest: str = "relu4_1", skips: Sequence[str] = ("relu2_1", "relu3_1")):
+        super().__init__()
+        taps = taps_to(deepest)
+        unknown = [t for t in skips if t not in taps[:-1]]
+        if unknown:
+            raise ValueError(f"skips must be taps shallower than {deepest}: {', '.join(taps[:-1])}; got {unknown}")
+        self.resolutions = tuple(reversed(taps[:-1]))  # the tap at each resolution upsampled to, deepest first
+        self.up, self.refine, self.skip = nn.ModuleList(), nn.ModuleList(), nn.ModuleDict()
+        c = CHANNELS[deepest]
+        for _ in self.resolutions:  # N x c x h x w -> N x c/2 x 2h x 2w, the channels of the tap there
+            self.up.append(
+                nn.Sequential(ReflectConv(c, c // 2, 3), nn.ReLU(), nn.Upsample(scale_factor=2, mode="nearest"))
+            )
+            self.refine.append(nn.Sequential(ReflectConv(c // 2, c // 2, 3), nn.ReLU()))
+            c //= 2
+        for tap in skips:
+            join = nn.Conv2d(CHANNELS[tap], CHANNELS[tap], 1, bias=False)
+            nn.init.zeros_(join.weight)
+            self.skip[tap] = join
+        self.out = ReflectConv(c, 3, 3)  # N x 3 x H x W
+
+    def forward(self, features: torch.Tensor, taps: dict[str, torch.Tensor]) -> torch.Tensor:
+        h = features
+        for tap, up, refine in zip(self.resolutions, self.up, self.refine, strict=True):
+            h = up(h)  # N x CHANNELS[tap] x the resolution of `tap`
+            if tap in self.skip:
+                h = h + self.skip[tap](instance_normalized(taps[tap]))
+            h = refine(h)
+        return self.out(h)
+
+
 class ArbitraryStyleNet(nn.Module):
     """Image (N x 3 x H x W, multiples of `size_multiple`) + style statistics -> stylized image.
 
@@ -191,10 +241,12 @@ class ArbitraryStyleNet(nn.Module):
         width: int = 32,
         vgg_preprocessing: dict | None = None,
         deepest: str = "relu3_1",
+        skips: Sequence[str] = (),
     ):
         """`encoder`: "compact" (distilled, self-contained) or "vgg" (the VGG19 prefix, whose
         weights then travel in the checkpoint; `vgg_preprocessing` as models.vgg.Preprocessing).
-        `deepest`: the tap the features are moved at, relu3_1 or relu4_1."""
+        `deepest`: the tap the features are moved at, relu3_1 or relu4_1. `skips`: shallower taps
+        the decoder takes from the content as well (SkipDecoder); none: the paper's decoder."""
         super().__init__()
         if transform not in ("adain", "wct"):
             raise ValueError(f"transform must be adain or wct, got {transform!r}")
@@ -213,7 +265,14 @@ class ArbitraryStyleNet(nn.Module):
             self.encoder = VGGFeatures(list(taps), preprocessing)
         else:
             raise ValueError(f"encoder must be compact or vgg, got {encoder!r}")
-        self.decoder = Decoder(CHANNELS[deepest], upsamplings=len(taps) - 1)
+        self.skips = tuple(skips)
+        self.decoder = (
+            SkipDecoder(deepest, self.skips) if self.skips else Decoder(CHANNELS[deepest], upsamplings=len(taps) - 1)
+        )
+
+    def decode(self, features: torch.Tensor, content_taps: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Moved deepest-tap features (and the content's encoder taps, for the skips) -> RGB."""
+        return self.decoder(features, content_taps) if self.skips else self.decoder(features)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)[self.tap]
@@ -221,13 +280,14 @@ class ArbitraryStyleNet(nn.Module):
     def forward(
         self, x: torch.Tensor, style_mean: torch.Tensor, style_spread: torch.Tensor, alpha: torch.Tensor
     ) -> torch.Tensor:
-        features = self.encode(x)  # N x 256 x H/4 x W/4 (relu3_1) or N x 512 x H/8 x W/8 (relu4_1)
+        taps = self.encoder(x)
+        features = taps[self.tap]  # N x 256 x H/4 x W/4 (relu3_1) or N x 512 x H/8 x W/8 (relu4_1)
         if self.transform == "adain":
             moved = adain(features, style_mean, style_spread)
         else:
             moved = wct(features, style_mean, style_spread)
         mixed = alpha[:, :, None, None] * moved + (1 - alpha[:, :, None, None]) * features
-        return self.decoder(mixed)
+        return self.decode(mixed, taps)
 
     def example_conditions(self, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Style statistics of a random image (real enough for export and checks)."""

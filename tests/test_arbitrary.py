@@ -89,19 +89,25 @@ def test_a_style_bank_paints_each_style_as_the_net_given_that_style_and_a_mix_as
         assert not torch.allclose(alone, net(x[:1], *stats[0], full), atol=1e-3)  # the styles differ
 
 
-def random_model(transform: str, deepest: str = "relu3_1") -> Checkpoint:
+def random_model(transform: str, deepest: str = "relu3_1", skips: tuple[str, ...] = ()) -> Checkpoint:
     torch.manual_seed(0)
     kwargs = {"transform": transform, "encoder": "compact", "width": 32, "vgg_preprocessing": None, "deepest": deepest}
-    net = ArbitraryStyleNet(**kwargs)
+    net = ArbitraryStyleNet(**kwargs, skips=skips)
+    if skips:  # joins that carry something (they start at zero)
+        kwargs["skips"] = list(skips)
+        for join in net.decoder.skip.values():
+            torch.nn.init.normal_(join.weight, 0, 0.1)
     return Checkpoint(
         "arbitrary", kwargs, net.state_dict(), InputContract(size_multiple=net.size_multiple), "arbitrary"
     )
 
 
-@pytest.mark.parametrize("deepest", ["relu3_1", "relu4_1"])
+@pytest.mark.parametrize(
+    ("deepest", "skips"), [("relu3_1", ()), ("relu4_1", ()), ("relu4_1", ("relu1_1", "relu2_1", "relu3_1"))]
+)
 @pytest.mark.parametrize("transform", ["adain", "wct"])
-def test_export_takes_the_style_statistics_as_inputs(transform, deepest, tmp_path):
-    ckpt = random_model(transform, deepest)
+def test_export_takes_the_style_statistics_as_inputs(transform, deepest, skips, tmp_path):
+    ckpt = random_model(transform, deepest, skips)
     path = export_onnx(ckpt, tmp_path / "m.onnx")
     import onnx
 
@@ -120,6 +126,32 @@ def test_the_style_is_moved_at_the_deepest_tap_and_the_decoder_mirrors_the_encod
         assert list(taps) == ["relu1_1", "relu2_1", "relu3_1", "relu4_1"][: 3 + (deepest == "relu4_1")]
         assert features.shape == (2, channels, 48 // multiple, 64 // multiple) and net.size_multiple == multiple
         assert net.decoder(features).shape == x.shape
+
+
+def test_the_skips_start_at_zero_then_carry_the_contents_shallower_taps_to_the_decoder():
+    """A relu4_1 net with relu2_1 and relu3_1 skips: the same shapes and exports; untrained, the
+    shallower taps change nothing; once the joins learn, they do, and only through where things
+    are (a tap's channel offsets and scales are normalized away)."""
+    from stylecast.models.adain import SkipDecoder
+
+    torch.manual_seed(0)
+    net = ArbitraryStyleNet(deepest="relu4_1", skips=("relu2_1", "relu3_1")).eval()
+    assert isinstance(net.decoder, SkipDecoder) and list(net.decoder.skip) == ["relu2_1", "relu3_1"]
+    x = torch.rand(1, 3, 48, 64)
+    with torch.no_grad():
+        taps = net.encoder(x)
+        deepest = taps["relu4_1"]
+        other = {**taps, "relu3_1": torch.rand_like(taps["relu3_1"])}
+        assert net.decode(deepest, taps).shape == x.shape
+        assert torch.equal(net.decode(deepest, taps), net.decode(deepest, other))
+        for join in net.decoder.skip.values():
+            join.weight.normal_(0, 0.1)
+        joined = net.decode(deepest, other)
+        assert not torch.allclose(joined, net.decode(deepest, taps), atol=1e-4)
+        offset = {**taps, "relu3_1": 3 * other["relu3_1"] + 2}  # the same places, other statistics
+        assert torch.allclose(joined, net.decode(deepest, offset), atol=1e-5)
+    with pytest.raises(ValueError, match="skips must be taps shallower than relu3_1"):
+        ArbitraryStyleNet(deepest="relu3_1", skips=("relu3_1",))
 
 
 def test_a_checkpoint_from_before_the_deepest_argument_builds_as_relu3_1():
@@ -298,6 +330,43 @@ def test_a_fine_tune_keeps_the_models_encoder_and_trains_its_decoder_on_deeper_s
     assert tuned.training["distill_steps"] == 0  # the record says what ran
 
 
+def test_a_new_decoder_with_skips_takes_a_trained_models_encoder_as_it_is(tmp_path, trainset, vgg19_full, caplog):
+    """--encoder-from: the relu4_1 encoder of a trained model, bit for bit; a decoder with skips
+    trained from scratch; the checkpoint declares the skips and runs as any arbitrary model."""
+    import logging
+
+    from stylecast.core.images import read_rgb
+    from stylecast.models.checkpoint import load_checkpoint
+    from stylecast.realtime.stylizer import Stylizer
+    from stylecast.training.arbitrary import ArbitraryConfig, train_arbitrary
+
+    styles = trainset.parent / "media" / "styles"
+    common = {
+        "data": str(trainset), "styles": str(styles), "batch_size": 2, "scale_size": 96, "crop_size": 64,
+        "vgg_weights": str(vgg19_full), "device": "cpu", "half": False, "lr": 1e-3,
+    }  # fmt: skip
+    first = train_arbitrary(
+        ArbitraryConfig(out=str(tmp_path / "a.pt"), distill_steps=4, decoder_steps=1, **common), progress=False
+    )
+    config = ArbitraryConfig(
+        out=str(tmp_path / "b.pt"), encoder_from=str(first), decoder_skips=("relu2_1", "relu3_1"), decoder_steps=8,
+        checkpoint_every=4, **common,
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="stylecast.train"):
+        second = load_checkpoint(train_arbitrary(config, progress=False))
+    assert f"encoder from {first}: no distillation; a new decoder" in caplog.text
+    assert "error per tap" not in caplog.text and second.training["distill_steps"] == 0
+    before = load_checkpoint(first).state_dict
+    assert all(torch.equal(second.state_dict[k], v) for k, v in before.items() if k.startswith("encoder."))
+    joins = [v for k, v in second.state_dict.items() if k.startswith("decoder.skip.") and k.endswith("weight")]
+    assert len(joins) == 2 and all(j.abs().sum() > 0 for j in joins)  # the skips learned from zero
+    assert second.kwargs["skips"] == ["relu2_1", "relu3_1"] and second.contract.size_multiple == 8
+    frame = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
+    painting = read_rgb(styles / "the_scream.jpg")
+    stylizer = Stylizer.create(str(tmp_path / "b.pt"), backend="torch", device="cpu", style_images=[(painting, 1.0)])
+    assert stylizer.one(frame).shape == frame.shape
+
+
 @pytest.mark.parametrize(
     ("init", "options"),
     [("arbitrary", {"width": 16}), ("arbitrary", {"deepest": "relu4_1"}), ("starry_night-small", {})],
@@ -317,7 +386,7 @@ def test_a_fine_tune_from_another_network_is_refused_before_anything_is_written(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_style_term_shallower_than_the_tap_the_style_is_moved_at_or_forcing_a_trained_encoder_is_refused():
+def test_contradictory_or_impossible_arbitrary_settings_are_refused():
     from stylecast.core.errors import InputError
     from stylecast.training.arbitrary import ArbitraryConfig
 
@@ -325,6 +394,12 @@ def test_a_style_term_shallower_than_the_tap_the_style_is_moved_at_or_forcing_a_
         ArbitraryConfig(data=".", styles=".", out="a.pt", deepest="relu4_1", style_to="relu3_1")
     with pytest.raises(InputError, match="--forced-steps distils the encoder, which --init takes trained"):
         ArbitraryConfig(data=".", styles=".", out="a.pt", init="arbitrary", forced_steps=100)
+    with pytest.raises(InputError, match="--forced-steps distils the encoder, which --encoder-from takes trained"):
+        ArbitraryConfig(data=".", styles=".", out="a.pt", encoder_from="arbitrary", forced_steps=100)
+    with pytest.raises(InputError, match="--init takes a model's encoder and decoder, --encoder-from its encoder"):
+        ArbitraryConfig(data=".", styles=".", out="a.pt", init="arbitrary", encoder_from="arbitrary")
+    with pytest.raises(InputError, match="--decoder-skips relu4_1: choose among .* relu1_1, relu2_1, relu3_1$"):
+        ArbitraryConfig(data=".", styles=".", out="a.pt", deepest="relu4_1", decoder_skips=("relu2_1", "relu4_1"))
 
 
 def test_two_process_training_with_forced_steps_ends_with_the_same_weights_on_both_ranks(

@@ -18,7 +18,8 @@ no phase 1 and E is VGG itself. Each phase's learning rate may decay (cosine, `l
 The style term's taps may go deeper than the tap the style is moved at (`style_to`): relu4_1
 carries most of a painting's Gram energy, and a decoder of a relu3_1 model never sees it
 otherwise. `init` starts from a trained model (its encoder kept, phase 1 skipped) to fine-tune
-its decoder.
+its decoder; `encoder_from` takes only a trained model's encoder and trains a new decoder (another
+kind, e.g. with `decoder_skips`: the content's shallower taps joined back in, models.adain.SkipDecoder).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 @dataclass
 class ArbitraryConfig:
     # a resumed run must have these as the run that wrote the state had them (the rest may change)
-    RESUME_IDENTITY: ClassVar[tuple[str, ...]] = ("encoder", "width", "deepest")
+    RESUME_IDENTITY: ClassVar[tuple[str, ...]] = ("encoder", "width", "deepest", "decoder_skips")
 
     data: str = required("folder of content photos")
     styles: str = required("folder of style images (paintings) to train the decoder on")
@@ -121,6 +122,16 @@ class ArbitraryConfig:
         "start from this trained arbitrary model's weights (a checkpoint or shipped name, the same --encoder,"
         " --width and --deepest): its encoder is kept, phase 1 skipped (--distill-steps 0), its decoder fine-tuned",
     )
+    encoder_from: str | None = option(
+        None,
+        "take only the encoder of this trained arbitrary model (a checkpoint or shipped name, the same --encoder,"
+        " --width and --deepest; phase 1 skipped) and train a new decoder",
+    )
+    decoder_skips: tuple[str, ...] = option(
+        (),
+        "encoder taps shallower than --deepest the decoder takes from the content as well, each joined at its"
+        " resolution (e.g. relu2_1 relu3_1: where things are, which the compact encoder's relu4_1 half loses)",
+    )
     margin: int = option(
         16,
         "reflected pixels the runtime adds around each frame and crops off again, declared in the checkpoint"
@@ -142,10 +153,20 @@ class ArbitraryConfig:
 
     def __post_init__(self) -> None:
         check_choices(self)
-        if self.init and self.forced_steps:
-            raise InputError("--forced-steps distils the encoder, which --init takes trained: give one of them")
-        if self.init:  # the encoder comes trained: the record says no distillation ran
+        if self.init and self.encoder_from:
+            raise InputError("--init takes a model's encoder and decoder, --encoder-from its encoder: give one of them")
+        trained = "--init" if self.init else "--encoder-from" if self.encoder_from else None
+        if trained and self.forced_steps:
+            raise InputError(f"--forced-steps distils the encoder, which {trained} takes trained: give one of them")
+        if trained:  # the encoder comes trained: the record says no distillation ran
             self.distill_steps = 0
+        shallower = taps_to(self.deepest)[:-1]
+        wrong = [t for t in self.decoder_skips if t not in shallower]
+        if wrong:
+            raise InputError(
+                f"--decoder-skips {' '.join(wrong)}: choose among the taps shallower than --deepest {self.deepest}:"
+                f" {', '.join(shallower)}"
+            )
         if self.forced_steps > self.distill_steps:
             raise InputError(f"--forced-steps {self.forced_steps} is more than --distill-steps {self.distill_steps}")
         if self.style_to is not None and STYLE_TAPS.index(self.style_to) < STYLE_TAPS.index(self.deepest):
@@ -176,15 +197,17 @@ def moment_loss(output: dict[str, torch.Tensor], style: dict[str, torch.Tensor])
     return total
 
 
-def start_from(net: ArbitraryStyleNet, path: str) -> None:
-    """Load a trained arbitrary model's weights into `net`, which must be the same network."""
-    ckpt = flag_checkpoint("--init", path)
-    state = {name: t.float() for name, t in ckpt.state_dict.items()}
-    other = InputError(f"--init {path} is a {ckpt.architecture} {ckpt.kwargs}, not the network being trained")
-    if ckpt.family is not Family.ARBITRARY or state.keys() != net.state_dict().keys():
+def start_from(module: torch.nn.Module, path: str, flag: str, part: str = "") -> None:
+    """Load a trained arbitrary model's weights (those under `part`, e.g. "encoder.", or all) into
+    `module`, which must be the same network (or part)."""
+    ckpt = flag_checkpoint(flag, path)
+    state = {name[len(part) :]: t.float() for name, t in ckpt.state_dict.items() if name.startswith(part)}
+    what = f"the {part.rstrip('.')} being trained" if part else "the network being trained"
+    other = InputError(f"{flag} {path} is a {ckpt.architecture} {ckpt.kwargs}, not {what}")
+    if ckpt.family is not Family.ARBITRARY or state.keys() != module.state_dict().keys():
         raise other
     try:
-        net.load_state_dict(state)
+        module.load_state_dict(state)
     except RuntimeError:  # the same layers at other sizes: another --width
         raise other from None
 
@@ -228,11 +251,15 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         "width": config.width,
         "vgg_preprocessing": vgg_preprocessing,
         "deepest": config.deepest,
+        "skips": list(config.decoder_skips),
     }
     net = ArbitraryStyleNet(**kwargs).to(device)
     if config.init:
-        start_from(net, config.init)
+        start_from(net, config.init, "--init")
         log.info("encoder and decoder from %s: no distillation", config.init)
+    elif config.encoder_from:
+        start_from(net.encoder, config.encoder_from, "--encoder-from", "encoder.")
+        log.info("encoder from %s: no distillation; a new decoder", config.encoder_from)
     elif config.encoder == "vgg":
         net.encoder.load_state_dict({k: v for k, v in vgg.state_dict().items() if k in net.encoder.state_dict()})
     net.encoder.requires_grad_(config.encoder == "compact")
@@ -311,11 +338,11 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
             assert s is not None  # drawn in phase 2
             s = s.to(device)  # N x 3 x crop x crop
             with torch.no_grad():
-                content_features = net.encode(c)  # N x C x crop/2^k x crop/2^k at the deepest tap
+                content_taps = net.encoder(c)  # the deepest: N x C x crop/2^k x crop/2^k
                 style_features = net.encode(s)
-                target = adain(content_features, *channel_stats(style_features))
+                target = adain(content_taps[net.tap], *channel_stats(style_features))
                 style_taps = vgg(s)
-            g = decoder(target)
+            g = decoder(target, content_taps) if net.skips else decoder(target)
             g_taps = vgg(g)
             # the compact encoder's tap approximates VGG's; "encoder" compares in the space the target lives in
             g_content = net.encode(g) if config.content_space == "encoder" else g_taps[config.deepest]
