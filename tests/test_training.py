@@ -150,6 +150,29 @@ def test_a_resumed_run_ends_with_the_weights_of_one_that_was_never_stopped(tmp_p
     assert all(torch.equal(weights(straight)[k], v) for k, v in weights(resumed).items())
 
 
+def test_a_run_stopped_after_a_step_is_that_step_of_the_longer_run_and_says_so(tmp_path, trainset, vgg_weights):
+    """--stop-after: the weights the full run had at that step (its learning rate decaying over
+    all of --steps), written as --out, the record naming both numbers; past --steps is refused."""
+    schedule = dict(steps=6, lr_final=0.1, checkpoint_every=3, half=False)
+    full = load_checkpoint(
+        train(tiny_config(tmp_path / "full", trainset, vgg_weights, **schedule), progress=False).checkpoint
+    )
+    assert load_checkpoint(tmp_path / "full" / "model.run" / "latest.pt").training["steps_taken"] == 6
+    stopped = train(tiny_config(tmp_path / "stopped", trainset, vgg_weights, stop_after=3, **schedule), progress=False)
+    assert stopped.steps == 3
+    early = train(tiny_config(tmp_path / "early", trainset, vgg_weights, **(schedule | {"steps": 3})), progress=False)
+    chosen, shorter = load_checkpoint(stopped.checkpoint), load_checkpoint(early.checkpoint)
+    assert chosen.training["stop_after"] == 3 and chosen.training["steps_taken"] == 3 and chosen.training["steps"] == 6
+    # the same crops, a slower decay: not the 3-step run's weights
+    assert any(not torch.equal(chosen.state_dict[k], v) for k, v in shorter.state_dict.items())
+    # resumed without --stop-after it goes on to the end of the schedule: it was the full run's first half
+    resumed = train(tiny_config(tmp_path / "stopped", trainset, vgg_weights, **schedule), progress=False)
+    assert resumed.steps == 3
+    assert all(torch.equal(load_checkpoint(resumed.checkpoint).state_dict[k], v) for k, v in full.state_dict.items())
+    with pytest.raises(InputError, match="--stop-after 7 is past --steps 6"):
+        tiny_config(tmp_path, trainset, vgg_weights, steps=6, stop_after=7)
+
+
 def test_loss_layers_the_vgg_weights_lack_are_refused_before_training(tmp_path, trainset, vgg_weights):
     with pytest.raises(InputError, match="content layer relu4_3 is not in the VGG weights"):
         train(tiny_config(tmp_path, trainset, vgg_weights, content_layer="relu4_3"), progress=False)

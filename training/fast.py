@@ -131,6 +131,12 @@ class FastConfig:
         at_least=1,
     )
     steps: int = option(2000, "optimizer steps", at_least=1)
+    stop_after: int | None = option(
+        None,
+        "end the run after this step and write --out there, the learning rate following the schedule of --steps"
+        " (a checkpoint chosen from the middle of a run, reproduced from its record)",
+        at_least=1,
+    )
     batch_size: int = option(4, "images per step", at_least=1)
     scale_size: int = option(
         320, "photos are scaled so their short side is this (the resolution you will run at)", at_least=32
@@ -263,6 +269,8 @@ class FastConfig:
         check_choices(self)
         if 2 * self.style_border >= self.crop_size:
             raise InputError(f"--style-border {self.style_border} leaves nothing of a {self.crop_size} px crop")
+        if self.stop_after is not None and self.stop_after > self.steps:
+            raise InputError(f"--stop-after {self.stop_after} is past --steps {self.steps}")
         if self.flat_scene_weight and not self.temporal_weight:
             raise InputError("--flat-scene-weight is a multiple of --temporal-weight; give that too")
 
@@ -426,7 +434,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
 
     margin = getattr(net_class, "margin", 0) if config.margin is None else config.margin
 
-    def snapshot() -> Checkpoint:
+    def snapshot(step: int) -> Checkpoint:
         return Checkpoint(
             architecture=architecture,
             kwargs=dict(net_kwargs),
@@ -440,10 +448,12 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
                 "device_used": str(device),
                 "autocast_dtype": str(getattr(autocast, "fast_dtype", "off")),
                 "world_size": ranks.world_size,
+                "steps_taken": step,
             },
         )
 
-    last = min(config.steps, start + 2) if config.dry_run else config.steps
+    end = config.stop_after or config.steps
+    last = min(end, start + 2) if config.dry_run else end
     bar = tqdm(
         total=last,
         initial=start,
@@ -505,10 +515,10 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
         bar.update(1)
         if step % config.log_every == 0:
             scalars.add(step, {f"loss/{k}": v for k, v in values.items()} | {"loss/total": sum(values.values())})
-        if writes and (step % config.checkpoint_every == 0 or step == config.steps):
+        if writes and (step % config.checkpoint_every == 0 or step == end):
             log.info("step %d/%d %s", step, config.steps, " ".join(f"{k}={v:.4g}" for k, v in values.items()))
             save_state(run_dir, step, resumables)
-            save_checkpoint(snapshot(), run_dir / "latest.pt", half=config.half)
+            save_checkpoint(snapshot(step), run_dir / "latest.pt", half=config.half)
             scalars.image("sample", step, torch.cat([x[0], y[0].detach().float()], dim=2))
     bar.close()
     scalars.close()
@@ -523,7 +533,7 @@ def train(config: FastConfig, progress: bool = True) -> TrainResult:
     if not ranks.is_main:
         return TrainResult(None, len(history), history, seconds)
     out.parent.mkdir(parents=True, exist_ok=True)
-    final = snapshot()
+    final = snapshot(last)
     final.training["rank_checksums"] = checksums
     save_checkpoint(final, out, half=config.half)
     return TrainResult(out, len(history), history, seconds)
