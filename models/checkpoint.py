@@ -154,11 +154,19 @@ class Checkpoint:
         )
 
 
+FP16_MAX = torch.finfo(torch.float16).max
+
+
 def save_checkpoint(ckpt: Checkpoint, path: str | Path, half: bool = False) -> None:
-    """Write atomically: a temporary file in the same folder, renamed when complete."""
+    """Write atomically: a temporary file in the same folder, renamed when complete. `half`
+    stores the floating-point tensors in fp16, except those with values past its range (a
+    distilled encoder's gains reach 1e5), which stay as they are rather than turn infinite."""
     data = ckpt.to_dict()
     if half:
-        data["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in data["state_dict"].items()}
+        data["state_dict"] = {
+            k: v.half() if v.is_floating_point() and v.abs().max() <= FP16_MAX else v
+            for k, v in data["state_dict"].items()
+        }
     atomic_torch_save(data, path)
 
 

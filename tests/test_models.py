@@ -234,6 +234,23 @@ def test_fp16_checkpoint_is_half_the_size_and_close(tmp_path):
     assert (a - b).abs().max() < 1e-2 * (a.max() - a.min())
 
 
+def test_fp16_storage_keeps_values_past_its_range_as_they_are(tmp_path):
+    """A relu4_1 encoder's gain (VGG's relu4_1 RMS over a fresh stage's, ~1e5) turned infinite in
+    fp16 and the model painted NaN: such tensors stay fp32, the rest are halved."""
+    net = ArbitraryStyleNet(deepest="relu4_1")
+    net.encoder.gains.copy_(torch.tensor([375.0, 7648.0, 23872.0, 1.2e5]))
+    kwargs = {"transform": "adain", "encoder": "compact", "width": 32, "vgg_preprocessing": None, "deepest": "relu4_1"}
+    ckpt = Checkpoint("arbitrary", kwargs, net.state_dict(), InputContract(size_multiple=8), "arbitrary")
+    save_checkpoint(ckpt, tmp_path / "half.pt", half=True)
+    loaded = load_checkpoint(tmp_path / "half.pt")
+    assert loaded.state_dict["encoder.gains"].dtype == torch.float32
+    assert torch.equal(loaded.state_dict["encoder.gains"], net.encoder.gains)
+    assert loaded.state_dict["decoder.layers.0.1.weight"].dtype == torch.float16
+    with torch.no_grad():
+        taps = loaded.build().encoder(torch.rand(1, 3, 32, 32))
+    assert torch.isfinite(taps["relu4_1"]).all()
+
+
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     ckpt = make_checkpoint("small")
     ckpt.architecture, ckpt.kwargs = "johnson", dict(NETS["standard"][2])  # small weights, standard net
