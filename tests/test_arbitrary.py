@@ -361,6 +361,9 @@ def test_a_new_decoder_with_skips_takes_a_trained_models_encoder_as_it_is(tmp_pa
     joins = [v for k, v in second.state_dict.items() if k.startswith("decoder.skip.") and k.endswith("weight")]
     assert len(joins) == 2 and all(j.abs().sum() > 0 for j in joins)  # the skips learned from zero
     assert second.kwargs["skips"] == ["relu2_1", "relu3_1"] and second.contract.size_multiple == 8
+    snapshot = load_checkpoint(tmp_path / "b.run" / "latest.pt")  # written with each resume state
+    assert snapshot.training["steps_taken"] == 8 and snapshot.kwargs == second.kwargs
+    assert all(torch.equal(snapshot.state_dict[k], v) for k, v in second.state_dict.items())
     frame = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
     painting = read_rgb(styles / "the_scream.jpg")
     stylizer = Stylizer.create(str(tmp_path / "b.pt"), backend="torch", device="cpu", style_images=[(painting, 1.0)])

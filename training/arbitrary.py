@@ -146,7 +146,7 @@ class ArbitraryConfig:
     seed: int = option(0, "random seed", at_least=0, at_most=MAX_SEED)
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
     workers: int = option(0, "DataLoader worker processes", at_least=0)
-    checkpoint_every: int = option(200, "steps between resume states", at_least=1)
+    checkpoint_every: int = option(200, "steps between resume states and model snapshots", at_least=1)
     run_dir: str | None = option(None, "resume state, config.json, TensorBoard; default <out>.run/")
     half: bool = option(True, "store the weights in fp16")
     dry_run: bool = option(False, "run two steps of each phase to check the setup and time them; write nothing")
@@ -294,6 +294,24 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
     )
     started = time.perf_counter()
 
+    def snapshot(step: int, checksums: list[float] | None = None) -> Checkpoint:
+        return Checkpoint(
+            architecture="arbitrary",
+            kwargs=kwargs,
+            state_dict={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+            contract=InputContract(size_multiple=net.size_multiple, margin=config.margin),
+            family=Family.ARBITRARY,
+            styles=[],
+            training={
+                **vars(config),
+                "vgg_source": weights.source,
+                "seconds": time.perf_counter() - started,
+                "world_size": ranks.world_size,
+                "steps_taken": step,
+                **({"rank_checksums": checksums} if checksums is not None else {}),
+            },
+        )
+
     def draw(step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The crops of a step, in the order they are drawn: photos, then (phase 2) paintings."""
         return next(photos), next(paintings) if step > distill else None
@@ -361,6 +379,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         if writes and (step % config.checkpoint_every == 0 or step == total_steps):
             log.info("step %d/%d %s", step, total_steps, " ".join(f"{k}={v:.4g}" for k, v in values.items()))
             save_state(run_dir, step, resumables)
+            save_checkpoint(snapshot(step), run_dir / "latest.pt", half=config.half)
     bar.close()
     scalars.close()
     checksums = weight_checksums(net, ranks)  # equal on every rank when the gradients were averaged
@@ -371,21 +390,6 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         log_dry_run(len(steps), time.perf_counter() - started, total_steps)
     if not writes:
         return None
-    ckpt = Checkpoint(
-        architecture="arbitrary",
-        kwargs=kwargs,
-        state_dict={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-        contract=InputContract(size_multiple=net.size_multiple, margin=config.margin),
-        family=Family.ARBITRARY,
-        styles=[],
-        training={
-            **vars(config),
-            "vgg_source": weights.source,
-            "seconds": time.perf_counter() - started,
-            "world_size": ranks.world_size,
-            "rank_checksums": checksums,
-        },
-    )
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(ckpt, out, half=config.half)
+    save_checkpoint(snapshot(total_steps, checksums), out, half=config.half)
     return out
