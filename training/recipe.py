@@ -3,8 +3,8 @@ written (every setting of every stage; no defaults merged in), so that a recipe 
 run. `stylecast train --recipe NAME --data DIR [--styles DIR] --out CKPT` runs one.
 
 A recipe names its trainer (fast, arbitrary, pix2pix, cyclegan), the paintings it learns from
-(found as `<painting>.jpg` in the styles folder), and its stages; a stage whose `init` (or, for
-the arbitrary trainer, `encoder_from`) is "previous stage" starts from the stage before it. A CycleGAN recipe may name a colour grade
+(found as `<painting>.jpg` in the styles folder), and its stages; a stage whose `init` is
+"previous stage" starts from the stage before it. A CycleGAN recipe may name a colour grade
 (`graded_domains`): its two domains are then made from the photos (training/grades.py). Only
 `--out` is written outside the run folder.
 """
@@ -81,9 +81,8 @@ def recipe_stages(
             "run_dir": str(root / f"stage{i}"),
         }
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
-        for key in ("init", "encoder_from"):
-            if values.get(key) == PREVIOUS_STAGE:
-                values[key] = stages[-1].config.out
+        if values.get("init") == PREVIOUS_STAGE:
+            values["init"] = stages[-1].config.out
         publish = None
         if trainer == "fast":
             places |= {"style": tuple(str(p) for p in paintings), "data": data, "vgg_weights": vgg_weights}
