@@ -129,9 +129,9 @@ def test_the_style_is_moved_at_the_deepest_tap_and_the_decoder_mirrors_the_encod
 
 
 def test_the_skips_start_at_zero_then_carry_the_contents_shallower_taps_to_the_decoder():
-    """A relu4_1 net with relu2_1 and relu3_1 skips: the same shapes and exports; untrained, the
-    shallower taps change nothing; once the joins learn, they do, and only through where things
-    are (a tap's channel offsets and scales are normalized away)."""
+    """A relu4_1 net with relu2_1 and relu3_1 skips paints the image's shape (its export: the
+    export test); untrained, the shallower taps change nothing; once the joins learn, they do,
+    and only through where things are (a tap's channel offsets and scales are normalized away)."""
     from stylecast.models.adain import SkipDecoder
 
     torch.manual_seed(0)
