@@ -194,21 +194,26 @@ class SkipDecoder(nn.Module):
     The style is still moved at the deepest tap alone. Each skip is instance-normalized first, so
     the content's own channel statistics (the texture energy the style term steers) stay out and
     only where things are comes through, and is added through a 1x1 convolution that starts at
-    zero: untrained, the skips change nothing.
+    zero: untrained, the skips change nothing. `upsampling` "nearest" is the paper's; "bilinear"
+    keeps the deepest tap's 8 px cells from drawing staircases along every edge.
     """
 
-    def __init__(self, deepest: str = "relu4_1", skips: Sequence[str] = ("relu2_1", "relu3_1")):
+    def __init__(
+        self, deepest: str = "relu4_1", skips: Sequence[str] = ("relu2_1", "relu3_1"), upsampling: str = "nearest"
+    ):
         super().__init__()
         taps = taps_to(deepest)
         unknown = [t for t in skips if t not in taps[:-1]]
         if unknown:
             raise ValueError(f"skips must be taps shallower than {deepest}: {', '.join(taps[:-1])}; got {unknown}")
+        if upsampling not in ("nearest", "bilinear"):
+            raise ValueError(f"upsampling must be nearest or bilinear, got {upsampling!r}")
         self.resolutions = tuple(reversed(taps[:-1]))  # the tap at each resolution upsampled to, deepest first
         self.up, self.refine, self.skip = nn.ModuleList(), nn.ModuleList(), nn.ModuleDict()
         c = CHANNELS[deepest]
         for _ in self.resolutions:  # N x c x h x w -> N x c/2 x 2h x 2w, the channels of the tap there
             self.up.append(
-                nn.Sequential(ReflectConv(c, c // 2, 3), nn.ReLU(), nn.Upsample(scale_factor=2, mode="nearest"))
+                nn.Sequential(ReflectConv(c, c // 2, 3), nn.ReLU(), nn.Upsample(scale_factor=2, mode=upsampling))
             )
             self.refine.append(nn.Sequential(ReflectConv(c // 2, c // 2, 3), nn.ReLU()))
             c //= 2
@@ -242,11 +247,13 @@ class ArbitraryStyleNet(nn.Module):
         vgg_preprocessing: dict | None = None,
         deepest: str = "relu3_1",
         skips: Sequence[str] = (),
+        upsampling: str = "nearest",
     ):
         """`encoder`: "compact" (distilled, self-contained) or "vgg" (the VGG19 prefix, whose
         weights then travel in the checkpoint; `vgg_preprocessing` as models.vgg.Preprocessing).
         `deepest`: the tap the features are moved at, relu3_1 or relu4_1. `skips`: shallower taps
-        the decoder takes from the content as well (SkipDecoder); none: the paper's decoder."""
+        the decoder takes from the content as well (SkipDecoder, upsampling by `upsampling`); none:
+        the paper's decoder."""
         super().__init__()
         if transform not in ("adain", "wct"):
             raise ValueError(f"transform must be adain or wct, got {transform!r}")
@@ -266,8 +273,12 @@ class ArbitraryStyleNet(nn.Module):
         else:
             raise ValueError(f"encoder must be compact or vgg, got {encoder!r}")
         self.skips = tuple(skips)
+        if upsampling != "nearest" and not self.skips:
+            raise ValueError("upsampling is a setting of the decoder with skips; the paper's decoder upsamples nearest")
         self.decoder = (
-            SkipDecoder(deepest, self.skips) if self.skips else Decoder(CHANNELS[deepest], upsamplings=len(taps) - 1)
+            SkipDecoder(deepest, self.skips, upsampling)
+            if self.skips
+            else Decoder(CHANNELS[deepest], upsamplings=len(taps) - 1)
         )
 
     def decode(self, features: torch.Tensor, content_taps: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -89,12 +89,14 @@ def test_a_style_bank_paints_each_style_as_the_net_given_that_style_and_a_mix_as
         assert not torch.allclose(alone, net(x[:1], *stats[0], full), atol=1e-3)  # the styles differ
 
 
-def random_model(transform: str, deepest: str = "relu3_1", skips: tuple[str, ...] = ()) -> Checkpoint:
+def random_model(
+    transform: str, deepest: str = "relu3_1", skips: tuple[str, ...] = (), upsampling: str = "nearest"
+) -> Checkpoint:
     torch.manual_seed(0)
     kwargs = {"transform": transform, "encoder": "compact", "width": 32, "vgg_preprocessing": None, "deepest": deepest}
-    net = ArbitraryStyleNet(**kwargs, skips=skips)
+    net = ArbitraryStyleNet(**kwargs, skips=skips, upsampling=upsampling)
     if skips:  # joins that carry something (they start at zero)
-        kwargs["skips"] = list(skips)
+        kwargs |= {"skips": list(skips), "upsampling": upsampling}
         for join in net.decoder.skip.values():
             torch.nn.init.normal_(join.weight, 0, 0.1)
     return Checkpoint(
@@ -103,11 +105,17 @@ def random_model(transform: str, deepest: str = "relu3_1", skips: tuple[str, ...
 
 
 @pytest.mark.parametrize(
-    ("deepest", "skips"), [("relu3_1", ()), ("relu4_1", ()), ("relu4_1", ("relu1_1", "relu2_1", "relu3_1"))]
+    ("deepest", "skips", "upsampling"),
+    [
+        ("relu3_1", (), "nearest"),
+        ("relu4_1", (), "nearest"),
+        ("relu4_1", ("relu1_1", "relu2_1", "relu3_1"), "nearest"),
+        ("relu4_1", ("relu2_1", "relu3_1"), "bilinear"),
+    ],
 )
 @pytest.mark.parametrize("transform", ["adain", "wct"])
-def test_export_takes_the_style_statistics_as_inputs(transform, deepest, skips, tmp_path):
-    ckpt = random_model(transform, deepest, skips)
+def test_export_takes_the_style_statistics_as_inputs(transform, deepest, skips, upsampling, tmp_path):
+    ckpt = random_model(transform, deepest, skips, upsampling)
     path = export_onnx(ckpt, tmp_path / "m.onnx")
     import onnx
 
@@ -131,7 +139,8 @@ def test_the_style_is_moved_at_the_deepest_tap_and_the_decoder_mirrors_the_encod
 def test_the_skips_start_at_zero_then_carry_the_contents_shallower_taps_to_the_decoder():
     """A relu4_1 net with relu2_1 and relu3_1 skips paints the image's shape (its export: the
     export test); untrained, the shallower taps change nothing; once the joins learn, they do,
-    and only through where things are (a tap's channel offsets and scales are normalized away)."""
+    and only through where things are (a tap's channel offsets and scales are normalized away);
+    bilinear upsampling takes out the steps the deepest tap's 8 px cells leave."""
     from stylecast.models.adain import SkipDecoder
 
     torch.manual_seed(0)
@@ -150,8 +159,21 @@ def test_the_skips_start_at_zero_then_carry_the_contents_shallower_taps_to_the_d
         assert not torch.allclose(joined, net.decode(deepest, taps), atol=1e-4)
         offset = {**taps, "relu3_1": 3 * other["relu3_1"] + 2}  # the same places, other statistics
         assert torch.allclose(joined, net.decode(deepest, offset), atol=1e-5)
+    bilinear = ArbitraryStyleNet(deepest="relu4_1", skips=("relu2_1", "relu3_1"), upsampling="bilinear").eval()
+    bilinear.load_state_dict(net.state_dict())  # the same weights, another upsampling
+    with torch.no_grad():
+        smooth = bilinear.decode(deepest, other)
+    assert smooth.shape == joined.shape and not torch.allclose(smooth, joined, atol=1e-4)
+
+    def step_at_cell_edges(image: torch.Tensor) -> torch.Tensor:  # columns 8|7, 16|15, ... of N x 3 x 48 x 64
+        return (image[..., 8::8] - image[..., 7:-1:8]).abs().mean()
+
+    # nearest repeats each 8 px cell of the deepest tap, so its picture steps where the cells meet
+    assert step_at_cell_edges(smooth) < step_at_cell_edges(joined)
     with pytest.raises(ValueError, match="skips must be taps shallower than relu3_1"):
         ArbitraryStyleNet(deepest="relu3_1", skips=("relu3_1",))
+    with pytest.raises(ValueError, match="upsampling is a setting of the decoder with skips"):
+        ArbitraryStyleNet(deepest="relu4_1", upsampling="bilinear")
 
 
 def test_a_checkpoint_from_before_the_deepest_argument_builds_as_relu3_1():
@@ -401,6 +423,8 @@ def test_contradictory_or_impossible_arbitrary_settings_are_refused():
         ArbitraryConfig(data=".", styles=".", out="a.pt", encoder_from="arbitrary", forced_steps=100)
     with pytest.raises(InputError, match="--init takes a model's encoder and decoder, --encoder-from its encoder"):
         ArbitraryConfig(data=".", styles=".", out="a.pt", init="arbitrary", encoder_from="arbitrary")
+    with pytest.raises(InputError, match="--decoder-upsampling is a setting of the decoder with skips"):
+        ArbitraryConfig(data=".", styles=".", out="a.pt", deepest="relu4_1", decoder_upsampling="bilinear")
     with pytest.raises(InputError, match="--decoder-skips relu4_1: choose among .* relu1_1, relu2_1, relu3_1$"):
         ArbitraryConfig(data=".", styles=".", out="a.pt", deepest="relu4_1", decoder_skips=("relu2_1", "relu4_1"))
 

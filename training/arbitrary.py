@@ -72,7 +72,7 @@ STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 @dataclass
 class ArbitraryConfig:
     # a resumed run must have these as the run that wrote the state had them (the rest may change)
-    RESUME_IDENTITY: ClassVar[tuple[str, ...]] = ("encoder", "width", "deepest", "decoder_skips")
+    RESUME_IDENTITY: ClassVar[tuple[str, ...]] = ("encoder", "width", "deepest", "decoder_skips", "decoder_upsampling")
 
     data: str = required("folder of content photos")
     styles: str = required("folder of style images (paintings) to train the decoder on")
@@ -132,6 +132,12 @@ class ArbitraryConfig:
         "encoder taps shallower than --deepest the decoder takes from the content as well, each joined at its"
         " resolution (e.g. relu2_1 relu3_1: where things are, which the compact encoder's relu4_1 half loses)",
     )
+    decoder_upsampling: str = option(
+        "nearest",
+        "how the decoder with skips upsamples: nearest (the paper's) | bilinear (no staircase from the deepest"
+        " tap's cells along edges); with --init, the trained decoder's weights go on under this upsampling",
+        choices=("nearest", "bilinear"),
+    )
     margin: int = option(
         16,
         "reflected pixels the runtime adds around each frame and crops off again, declared in the checkpoint"
@@ -160,6 +166,8 @@ class ArbitraryConfig:
             raise InputError(f"--forced-steps distils the encoder, which {trained} takes trained: give one of them")
         if trained:  # the encoder comes trained: the record says no distillation ran
             self.distill_steps = 0
+        if self.decoder_upsampling != "nearest" and not self.decoder_skips:
+            raise InputError("--decoder-upsampling is a setting of the decoder with skips: give --decoder-skips too")
         shallower = taps_to(self.deepest)[:-1]
         wrong = [t for t in self.decoder_skips if t not in shallower]
         if wrong:
@@ -252,6 +260,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         "vgg_preprocessing": vgg_preprocessing,
         "deepest": config.deepest,
         "skips": list(config.decoder_skips),
+        "upsampling": config.decoder_upsampling,
     }
     net = ArbitraryStyleNet(**kwargs).to(device)
     if config.init:
