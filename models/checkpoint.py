@@ -164,7 +164,7 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path, half: bool = False) -> N
     data = ckpt.to_dict()
     if half:
         data["state_dict"] = {
-            k: v.half() if v.is_floating_point() and v.abs().max() <= FP16_MAX else v
+            k: v.half() if v.is_floating_point() and bool((v.abs() <= FP16_MAX).all()) else v
             for k, v in data["state_dict"].items()
         }
     atomic_torch_save(data, path)

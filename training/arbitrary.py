@@ -303,7 +303,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
     )
     started = time.perf_counter()
 
-    def snapshot(step: int, checksums: list[float] | None = None) -> Checkpoint:
+    def snapshot(step: int) -> Checkpoint:
         return Checkpoint(
             architecture="arbitrary",
             kwargs=kwargs,
@@ -317,7 +317,6 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
                 "seconds": time.perf_counter() - started,
                 "world_size": ranks.world_size,
                 "steps_taken": step,
-                **({"rank_checksums": checksums} if checksums is not None else {}),
             },
         )
 
@@ -400,5 +399,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
     if not writes:
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(snapshot(total_steps, checksums), out, half=config.half)
+    final = snapshot(total_steps)
+    final.training["rank_checksums"] = checksums
+    save_checkpoint(final, out, half=config.half)
     return out
