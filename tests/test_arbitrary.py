@@ -234,11 +234,26 @@ def test_each_phase_decays_its_learning_rate_from_its_first_step_to_its_last():
     assert cosine_lr(5e-4, 1.0, 30, 50) == pytest.approx(5e-4)  # 1: constant
 
 
+def test_the_gram_style_term_sees_how_channels_go_together_where_the_moments_do_not():
+    from stylecast.training.arbitrary import gram_loss, moment_loss
+    from stylecast.training.losses import gram_matrix
+
+    x = torch.rand(2, 1, 8, 8)
+    together = {"relu1_1": torch.cat([x, x], 1)}  # N x 2 x 8 x 8: the two channels equal
+    apart = {"relu1_1": torch.cat([x, x.flip(-1)], 1)}  # the same values per channel, elsewhere
+    assert moment_loss(together, apart) == pytest.approx(0, abs=1e-6)
+    expected = torch.nn.functional.mse_loss(gram_matrix(together["relu1_1"]), gram_matrix(apart["relu1_1"]))
+    assert gram_loss(together, apart) == pytest.approx(float(expected)) and float(expected) > 1e-4
+    assert gram_loss(together, together) == 0
+
+
 @pytest.mark.parametrize(
-    "content_space, lr_final", [("vgg", 1.0), ("encoder", 0.1)], ids=["vgg-space", "encoder-space"]
+    "content_space, lr_final, style_loss",
+    [("vgg", 1.0, "moments"), ("encoder", 0.1, "gram")],
+    ids=["vgg-space", "encoder-space-gram"],
 )
 def test_training_phases_lower_their_losses_and_the_model_runs(
-    tmp_path, trainset, vgg19_full, caplog, content_space, lr_final
+    tmp_path, trainset, vgg19_full, caplog, content_space, lr_final, style_loss
 ):
     import logging
 
@@ -250,11 +265,11 @@ def test_training_phases_lower_their_losses_and_the_model_runs(
     config = ArbitraryConfig(
         data=str(trainset), styles=str(styles), out=str(tmp_path / "a.pt"), distill_steps=12, decoder_steps=12,
         batch_size=2, scale_size=96, crop_size=64, lr=1e-3, vgg_weights=str(vgg19_full), device="cpu",
-        content_space=content_space, lr_final=lr_final,
+        content_space=content_space, lr_final=lr_final, style_loss=style_loss,
     )  # fmt: skip
     with caplog.at_level(logging.INFO, logger="stylecast.train"):
         out = train_arbitrary(config, progress=False)
-    assert f"content term in the {content_space} space" in caplog.text
+    assert f"({style_loss}), the style moved at relu4_1; content term in the {content_space} space" in caplog.text
     # the encoder's distance to VGG per tap, logged where the decoder's phase starts
     errors = re.search(r"error per tap: relu1_1=(\S+) relu2_1=(\S+) relu3_1=(\S+) relu4_1=(\S+)", caplog.text)
     assert errors and all(0 < float(e) < 2 for e in errors.groups())
@@ -340,7 +355,9 @@ def test_a_fine_tune_keeps_the_models_encoder_and_trains_its_decoder_on_deeper_s
     )  # fmt: skip
     with caplog.at_level(logging.INFO, logger="stylecast.train"):
         tuned = load_checkpoint(train_arbitrary(config, progress=False))
-    assert "style taps ['relu1_1', 'relu2_1', 'relu3_1', 'relu4_1'], the style moved at relu3_1" in caplog.text
+    assert (
+        "style taps ['relu1_1', 'relu2_1', 'relu3_1', 'relu4_1'] (moments), the style moved at relu3_1" in caplog.text
+    )
     assert "encoder and decoder from arbitrary: no distillation" in caplog.text
     assert "error per tap" not in caplog.text
     shipped = load_checkpoint(model_path("arbitrary")).state_dict

@@ -62,6 +62,7 @@ from stylecast.training.common import (
     weight_checksums,
 )
 from stylecast.training.data import RandomCrops
+from stylecast.training.losses import gram_matrix
 
 log = logging.getLogger("stylecast.train")
 
@@ -104,7 +105,14 @@ class ArbitraryConfig:
         " | encoder (the model's own encoder, the space the target was made in)",
         choices=("vgg", "encoder"),
     )
-    style_weight: float = option(10.0, "weight of the mean/std style loss", at_least=0)
+    style_weight: float = option(10.0, "weight of the style term", at_least=0)
+    style_loss: str = option(
+        "moments",
+        "the decoder's style term per tap: moments (squared errors of the channel means and standard deviations,"
+        " Huang & Belongie's) | gram (squared error of the Gram matrices over C*H*W, Gatys' and the style"
+        " distance's: it also matches how channels go together)",
+        choices=("moments", "gram"),
+    )
     width: int = option(32, "compact encoder width", at_least=1)
     deepest: str = option(
         "relu4_1",
@@ -205,6 +213,17 @@ def moment_loss(output: dict[str, torch.Tensor], style: dict[str, torch.Tensor])
     return total
 
 
+def gram_loss(output: dict[str, torch.Tensor], style: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Over the taps of `output`: squared errors of the Gram matrices (N x C x C, over C*H*W)."""
+    total = torch.zeros((), device=next(iter(output.values())).device)
+    for tap in output:
+        total = total + F.mse_loss(gram_matrix(output[tap]), gram_matrix(style[tap]))
+    return total
+
+
+STYLE_LOSSES = {"moments": moment_loss, "gram": gram_loss}
+
+
 def start_from(module: torch.nn.Module, path: str, flag: str, part: str = "") -> None:
     """Load a trained arbitrary model's weights (those under `part`, e.g. "encoder.", or all) into
     `module`, which must be the same network (or part)."""
@@ -237,9 +256,10 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
         )
     vgg = weights.build(list(config.style_taps)).to(device)
     log.info(
-        "VGG from %s; style taps %s, the style moved at %s; content term in the %s space",
+        "VGG from %s; style taps %s (%s), the style moved at %s; content term in the %s space",
         weights.source,
         list(config.style_taps),
+        config.style_loss,
         config.deepest,
         config.content_space,
     )
@@ -375,7 +395,7 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
             content_term = F.mse_loss(g_content, target)
             for group in decoder_opt.param_groups:
                 group["lr"] = cosine_lr(config.lr, config.lr_final, step - distill, config.decoder_steps)
-            style_term = config.style_weight * moment_loss(g_taps, style_taps)
+            style_term = config.style_weight * STYLE_LOSSES[config.style_loss](g_taps, style_taps)
             loss = content_term + style_term
             decoder_opt.zero_grad(set_to_none=True)
             loss.backward()
