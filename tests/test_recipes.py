@@ -28,6 +28,21 @@ def test_every_shipped_model_has_a_recipe():
 
 
 @pytest.mark.parametrize("name", recipe_names())
+def test_every_stage_writes_every_setting_of_its_trainer(name):
+    """A recipe reads as what was run: no setting left to a default that may change (where the run
+    reads and writes, its machine and its logging are the command's)."""
+    from dataclasses import fields
+
+    from stylecast.training.recipe import CONFIGS
+
+    recipe = json.loads((RECIPES_DIR / f"{name}.json").read_text())
+    places = {"data", "data_a", "data_b", "style", "styles", "out", "run_dir", "vgg_weights", "device", "workers",
+              "dry_run", "checkpoint_every", "log_every"}  # fmt: skip
+    settings = [f.name for f in fields(CONFIGS[recipe["trainer"]]) if f.name not in places]
+    assert all(list(stage) == settings for stage in recipe["stages"])
+
+
+@pytest.mark.parametrize("name", recipe_names())
 def test_a_recipe_reproduces_the_settings_its_shipped_model_was_trained_with(name, tmp_path):
     """The last stage's config, built from the recipe alone, equals the checkpoint's own record
     setting by setting (style layers: those the run used)."""
