@@ -14,7 +14,9 @@ so the decoder inverts the features the shipped model will actually compute, whi
 stay those of the real VGG. With `content_space="encoder"` the content term is ||E(g) - t||^2
 instead: t was made by E, and where E is still far from VGG at the deepest tap (relu4_1 is nine
 convolutions deep in VGG) the real VGG's tap of g cannot reach it. With `encoder="vgg"` there is
-no phase 1 and E is VGG itself. Each phase's learning rate may decay (cosine, `lr_final`).
+no phase 1 and E is VGG itself. With `style_loss="gram"` the style term compares Gram matrices
+(C x C, over C*H*W: which channels fire together, as the style distance measures) instead of
+the moments. Each phase's learning rate may decay (cosine, `lr_final`).
 The style term's taps may go deeper than the tap the style is moved at (`style_to`): relu4_1
 carries most of a painting's Gram energy, and a decoder of a relu3_1 model never sees it
 otherwise. `init` starts from a trained model (its encoder kept, phase 1 skipped) to fine-tune
