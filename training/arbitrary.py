@@ -64,7 +64,7 @@ from stylecast.training.common import (
     weight_checksums,
 )
 from stylecast.training.data import RandomCrops
-from stylecast.training.losses import gram_matrix
+from stylecast.training.losses import StyleLoss, gram_matrix
 
 log = logging.getLogger("stylecast.train")
 
@@ -216,11 +216,9 @@ def moment_loss(output: dict[str, torch.Tensor], style: dict[str, torch.Tensor])
 
 
 def gram_loss(output: dict[str, torch.Tensor], style: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Over the taps of `output`: squared errors of the Gram matrices (N x C x C, over C*H*W)."""
-    total = torch.zeros((), device=next(iter(output.values())).device)
-    for tap in output:
-        total = total + F.mse_loss(gram_matrix(output[tap]), gram_matrix(style[tap]))
-    return total
+    """Over the taps of `output`: squared errors of the Gram matrices (N x C x C, over C*H*W),
+    Gatys' term with each sample's style crop as its target."""
+    return StyleLoss({tap: gram_matrix(style[tap]) for tap in output})(output)
 
 
 STYLE_LOSSES = {"moments": moment_loss, "gram": gram_loss}
