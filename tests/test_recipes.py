@@ -17,10 +17,19 @@ from stylecast.training.recipe import RECIPES_DIR, recipe_names, recipe_stages
 # the records before the nets were named by role (they lack the margin setting, added since) keep the
 # names of their day: "small" was the plain small net, the default's "small_aa_eps_reflect"
 RENAMED_NETS = {"small": "small_plain", "small_aa_eps_reflect": "small"}
-# what a record holds that is not a setting: where it ran, and what the run found
-NOT_SETTINGS = {"style", "data", "out", "run_dir", "vgg_weights", "lpips_weights", "init", "device", "device_used", "autocast_dtype",
-                "rank_checksums", "style_layers_used", "checkpoint_every", "log_every", "workers", "dry_run",
-                "styles", "data_a", "data_b"}  # fmt: skip
+# where a run reads and writes, its machine and its logging: the command's, not the recipe's
+PLACES = {"data", "data_a", "data_b", "style", "styles", "out", "run_dir", "vgg_weights", "device", "workers",
+          "dry_run", "checkpoint_every", "log_every"}  # fmt: skip
+# what a record holds that is not a setting: the places (a recipe's `init` and `lpips_weights` are
+# paths there), and what the run found
+NOT_SETTINGS = PLACES | {
+    "lpips_weights",
+    "init",
+    "device_used",
+    "autocast_dtype",
+    "rank_checksums",
+    "style_layers_used",
+}
 
 
 def test_every_shipped_model_has_a_recipe():
@@ -29,16 +38,14 @@ def test_every_shipped_model_has_a_recipe():
 
 @pytest.mark.parametrize("name", recipe_names())
 def test_every_stage_writes_every_setting_of_its_trainer(name):
-    """A recipe reads as what was run: no setting left to a default that may change (where the run
-    reads and writes, its machine and its logging are the command's)."""
+    """A recipe reads as what was run: no setting left to a default that may change (the places
+    aside)."""
     from dataclasses import fields
 
     from stylecast.training.recipe import CONFIGS
 
     recipe = json.loads((RECIPES_DIR / f"{name}.json").read_text())
-    places = {"data", "data_a", "data_b", "style", "styles", "out", "run_dir", "vgg_weights", "device", "workers",
-              "dry_run", "checkpoint_every", "log_every"}  # fmt: skip
-    settings = [f.name for f in fields(CONFIGS[recipe["trainer"]]) if f.name not in places]
+    settings = [f.name for f in fields(CONFIGS[recipe["trainer"]]) if f.name not in PLACES]
     assert all(list(stage) == settings for stage in recipe["stages"])
 
 
