@@ -247,10 +247,35 @@ def test_the_gram_style_term_sees_how_channels_go_together_where_the_moments_do_
     assert gram_loss(together, together) == 0
 
 
+def test_the_vgg_adain_content_term_aims_at_the_papers_target(tmp_path, trainset, vgg19_full):
+    """--content-space vgg-adain compares the output's VGG tap with AdaIN of VGG's own taps of the
+    content and the style: with VGG itself as the encoder that is the target "vgg" aims at too, so
+    the two train the same weights; with the compact encoder, whose features make the other
+    target, they part."""
+    from stylecast.models.checkpoint import load_checkpoint
+    from stylecast.training.arbitrary import ArbitraryConfig, train_arbitrary
+
+    common = {
+        "data": str(trainset), "styles": str(trainset.parent / "media" / "styles"), "decoder_steps": 3,
+        "batch_size": 2, "scale_size": 96, "crop_size": 64, "vgg_weights": str(vgg19_full), "device": "cpu",
+        "half": False, "lr": 1e-3,
+    }  # fmt: skip
+
+    def decoder(name: str, **settings) -> dict[str, torch.Tensor]:
+        config = ArbitraryConfig(out=str(tmp_path / f"{name}.pt"), **common, **settings)
+        weights = load_checkpoint(train_arbitrary(config, progress=False)).state_dict
+        return {k: v for k, v in weights.items() if k.startswith("decoder.")}
+
+    paper, vgg_adain = (decoder(f"vgg-{space}", encoder="vgg", content_space=space) for space in ("vgg", "vgg-adain"))
+    assert all(torch.equal(paper[k], vgg_adain[k]) for k in paper)
+    own, vgg_adain = (decoder(f"compact-{s}", distill_steps=2, content_space=s) for s in ("vgg", "vgg-adain"))
+    assert not all(torch.equal(own[k], vgg_adain[k]) for k in own)
+
+
 @pytest.mark.parametrize(
     "content_space, lr_final, style_loss",
-    [("vgg", 1.0, "moments"), ("encoder", 0.1, "gram")],
-    ids=["vgg-space", "encoder-space-gram"],
+    [("vgg", 1.0, "moments"), ("encoder", 0.1, "gram"), ("vgg-adain", 1.0, "moments")],
+    ids=["vgg-space", "encoder-space-gram", "vgg-adain"],
 )
 def test_training_phases_lower_their_losses_and_the_model_runs(
     tmp_path, trainset, vgg19_full, caplog, content_space, lr_final, style_loss

@@ -13,7 +13,9 @@ the loss network
 so the decoder inverts the features the shipped model will actually compute, while the losses
 stay those of the real VGG. With `content_space="encoder"` the content term is ||E(g) - t||^2
 instead: t was made by E, and where E is still far from VGG at the deepest tap (relu4_1 is nine
-convolutions deep in VGG) the real VGG's tap of g cannot reach it. With `encoder="vgg"` there is
+convolutions deep in VGG) the real VGG's tap of g cannot reach it. With "vgg-adain" the content
+term is ||VGG_deepest(g) - AdaIN(VGG_deepest(c), VGG_deepest(s))||^2: the paper's own target, which
+the decoder then learns to reach from E's features (E's error included). With `encoder="vgg"` there is
 no phase 1 and E is VGG itself. With `style_loss="gram"` the style term compares Gram matrices
 (C x C, over C*H*W: which channels fire together, as the style distance measures) instead of
 the moments. Each phase's learning rate may decay (cosine, `lr_final`).
@@ -104,8 +106,9 @@ class ArbitraryConfig:
     content_space: str = option(
         "vgg",
         "where the decoder's content term compares its output with the AdaIN target: vgg (VGG19's deepest tap)"
-        " | encoder (the model's own encoder, the space the target was made in)",
-        choices=("vgg", "encoder"),
+        " | encoder (the model's own encoder, the space the target was made in) | vgg-adain (VGG19's deepest tap,"
+        " against AdaIN of VGG19's own taps of the content and style: what the paper's VGG model would paint)",
+        choices=("vgg", "encoder", "vgg-adain"),
     )
     style_weight: float = option(10.0, "weight of the style term", at_least=0)
     style_loss: str = option(
@@ -388,11 +391,17 @@ def train_arbitrary(config: ArbitraryConfig, progress: bool = True) -> Path | No
                 style_features = net.encode(s)
                 target = adain(content_taps[net.tap], *channel_stats(style_features))
                 style_taps = vgg(s)
+                # "vgg-adain": the paper's target, made from VGG's own taps (N x C x crop/2^k x crop/2^k)
+                paper_target = (
+                    adain(vgg(c)[net.tap], *channel_stats(style_taps[net.tap]))
+                    if config.content_space == "vgg-adain"
+                    else target
+                )
             g = decoder(target, content_taps) if net.skips else decoder(target)
             g_taps = vgg(g)
             # the compact encoder's tap approximates VGG's; "encoder" compares in the space the target lives in
             g_content = net.encode(g) if config.content_space == "encoder" else g_taps[config.deepest]
-            content_term = F.mse_loss(g_content, target)
+            content_term = F.mse_loss(g_content, paper_target)
             for group in decoder_opt.param_groups:
                 group["lr"] = cosine_lr(config.lr, config.lr_final, step - distill, config.decoder_steps)
             style_term = config.style_weight * STYLE_LOSSES[config.style_loss](g_taps, style_taps)
