@@ -7,7 +7,8 @@ The question it answers: is a retrained model as fast as the one it replaces (th
 with another margin, say)? Each round times every model on the same ten DemoScene frames, uint8
 in and uint8 out through the runtime's whole path (pad, margin, network, crop, clamp). Printed
 per model: the median over rounds of the time per frame, and its ratio to the first model's.
-Run it twice with the order swapped: the two ratios bound the noise.
+Run it twice with the order swapped: the two ratios bound the noise. Arbitrary-style models paint
+--style-image (e.g. two arbitrary models of different depths side by side).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import time
 
 import torch
 
+from stylecast.core.images import read_rgb
 from stylecast.core.machine import cpu_name
+from stylecast.models.checkpoint import Family
 from stylecast.realtime.demo import DemoScene
-from stylecast.realtime.stylizer import Stylizer
+from stylecast.realtime.stylizer import Stylizer, load_model
 
 
 def main() -> None:
@@ -29,11 +32,20 @@ def main() -> None:
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch"))
+    parser.add_argument("--style-image", help="the picture arbitrary-style models paint (needed for them)")
     args = parser.parse_args()
 
     w, h = (int(v) for v in args.size.split("x"))
     frames = [DemoScene(w, h).frame(i) for i in range(10)]
-    stylizers = {name: Stylizer.create(name, args.backend, "cpu") for name in args.models}
+    pictures = [(read_rgb(args.style_image), 1.0)] if args.style_image else None
+
+    def stylizer(name: str) -> Stylizer:
+        arbitrary = load_model(name).family is Family.ARBITRARY
+        if arbitrary and not pictures:
+            parser.error(f"{name} is an arbitrary-style model: give --style-image")
+        return Stylizer.create(name, args.backend, "cpu", style_images=pictures if arbitrary else None)
+
+    stylizers = {name: stylizer(name) for name in args.models}
     for stylizer in stylizers.values():  # warm-up: sessions built, caches filled
         stylizer.one(frames[0])
         stylizer.one(frames[1])

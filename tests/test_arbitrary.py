@@ -183,7 +183,7 @@ def test_a_checkpoint_from_before_the_deepest_argument_builds_as_relu3_1():
 
     from stylecast.realtime.stylizer import load_model
 
-    shipped = load_model("arbitrary")
+    shipped = load_model("arbitrary-relu3_1")
     assert shipped.kwargs["deepest"] == "relu3_1" and shipped.contract.size_multiple == 4
     kwargs = {k: v for k, v in shipped.kwargs.items() if k != "deepest"}
     net = dataclasses.replace(shipped, kwargs=kwargs).build()  # builds with the weights, strictly
@@ -375,7 +375,7 @@ def test_a_fine_tune_keeps_the_models_encoder_and_trains_its_decoder_on_deeper_s
 
     config = ArbitraryConfig(
         data=str(trainset), styles=str(trainset.parent / "media" / "styles"), out=str(tmp_path / "a.pt"),
-        init="arbitrary", deepest="relu3_1", style_to="relu4_1", decoder_steps=2, batch_size=2, scale_size=96,
+        init="arbitrary-relu3_1", deepest="relu3_1", style_to="relu4_1", decoder_steps=2, batch_size=2, scale_size=96,
         crop_size=64, vgg_weights=str(vgg19_full), device="cpu", half=False,
     )  # fmt: skip
     with caplog.at_level(logging.INFO, logger="stylecast.train"):
@@ -383,9 +383,9 @@ def test_a_fine_tune_keeps_the_models_encoder_and_trains_its_decoder_on_deeper_s
     assert (
         "style taps ['relu1_1', 'relu2_1', 'relu3_1', 'relu4_1'] (moments), the style moved at relu3_1" in caplog.text
     )
-    assert "encoder and decoder from arbitrary: no distillation" in caplog.text
+    assert "encoder and decoder from arbitrary-relu3_1: no distillation" in caplog.text
     assert "error per tap" not in caplog.text
-    shipped = load_checkpoint(model_path("arbitrary")).state_dict
+    shipped = load_checkpoint(model_path("arbitrary-relu3_1")).state_dict
     encoder = [k for k in shipped if k.startswith("encoder.")]
     decoder = [k for k in shipped if k.startswith("decoder.")]
     assert encoder and all(torch.equal(tuned.state_dict[k], shipped[k].float()) for k in encoder)
@@ -436,7 +436,7 @@ def test_a_new_decoder_with_skips_takes_a_trained_models_encoder_as_it_is(tmp_pa
 
 @pytest.mark.parametrize(
     ("init", "options"),
-    [("arbitrary", {"width": 16}), ("arbitrary", {"deepest": "relu4_1"}), ("starry_night-small", {})],
+    [("arbitrary-relu3_1", {"width": 16}), ("arbitrary-relu3_1", {"deepest": "relu4_1"}), ("starry_night-small", {})],
 )
 def test_a_fine_tune_from_another_network_is_refused_before_anything_is_written(
     tmp_path, trainset, vgg19_full, init, options

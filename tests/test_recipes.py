@@ -17,14 +17,17 @@ from stylecast.training.recipe import RECIPES_DIR, recipe_names, recipe_stages
 # the records before the nets were named by role (they lack the margin setting, added since) keep the
 # names of their day: "small" was the plain small net, the default's "small_aa_eps_reflect"
 RENAMED_NETS = {"small": "small_plain", "small_aa_eps_reflect": "small"}
+# the records from before `arbitrary` was moved to relu4_1 name their teacher, the relu3_1 model, "arbitrary"
+RENAMED_TEACHERS = {"arbitrary": "arbitrary-relu3_1"}
 # where a run reads and writes, its machine and its logging: the command's, not the recipe's
 PLACES = {"data", "data_a", "data_b", "style", "styles", "out", "run_dir", "vgg_weights", "device", "workers",
           "dry_run", "checkpoint_every", "log_every"}  # fmt: skip
-# what a record holds that is not a setting: the places (a recipe's `init` and `lpips_weights` are
+# what a record holds that is not a setting: the places (a recipe's `init`, `encoder_from` and `lpips_weights` are
 # paths there), and what the run found
 NOT_SETTINGS = PLACES | {
     "lpips_weights",
     "init",
+    "encoder_from",
     "device_used",
     "autocast_dtype",
     "rank_checksums",
@@ -65,6 +68,8 @@ def test_a_recipe_reproduces_the_settings_its_shipped_model_was_trained_with(nam
         expected = record.get("style_layers_used", value) if key == "style_layers" else value
         if key == "net" and "margin" not in record:  # a record from before the nets were named by role
             expected = RENAMED_NETS.get(expected, expected)
+        if key == "teacher":
+            expected = RENAMED_TEACHERS.get(expected, expected)
         got = getattr(config, key)
         assert (list(got) if isinstance(got, tuple) else got) == expected, key
 
@@ -78,13 +83,13 @@ def test_nets_are_named_by_role_and_the_old_name_of_the_defaults_is_accepted():
 
 
 def test_the_default_recipe_has_five_stages_each_from_the_one_before(tmp_path):
-    """Distilled from the arbitrary model given the painting, the painting's Gram matrices added at
+    """Distilled from the relu3_1 arbitrary model given the painting, the painting's Gram matrices added at
     3 and then 30, and two last stages trained as the runtime runs it (its 32 px margin)."""
     styles = tmp_path / "styles"
     styles.mkdir()
     (styles / "starry_night.jpg").write_bytes(b"")
     stages = [s.config for s in recipe_stages("starry_night-small", "photos", str(styles), str(tmp_path / "m.pt"))]
-    assert len(stages) == 5 and {s.teacher for s in stages} == {"arbitrary"}
+    assert len(stages) == 5 and {s.teacher for s in stages} == {"arbitrary-relu3_1"}
     assert all(later.init == earlier.out for earlier, later in zip(stages[:-1], stages[1:], strict=True))
     assert stages[-1].out == str(tmp_path / "m.pt") and all(
         s.out.startswith(str(tmp_path / "m.pt.run")) for s in stages[:-1]
@@ -92,6 +97,24 @@ def test_the_default_recipe_has_five_stages_each_from_the_one_before(tmp_path):
     assert [s.teacher_style_weight for s in stages] == [0.0, 3.0, 30.0, 30.0, 30.0]
     assert [s.margin_in_training for s in stages] == [False, False, False, True, True] and stages[-1].margin == 32
     assert stages[-1].style_layers[-1] == "relu5_1"
+
+
+def test_the_arbitrary_recipe_distils_its_encoder_then_trains_a_decoder_on_it(tmp_path):
+    """Stage 1 distils the relu4_1 encoder (its one decoder step thrown away); stage 2 takes that
+    encoder as it is and trains the skip decoder on the paper's AdaIN target; stage 3 fine-tunes
+    that decoder at a stronger style weight."""
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    for painting in json.loads((RECIPES_DIR / "arbitrary.json").read_text())["paintings"]:
+        (styles / f"{painting}.jpg").write_bytes(b"")
+    stages = [s.config for s in recipe_stages("arbitrary", "photos", str(styles), str(tmp_path / "m.pt"))]
+    first, second, third = stages
+    assert first.distill_steps > first.forced_steps > 0 and {s.deepest for s in stages} == {"relu4_1"}
+    assert second.encoder_from == first.out and second.distill_steps == 0 and second.init is None
+    assert third.init == second.out and third.out == str(tmp_path / "m.pt")
+    assert {s.content_space for s in stages[1:]} == {"vgg-adain"}
+    assert {s.decoder_skips for s in stages[1:]} == {("relu2_1", "relu3_1")}
+    assert third.style_weight > second.style_weight
 
 
 def test_train_recipe_needs_its_paintings_and_its_flags(capsys, tmp_path):

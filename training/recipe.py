@@ -4,7 +4,8 @@ run. `stylecast train --recipe NAME --data DIR [--styles DIR] --out CKPT` runs o
 
 A recipe names its trainer (fast, arbitrary, pix2pix, cyclegan), the paintings it learns from
 (found as `<painting>.jpg` in the styles folder), and its stages; a stage whose `init` is
-"previous stage" starts from the stage before it. A CycleGAN recipe may name a colour grade
+"previous stage" starts from the stage before it (an arbitrary stage's `encoder_from`: takes its
+encoder). A CycleGAN recipe may name a colour grade
 (`graded_domains`): its two domains are then made from the photos (training/grades.py). Only
 `--out` is written outside the run folder.
 """
@@ -81,8 +82,9 @@ def recipe_stages(
             "run_dir": str(root / f"stage{i}"),
         }
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
-        if values.get("init") == PREVIOUS_STAGE:
-            values["init"] = stages[-1].config.out
+        for start in ("init", "encoder_from"):  # the stage before's weights, or (arbitrary) its encoder
+            if values.get(start) == PREVIOUS_STAGE:
+                values[start] = stages[-1].config.out
         publish = None
         if trainer == "fast":
             places |= {"style": tuple(str(p) for p in paintings), "data": data, "vgg_weights": vgg_weights}

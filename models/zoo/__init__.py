@@ -78,7 +78,12 @@ ARBITRARY_TRAINING_PAINTINGS = (
     "mondrian",
 )
 SHIPPED["arbitrary"] = ZooModel(
-    "arbitrary", "arbitrary.pt", "arbitrary", "any style picture (AdaIN or WCT; distilled encoder)"
+    "arbitrary", "arbitrary.pt", "arbitrary", "any style picture (AdaIN or WCT at relu4_1; distilled encoder)"
+)
+# The first arbitrary model, moved at relu3_1: denser, shorter strokes; the teacher the default and
+# eight_paintings-small were distilled from
+SHIPPED["arbitrary-relu3_1"] = ZooModel(
+    "arbitrary-relu3_1", "arbitrary-relu3_1.pt", "arbitrary", "any style picture, moved at relu3_1 (AdaIN or WCT)"
 )
 SHIPPED["colorize"] = ZooModel("colorize", "colorize.pt", "pix2pix", "grayscale to colour")
 SHIPPED["teal_orange"] = ZooModel("teal_orange", "teal_orange.pt", "cyclegan", "photo to the teal-and-orange grade")
