@@ -40,10 +40,11 @@ def main() -> None:
     pictures = [(read_rgb(args.style_image), 1.0)] if args.style_image else None
 
     def stylizer(name: str) -> Stylizer:
-        arbitrary = load_model(name).family is Family.ARBITRARY
+        ckpt = load_model(name)  # read once: its family says whether it takes the picture
+        arbitrary = ckpt.family is Family.ARBITRARY
         if arbitrary and not pictures:
             parser.error(f"{name} is an arbitrary-style model: give --style-image")
-        return Stylizer.create(name, args.backend, "cpu", style_images=pictures if arbitrary else None)
+        return Stylizer.create(ckpt, args.backend, "cpu", style_images=pictures if arbitrary else None)
 
     stylizers = {name: stylizer(name) for name in args.models}
     for stylizer in stylizers.values():  # warm-up: sessions built, caches filled

@@ -5,9 +5,8 @@ run. `stylecast train --recipe NAME --data DIR [--styles DIR] --out CKPT` runs o
 A recipe names its trainer (fast, arbitrary, pix2pix, cyclegan), the paintings it learns from
 (found as `<painting>.jpg` in the styles folder), and its stages; a stage whose `init` is
 "previous stage" starts from the stage before it (an arbitrary stage's `encoder_from`: takes its
-encoder). A CycleGAN recipe may name a colour grade
-(`graded_domains`): its two domains are then made from the photos (training/grades.py). Only
-`--out` is written outside the run folder.
+encoder). A CycleGAN recipe may name a colour grade (`graded_domains`): its two domains are then
+made from the photos (training/grades.py). Only `--out` is written outside the run folder.
 """
 
 from __future__ import annotations
